@@ -1,0 +1,252 @@
+"""The `sla-monitor` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor.core.clock import Clock, FixedClock, SystemClock
+from monitor.core.db import ensure_schema, make_engine, session_scope, upgrade
+from monitor.core.errors import ConfigError, DomainError, InvalidInput
+from monitor.core.settings import Settings, get_settings
+from monitor.core.timeutil import parse_instant, show
+from monitor.sla.service import SlaContext, load_context
+
+app = typer.Typer(
+    help="SLA Monitor: fault tickets against the contract SLA.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
+calendar_app = typer.Typer(help="The official working-day calendar.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(audit_app, name="audit")
+
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Clock]]:
+    """Settings, a ready database and a clock, with domain errors turned into messages."""
+    try:
+        settings = get_settings()
+        engine = make_engine(settings.database_url)
+        ensure_schema(engine)
+        yield settings, engine, clock or SystemClock()
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
+        err.print("nothing was written", highlight=False)
+        raise typer.Exit(1) from None
+    except (DomainError, ConfigError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def unit_of_work(clock: Clock | None = None) -> Iterator[tuple[Session, SlaContext]]:
+    with runtime(clock) as (settings, engine, clk), session_scope(engine) as session:
+        yield session, load_context(session, settings, clk)
+
+
+def _actor_option() -> str:
+    return "cli"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    settings = get_settings()
+    make_engine(settings.database_url)  # creates the SQLite folder
+    upgrade(settings.database_url)
+    out.print("database schema is current")
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help=".json, .csv or .xlsx")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="check everything, write nothing")
+    ] = False,
+    actor: Annotated[
+        str, typer.Option("--as", help="who is importing (kept on every event)")
+    ] = "import",
+) -> None:
+    """Import tickets with their events; all or nothing, errors name the row and field."""
+    from monitor.tickets.importer import import_rows, read_rows
+    from monitor.tickets.service import Actor
+
+    class DryRun(Exception):
+        pass
+
+    summary = None
+    try:
+        with unit_of_work() as (session, ctx):
+            rows = read_rows(file)
+            progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+                disable=len(rows) < 50,
+            )
+            with progress:
+                task = progress.add_task(f"importing {file.name}", total=len(rows))
+                summary = import_rows(
+                    session,
+                    ctx,
+                    rows,
+                    Actor(actor, "admin", "import"),
+                    lambda n: progress.advance(task, n),
+                )
+            if dry_run:
+                raise DryRun
+    except DryRun:
+        pass
+    assert summary is not None
+    head = "dry run, nothing written: would import" if dry_run else "imported"
+    lines = summary.lines()
+    out.print(f"{head} {lines[0]}")
+    for line in lines[1:]:
+        out.print(f"  {line}")
+
+
+@tickets_app.command("show")
+def tickets_show(
+    ref: Annotated[str, typer.Argument(help="id, external id, or POOL:EXTERNAL_ID")],
+    format: Annotated[Format, typer.Option("--format")] = Format.text,
+) -> None:
+    """One ticket: its timeline, each target's state, and how each deadline was computed."""
+    from monitor.tickets.service import find_ticket, ticket_out
+
+    with unit_of_work() as (session, ctx):
+        ticket = find_ticket(session, ref)
+        data = ticket_out(session, ctx, ticket)
+    if format is Format.json:
+        sys.stdout.write(json.dumps(data.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    from monitor.tickets.render import ticket_text
+
+    out.print(ticket_text(data, ctx.tz), markup=False)
+
+
+@calendar_app.command("show")
+def calendar_show(year: int) -> None:
+    """Every day of YEAR that is not an ordinary weekday or weekend, with its source."""
+    with unit_of_work() as (_, ctx):
+        cal = ctx.calendar
+        if not cal.knows(year):
+            known = cal.known_years
+            raise fail(
+                f"the working-day calendar of {year} is not loaded (known: "
+                f"{known[0]}–{known[-1]}); load the official arrangement with "
+                "`sla-monitor calendar load FILE`"
+            )
+        arrangement = cal.arrangement(year)
+        out.print(f"{year}: {cal.workday_count(year)} working days; source: {arrangement.source}")
+        for day in cal.special_days(year):
+            kind = "working day" if day.workday else "day off"
+            out.print(f"  {day.describe()}  → {kind}  [{day.source}]", markup=False)
+
+
+@calendar_app.command("load")
+def calendar_load(
+    file: Path,
+    actor: Annotated[
+        str, typer.Option("--as", help="who loads it (kept in the audit log)")
+    ] = "admin",
+) -> None:
+    """Load official arrangements (a YAML file of years); the targets they affect are re-judged."""
+    from monitor.calendars.loader import read_calendar_file
+    from monitor.calendars.service import load_arrangements
+    from monitor.sla.rejudge import rejudge_for_years
+
+    with unit_of_work() as (session, ctx):
+        if not file.exists():
+            raise fail(f"{file}: file not found")
+        arrangements = read_calendar_file(file)
+        load_arrangements(session, arrangements, actor=actor, at=ctx.now(), file_name=file.name)
+        from monitor.calendars.service import current_calendar
+
+        ctx.calendar = current_calendar(session, ctx.settings.config_dir)
+        changed = rejudge_for_years(session, ctx, {a.year for a in arrangements})
+    for a in arrangements:
+        out.print(
+            f"loaded {a.year}: {len(a.holidays)} holiday dates, {len(a.workdays)} make-up "
+            f"working days ({a.source})"
+        )
+    out.print(f"re-judged {changed} tickets")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; name the first record that does not verify."""
+    from monitor.audit.service import verify
+
+    with runtime() as (_, engine, _clock), Session(engine) as session:
+        result = verify(session)
+    if not result.ok:
+        raise fail(
+            f"audit record {result.bad_seq} does not verify: {result.reason} "
+            f"({result.checked} records before it verified)"
+        )
+    out.print(f"audit log verified: {result.checked} records")
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """Load the demo year (2022, both pools) into an empty database."""
+    from monitor.demo.data import load_demo
+
+    with unit_of_work() as (session, ctx):
+        count = load_demo(session, ctx)
+    out.print(
+        f"loaded the demo year: {count} tickets"
+        if count
+        else "the database already holds tickets; demo data not loaded"
+    )
+
+
+def parse_now(value: str | None, settings: Settings) -> Clock:
+    if value is None:
+        return SystemClock()
+    try:
+        return FixedClock(parse_instant(value, settings.tz))
+    except ValueError as exc:
+        raise fail(f"--now: {exc}") from None
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+__all__ = ["UTC", "app", "datetime", "show"]

@@ -1,0 +1,62 @@
+"""Loading YAML configuration into pydantic models, with the path of any bad field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from monitor.core.errors import ConfigError, InvalidInput, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def loc_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as people write a path: events[0].at."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problems_of(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        problems.append(Problem(loc_path(loc), msg))
+    return problems
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate or raise InvalidInput naming every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_config(model: type[M], path: Path) -> M:
+    """A config file as a model, or ConfigError naming the file and each bad field."""
+    try:
+        return validate(model, read_yaml(path))
+    except InvalidInput as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems)
+        raise ConfigError(f"{path}: invalid\n{lines}") from None

@@ -1,0 +1,40 @@
+"""Every setting of the product, read from SLAMON_* environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built by `get_settings()` (never at import) so tests can make their own."""
+
+    model_config = SettingsConfigDict(env_prefix="SLAMON_", extra="ignore")
+
+    database_url: str = "sqlite:///var/sla-monitor.db"
+    config_dir: Path = Path("config")
+    evidence_dir: Path = Path("var/evidence")
+    timezone: str = "Asia/Shanghai"
+    # An event whose time lies further ahead of the server clock than this is refused.
+    future_tolerance_seconds: int = 300
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except Exception as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def get_settings() -> Settings:
+    return Settings()

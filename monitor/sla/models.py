@@ -1,0 +1,52 @@
+"""Stored SLA state: each ticket's targets as last judged, and every policy version seen."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from monitor.core.models_base import instant, text
+
+
+class TargetState(SQLModel, table=True):
+    """A ticket × target as last judged; rewritten in the same transaction as each event."""
+
+    __tablename__ = "target_states"
+    __table_args__ = (
+        sa.Index("ix_target_states_status_deadline", "status", "deadline"),
+        sa.Index("ix_target_states_status_risk_at", "status", "risk_at"),
+    )
+
+    ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
+    target: str = Field(max_length=64, primary_key=True)
+    name: str = Field(max_length=128)
+    severity: str = Field(max_length=32)
+    policy_version: str = Field(max_length=64)
+    status: str = Field(max_length=20)
+    start: datetime | None = instant(nullable=True)
+    deadline: datetime | None = instant(nullable=True)
+    stop: datetime | None = instant(nullable=True)
+    risk_at: datetime | None = instant(nullable=True)
+    elapsed_seconds: float | None = None
+    overrun_seconds: float | None = None
+    paused_seconds: float = 0.0
+    calendar: str = Field(max_length=16)
+    duration: str = Field(max_length=16)
+    unknown_year: int | None = None
+    explain: str = text()
+    judged_at: datetime = instant()
+
+
+class PolicyVersion(SQLModel, table=True):
+    """A policy as it was first seen; its version can never be given other content."""
+
+    __tablename__ = "policy_versions"
+
+    version: str = Field(max_length=64, primary_key=True)
+    effective_from: date
+    digest: str = Field(max_length=64)
+    body: dict[str, Any] = Field(sa_type=sa.JSON)
+    loaded_at: datetime = instant()

@@ -1,0 +1,201 @@
+"""What the SLA core needs from the outside world, and storing what it decides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from monitor.audit import service as audit
+from monitor.calendars.calendar import WorkCalendar
+from monitor.calendars.service import current_calendar
+from monitor.catalog.models import Catalog, load_catalog
+from monitor.core.clock import Clock
+from monitor.core.errors import ConfigError
+from monitor.core.settings import Settings
+from monitor.sla.models import PolicyVersion, TargetState
+from monitor.sla.policy import Policy, PolicySet, load_policy_file
+from monitor.sla.timer import Judgement, TimelineEvent, judge
+from monitor.tickets.models import Event, Ticket
+
+
+@dataclass
+class SlaContext:
+    """Catalog, policies, calendar and clock, loaded once per unit of work."""
+
+    settings: Settings
+    catalog: Catalog
+    policies: PolicySet
+    calendar: WorkCalendar
+    clock: Clock
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.settings.tz
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+def sync_policies(session: Session, settings: Settings, now: datetime) -> PolicySet:
+    """Store each configured policy version the first time it is seen; refuse silent edits."""
+    configured = load_policy_file(settings.config_dir).policies
+    stored = {p.version: p for p in session.exec(select(PolicyVersion)).all()}
+    for policy in configured:
+        body = policy.model_dump(mode="json")
+        digest = policy.digest()
+        row = stored.get(policy.version)
+        if row is not None and row.digest == digest:
+            continue
+        if row is not None:
+            used = session.exec(
+                select(sa.func.count())
+                .select_from(Ticket)
+                .where(Ticket.policy_version == policy.version)
+            ).one()
+            if used:
+                raise ConfigError(
+                    f"{settings.config_dir / 'sla.yaml'}: policy version {policy.version!r} "
+                    f"differs from the one {used} ticket(s) were judged by; add a new version "
+                    "with a later effective_from instead of editing it"
+                )
+            row.body, row.digest, row.effective_from = body, digest, policy.effective_from
+            action = "policy.changed"
+        else:
+            row = PolicyVersion(
+                version=policy.version,
+                effective_from=policy.effective_from,
+                digest=digest,
+                body=body,
+                loaded_at=now,
+            )
+            action = "policy.added"
+        session.add(row)
+        stored[policy.version] = row
+        audit.append(
+            session,
+            at=now,
+            actor="system",
+            action=action,
+            entity="policy",
+            entity_id=policy.version,
+            payload=body,
+        )
+    session.flush()
+    return PolicySet([Policy.model_validate(r.body) for r in stored.values()])
+
+
+def load_context(session: Session, settings: Settings, clock: Clock) -> SlaContext:
+    now = clock.now()
+    return SlaContext(
+        settings=settings,
+        catalog=load_catalog(settings.config_dir),
+        policies=sync_policies(session, settings, now),
+        calendar=current_calendar(session, settings.config_dir),
+        clock=clock,
+    )
+
+
+def timeline_of(events: Sequence[Event]) -> list[TimelineEvent]:
+    by_id = {e.id: e for e in events}
+    out = []
+    for e in events:
+        corrected = by_id.get(e.corrects_id) if e.corrects_id else None
+        out.append(
+            TimelineEvent(
+                seq=e.seq,
+                type=e.type,
+                at=e.occurred_at,
+                ref=f"#{e.seq}" + (f"({e.client_id})" if e.client_id else ""),
+                severity=e.severity,
+                corrects=corrected.seq if corrected else None,
+                reason=e.reason,
+            )
+        )
+    return out
+
+
+def ticket_events(session: Session, ticket_id: int) -> list[Event]:
+    return list(
+        session.exec(
+            select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.seq))
+        ).all()
+    )
+
+
+def judge_ticket(
+    ctx: SlaContext, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+) -> Judgement:
+    policy = ctx.policies.version(ticket.policy_version)
+    return judge(
+        timeline_of(events), ticket.severity, policy, ctx.calendar, now or ctx.now(), ctx.tz
+    )
+
+
+def store_judgement(
+    session: Session, ticket: Ticket, judgement: Judgement, now: datetime
+) -> list[TargetState]:
+    """Rewrite the ticket's target states and derived fields to match the judgement."""
+    assert ticket.id is not None
+    ticket_id = ticket.id
+    existing = {
+        s.target: s
+        for s in session.exec(select(TargetState).where(TargetState.ticket_id == ticket_id)).all()
+    }
+    keep = set()
+    states = []
+    for res in judgement.targets:
+        keep.add(res.target)
+        values: dict[str, Any] = {
+            "name": res.name,
+            "severity": judgement.severity,
+            "policy_version": ticket.policy_version,
+            "status": res.status,
+            "start": res.start,
+            "deadline": res.deadline,
+            "stop": res.stop,
+            "risk_at": res.risk_at,
+            "elapsed_seconds": _seconds(res.elapsed),
+            "overrun_seconds": _seconds(res.overrun),
+            "paused_seconds": res.paused.total_seconds(),
+            "calendar": res.calendar,
+            "duration": res.duration,
+            "unknown_year": res.unknown_year,
+            "explain": res.explain,
+            "judged_at": now,
+        }
+        state = existing.get(res.target)
+        if state is None:
+            state = TargetState(ticket_id=ticket_id, target=res.target, **values)
+        else:
+            for key, value in values.items():
+                setattr(state, key, value)
+        session.add(state)
+        states.append(state)
+    for target, state in existing.items():
+        if target not in keep:
+            session.delete(state)
+    ticket.current_severity = judgement.severity
+    ticket.status = judgement.status
+    session.add(ticket)
+    session.flush()
+    return states
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds()
+
+
+def rejudge(
+    session: Session, ctx: SlaContext, ticket: Ticket, now: datetime | None = None
+) -> Judgement:
+    now = now or ctx.now()
+    assert ticket.id is not None
+    judgement = judge_ticket(ctx, ticket, ticket_events(session, ticket.id), now)
+    store_judgement(session, ticket, judgement, now)
+    return judgement

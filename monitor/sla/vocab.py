@@ -1,0 +1,76 @@
+"""The words of the domain: event types, sources, roles, statuses."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+EventType = Literal[
+    "reported",
+    "acknowledged",
+    "arrived",
+    "user_notified",
+    "resolved",
+    "verified",
+    "report_submitted",
+    "severity_changed",
+    "paused",
+    "resumed",
+    "reopened",
+    "comment",
+    "evidence_added",
+    "correction",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+TicketSource = Literal["monitoring", "user_report", "inspection", "other"]
+TICKET_SOURCES: tuple[str, ...] = get_args(TicketSource)
+
+EventSource = Literal["operator", "supervisor", "system", "import"]
+
+Role = Literal["operator", "supervisor", "admin", "evaluator"]
+
+TargetStatus = Literal[
+    "not_started", "running", "at_risk", "met", "breached", "paused", "unknown_calendar"
+]
+
+TicketStatus = Literal["open", "resolved", "closed"]
+
+# Event types a clock may start or stop on.
+CLOCK_EVENTS = (
+    "reported",
+    "acknowledged",
+    "arrived",
+    "user_notified",
+    "resolved",
+    "verified",
+    "report_submitted",
+)
+# A later `reopened` clears these, and the last one counts.
+RESOLUTION_EVENTS = ("resolved", "verified")
+
+EVENT_LABELS = {
+    "reported": "报障",
+    "acknowledged": "响应",
+    "arrived": "到场",
+    "user_notified": "反馈用户",
+    "resolved": "解决",
+    "verified": "用户确认恢复",
+    "report_submitted": "提交故障分析报告",
+    "severity_changed": "变更严重程度",
+    "paused": "暂停",
+    "resumed": "恢复计时",
+    "reopened": "重新打开",
+    "comment": "备注",
+    "evidence_added": "补充佐证",
+    "correction": "更正",
+}
+
+STATUS_LABELS = {
+    "not_started": "未开始",
+    "running": "计时中",
+    "at_risk": "即将超时",
+    "met": "按时完成",
+    "breached": "超时",
+    "paused": "暂停中",
+    "unknown_calendar": "日历未知",
+}

@@ -1,0 +1,329 @@
+"""Importing tickets from JSON, CSV or XLSX: all or nothing, every error naming row and field."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from monitor.core.config_files import problems_of
+from monitor.core.errors import InvalidInput, Problem
+from monitor.sla.service import SlaContext
+from monitor.sla.vocab import CLOCK_EVENTS, EVENT_LABELS
+from monitor.tickets.models import Ticket
+from monitor.tickets.schemas import TicketIn
+from monitor.tickets.service import Actor, create_ticket
+
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("外部单号", "外部工单号", "工单号", "运营商工单号"),
+    "pool": ("资源池", "云平台"),
+    "severity": ("严重程度", "故障级别", "故障等级"),
+    "title": ("标题", "故障标题", "故障名称"),
+    "source": ("来源", "故障来源"),
+    "description": ("描述", "故障描述"),
+    "units": ("使用单位", "影响单位"),
+    "systems": ("业务系统", "影响系统"),
+}
+EVENT_ALIASES: dict[str, tuple[str, ...]] = {
+    "reported": ("报障时间", "发现时间", "reported_at"),
+    "acknowledged": ("响应时间", "acknowledged_at"),
+    "arrived": ("到场时间", "arrived_at"),
+    "user_notified": ("反馈用户时间", "通知用户时间", "user_notified_at"),
+    "resolved": ("解决时间", "恢复时间", "resolved_at"),
+    "verified": ("用户确认时间", "确认恢复时间", "verified_at"),
+    "report_submitted": ("报告提交时间", "分析报告提交时间", "report_submitted_at"),
+}
+SOURCE_ALIASES = {
+    "监控发现": "monitoring",
+    "监控": "monitoring",
+    "用户报障": "user_report",
+    "用户报告": "user_report",
+    "巡检": "inspection",
+    "巡检发现": "inspection",
+    "其他": "other",
+}
+LIST_SPLIT = re.compile(r"[,，、;；\n]+")
+
+
+def _header_map() -> dict[str, tuple[str, str]]:
+    """Normalised header -> (kind, name): kind is 'field' or 'event'."""
+    out: dict[str, tuple[str, str]] = {}
+    for name, aliases in FIELD_ALIASES.items():
+        for alias in (name, *aliases):
+            out[_norm(alias)] = ("field", name)
+    for name, aliases in EVENT_ALIASES.items():
+        for alias in (name, *aliases):
+            out[_norm(alias)] = ("event", name)
+    return out
+
+
+def _norm(header: str) -> str:
+    return re.sub(r"[\s_\-（）()]+", "", header).lower()
+
+
+@dataclass
+class SourceRow:
+    """One ticket as read from a file, with where it came from for error messages."""
+
+    label: str  # "tickets[3]" or "row 5"
+    data: Any
+    columns: dict[str, str] = field(default_factory=dict)  # field or events[k] -> header
+
+    def where(self, loc: str) -> str:
+        if not self.columns:
+            return f"{self.label}.{loc}" if loc else self.label
+        head = loc.split(".")[0]
+        column = self.columns.get(head) or self.columns.get(loc)
+        if column is None and head.startswith("events"):
+            column = self.columns.get(head.split("[")[0])
+        if column:
+            return f"{self.label}, column {column}"
+        return f"{self.label}, {loc}" if loc else self.label
+
+
+def read_json(path: Path) -> list[SourceRow]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput([Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
+        raise InvalidInput([Problem("tickets", 'the file must be an object {"tickets": [...]}')])
+    extra = sorted(set(data) - {"tickets"})
+    if extra:
+        raise InvalidInput([Problem(k, "unknown field") for k in extra])
+    return [SourceRow(f"tickets[{i}]", t) for i, t in enumerate(data["tickets"])]
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> list[SourceRow]:
+    known = _header_map()
+    columns: list[tuple[str, str, str] | None] = []
+    problems = []
+    for i, raw in enumerate(header):
+        name = _cell_text(raw)
+        if not name:
+            columns.append(None)
+            continue
+        kind = known.get(_norm(name))
+        if kind is None:
+            problems.append(
+                Problem(
+                    f"row 1, column {name}",
+                    "unknown column (known: " + ", ".join([*FIELD_ALIASES, *EVENT_ALIASES]) + ")",
+                )
+            )
+            columns.append(None)
+        else:
+            columns.append((kind[0], kind[1], name))
+        del i
+    names = [c[1] for c in columns if c]
+    for dup in sorted(n for n, k in Counter(names).items() if k > 1):
+        problems.append(Problem("row 1", f"two columns mean {dup}"))
+    if "reported" not in names:
+        problems.append(Problem("row 1", "no reported-time column (reported / 报障时间)"))
+    if problems:
+        raise InvalidInput(problems)
+    out = []
+    for number, values in rows:
+        if all(_cell_text(v) == "" for v in values):
+            continue
+        data: dict[str, Any] = {"events": []}
+        where: dict[str, str] = {}
+        for col, value in zip(columns, values, strict=False):
+            if col is None:
+                continue
+            kind, name, header_name = col
+            if kind == "event":
+                if isinstance(value, datetime) or _cell_text(value):
+                    if isinstance(value, date) and not isinstance(value, datetime):
+                        value = value.isoformat()
+                    where[f"events[{len(data['events'])}]"] = header_name
+                    data["events"].append(
+                        {
+                            "type": name,
+                            "at": value if isinstance(value, datetime) else _cell_text(value),
+                        }
+                    )
+                continue
+            text = _cell_text(value)
+            where[name] = header_name
+            if name in ("units", "systems"):
+                data[name] = [p.strip() for p in LIST_SPLIT.split(text) if p.strip()]
+            elif text or name in ("pool", "severity", "title"):
+                data[name] = text
+        where["events"] = next((c[2] for c in columns if c and c[1] == "reported"), "reported")
+        out.append(SourceRow(f"row {number}", data, where))
+    return out
+
+
+def read_csv(path: Path) -> list[SourceRow]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030")  # what Excel writes on Chinese Windows
+    reader = list(csv.reader(io.StringIO(text)))
+    if not reader:
+        raise InvalidInput([Problem("row 1", "the file is empty")])
+    return _table_rows(reader[0], ((n, r) for n, r in enumerate(reader[1:], start=2)))
+
+
+def read_xlsx(path: Path) -> list[SourceRow]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise InvalidInput([Problem(path.name, f"not a readable .xlsx file: {exc}")]) from None
+    sheet = book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        raise InvalidInput([Problem("row 1", "the sheet is empty")])
+    result = _table_rows(list(header), ((n, list(r)) for n, r in enumerate(rows, start=2)))
+    book.close()
+    return result
+
+
+READERS: dict[str, Callable[[Path], list[SourceRow]]] = {
+    ".json": read_json,
+    ".csv": read_csv,
+    ".xlsx": read_xlsx,
+}
+
+
+def read_rows(path: Path) -> list[SourceRow]:
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InvalidInput(
+            [Problem(str(path.name), "unsupported file type; use .json, .csv or .xlsx")]
+        )
+    if not path.exists():
+        raise InvalidInput([Problem(str(path), "file not found")])
+    return reader(path)
+
+
+def _aliases(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
+    pools: dict[str, str] = {}
+    for pool in ctx.catalog.pools:
+        pools[pool.id] = pool.id
+        pools[pool.name] = pool.id
+        pools[pool.name.split(" ")[0].split("(")[0].strip()] = pool.id
+    severities: dict[str, str] = {}
+    for policy in ctx.policies.policies:
+        for sid, sev in policy.severities.items():
+            severities[sid] = sid
+            severities[sev.name] = sid
+            severities[sev.name.split(" ")[0].split("(")[0].strip()] = sid
+    return pools, severities
+
+
+def parse_rows(rows: list[SourceRow], ctx: SlaContext) -> list[tuple[SourceRow, TicketIn]]:
+    """Validate the shape of every row; InvalidInput lists every problem of every row."""
+    pools, severities = _aliases(ctx)
+    parsed, problems = [], []
+    for row in rows:
+        data = row.data
+        if row.columns and isinstance(data, dict):
+            data = dict(data)
+            for key, table in (
+                ("pool", pools),
+                ("severity", severities),
+                ("source", SOURCE_ALIASES),
+            ):
+                if isinstance(data.get(key), str):
+                    data[key] = table.get(data[key], data[key])
+        try:
+            parsed.append((row, TicketIn.model_validate(data)))
+        except ValidationError as exc:
+            problems += [Problem(row.where(p.loc), p.msg) for p in problems_of(exc)]
+    if problems:
+        raise InvalidInput(problems)
+    return parsed
+
+
+@dataclass
+class ImportSummary:
+    tickets: int = 0
+    events: int = 0
+    by_pool: Counter[str] = field(default_factory=Counter)
+    by_severity: Counter[str] = field(default_factory=Counter)
+    targets: Counter[str] = field(default_factory=Counter)
+    created: list[Ticket] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.tickets} tickets with {self.events} events"]
+        out.append("by pool: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_pool.items())))
+        out.append(
+            "by severity: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_severity.items()))
+        )
+        out.append("targets: " + ", ".join(f"{k} {v}" for k, v in sorted(self.targets.items())))
+        return out
+
+
+def import_rows(
+    session: Session,
+    ctx: SlaContext,
+    rows: list[SourceRow],
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back)."""
+    from monitor.sla.models import TargetState
+
+    parsed = parse_rows(rows, ctx)
+    taken: set[tuple[str, str]] = set()
+    summary = ImportSummary()
+    problems: list[Problem] = []
+    for row, ticket_in in parsed:
+        try:
+            ticket = create_ticket(session, ctx, ticket_in, actor, taken=taken)
+        except InvalidInput as exc:
+            problems += [Problem(row.where(p.loc), p.msg) for p in exc.problems]
+        else:
+            summary.tickets += 1
+            summary.events += len(ticket_in.events)
+            summary.by_pool[ticket.pool] += 1
+            summary.by_severity[ticket.severity] += 1
+            summary.created.append(ticket)
+        if progress:
+            progress(1)
+    if problems:
+        raise InvalidInput(problems)
+    from sqlmodel import col, select
+
+    ids = [t.id for t in summary.created]
+    for chunk in range(0, len(ids), 500):
+        for state in session.exec(
+            select(TargetState).where(col(TargetState.ticket_id).in_(ids[chunk : chunk + 500]))
+        ).all():
+            summary.targets[state.status] += 1
+    return summary
+
+
+def template_headers() -> list[str]:
+    """The Chinese headers of a spreadsheet template."""
+    fields = ["external_id", "pool", "severity", "title", "source"]
+    return [FIELD_ALIASES[f][0] for f in fields] + [
+        EVENT_ALIASES[e][0] for e in CLOCK_EVENTS if e in EVENT_ALIASES
+    ]
+
+
+__all__ = ["EVENT_LABELS", "ImportSummary", "import_rows", "parse_rows", "read_rows"]

@@ -1,0 +1,151 @@
+"""What clients send and receive: the import format's field names, for files and the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from monitor.sla.vocab import EventType, TicketSource
+
+
+# Accepts a time with or without an offset, so not JSON Schema's strict date-time format.
+LocalTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {"type": "string", "examples": ["2022-08-10T11:41:00+08:00", "2022-08-10 11:41"]}
+    ),
+]
+
+
+def _reject_bare_date(value: Any) -> Any:
+    if isinstance(value, str) and len(value.strip()) <= 10:
+        raise ValueError(f"{value!r} is not a time of day: write e.g. 2022-08-10T11:41:00+08:00")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("write the time as ISO 8601 text, not a number")
+    return value
+
+
+class EventIn(BaseModel):
+    """One timeline event as a client states it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the client's own id, unique within the ticket",
+    )
+    type: EventType
+    at: LocalTime = Field(
+        description="when it happened, ISO 8601; without an offset it is read in the configured "
+        "zone (for a correction: the corrected time)"
+    )
+    note: str = Field(default="", max_length=10000)
+    evidence: list[str] = Field(default=[], description="links or uploaded evidence ids")
+    severity: str | None = Field(default=None, description="severity_changed: the new severity")
+    corrects: str | None = Field(default=None, description="correction: id of the corrected event")
+    reason: str | None = Field(default=None, max_length=2000, description="correction: why")
+
+    _at_text = field_validator("at", mode="before")(_reject_bare_date)
+
+    @model_validator(mode="after")
+    def _type_fields(self) -> EventIn:
+        if self.type == "severity_changed" and not self.severity:
+            raise ValueError("severity: a severity_changed event needs the new severity")
+        if self.type != "severity_changed" and self.severity is not None:
+            raise ValueError("severity: only a severity_changed event carries a severity")
+        if self.type == "correction":
+            if not self.corrects:
+                raise ValueError("corrects: a correction names the id of the event it corrects")
+            if not (self.reason and self.reason.strip()):
+                raise ValueError("reason: a correction needs a reason")
+        elif self.corrects is not None:
+            raise ValueError("corrects: only a correction event names an event to correct")
+        return self
+
+
+class TicketIn(BaseModel):
+    """A ticket with its events, as imported or posted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="the operator's own ticket number"
+    )
+    pool: str
+    severity: str = Field(description="the severity the ticket was reported with")
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=20000)
+    source: TicketSource = "other"
+    units: list[str] = Field(default=[], description="affected user units (id or name)")
+    systems: list[str] = Field(default=[], description="affected business systems (id or name)")
+    events: list[EventIn] = Field(min_length=1)
+
+
+class ImportFile(BaseModel):
+    """The JSON import file."""
+
+    model_config = ConfigDict(extra="forbid")
+    tickets: list[TicketIn]
+
+
+class EventOut(BaseModel):
+    id: str
+    seq: int
+    type: str
+    at: str
+    recorded_at: str
+    actor: str
+    role: str
+    source: str
+    note: str
+    evidence: list[Any]
+    severity: str | None = None
+    corrects: str | None = None
+    reason: str | None = None
+    corrected_at: str | None = Field(default=None, description="the time after corrections")
+
+
+class TargetOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    start: str | None
+    deadline: str | None
+    stop: str | None
+    elapsed_seconds: float | None
+    overrun_seconds: float | None
+    paused_seconds: float
+    calendar: str
+    duration: str
+    explain: str
+
+
+class TicketOut(BaseModel):
+    id: int
+    external_id: str | None
+    pool: str
+    severity: str
+    current_severity: str
+    title: str
+    description: str
+    source: str
+    units: list[str]
+    systems: list[str]
+    status: str
+    policy_version: str
+    reported_at: str
+    created_at: str
+    updated_at: str
+    events: list[EventOut]
+    targets: list[TargetOut]

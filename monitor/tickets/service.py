@@ -1,0 +1,541 @@
+"""Writing tickets and events: validate everything, write nothing on error, judge in the same
+transaction as the write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from monitor.audit import service as audit
+from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
+from monitor.core.timeutil import iso, show
+from monitor.sla.models import TargetState
+from monitor.sla.policy import Policy
+from monitor.sla.service import SlaContext, rejudge, ticket_events, timeline_of
+from monitor.sla.timer import TimelineEvent, apply_corrections
+from monitor.tickets.models import Event, Ticket
+from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who writes: a name, a role, where the write comes from, and the pool it is limited to."""
+
+    name: str
+    role: str
+    source: str
+    pool: str | None = None
+
+
+SYSTEM = Actor("system", "admin", "system")
+
+
+def as_utc(at: datetime, ctx: SlaContext) -> datetime:
+    """A time without an offset is read in the configured zone."""
+    return (at.replace(tzinfo=ctx.tz) if at.tzinfo is None else at).astimezone(UTC)
+
+
+def _resolve_names(
+    values: Sequence[str], known: dict[str, str], field: str, what: str
+) -> tuple[list[str], list[Problem]]:
+    out, problems = [], []
+    for i, value in enumerate(values):
+        key = known.get(value.strip())
+        if key is None:
+            problems.append(Problem(f"{field}[{i}]", f"unknown {what} {value!r}"))
+        else:
+            out.append(key)
+    return out, problems
+
+
+def _lookup(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
+    units = {u.id: u.id for u in ctx.catalog.units} | {u.name: u.id for u in ctx.catalog.units}
+    systems = {s.id: s.id for s in ctx.catalog.systems} | {
+        s.name: s.id for s in ctx.catalog.systems
+    }
+    return units, systems
+
+
+def _future_problem(at: datetime, ctx: SlaContext, loc: str) -> Problem | None:
+    limit = ctx.now() + timedelta(seconds=ctx.settings.future_tolerance_seconds)
+    if at > limit:
+        return Problem(
+            loc,
+            f"{show(at, ctx.tz)} is in the future (the server's time is {show(ctx.now(), ctx.tz)})",
+        )
+    return None
+
+
+def _event_problems(ev: EventIn, loc: str, ctx: SlaContext, policy: Policy | None) -> list[Problem]:
+    problems = []
+    future = _future_problem(as_utc(ev.at, ctx), ctx, f"{loc}.at")
+    if future:
+        problems.append(future)
+    if ev.type == "severity_changed" and policy and ev.severity not in policy.severities:
+        problems.append(
+            Problem(
+                f"{loc}.severity",
+                f"unknown severity {ev.severity!r} (known: {', '.join(policy.severities)})",
+            )
+        )
+    return problems
+
+
+def _order_problems(
+    timeline: list[TimelineEvent], locs: dict[int, str], ctx: SlaContext
+) -> list[Problem]:
+    """No event may come before the ticket's reported event (after corrections)."""
+    effective = apply_corrections(timeline)
+    reported = [x for x in effective if x.type == "reported"]
+    if not reported:
+        return []
+    start = reported[0].at
+    problems = []
+    for x in effective:
+        if x.at >= start or x.type == "reported":
+            continue
+        blame = x.corrections[-1].seq if x.corrections else x.event.seq
+        if blame in locs:
+            what = f"event {x.event.ref or x.event.seq} ({x.type})"
+            problems.append(
+                Problem(
+                    f"{locs[blame]}.at",
+                    f"{what} at {show(x.at, ctx.tz)} is before the ticket's "
+                    f"reported time {show(start, ctx.tz)}",
+                )
+            )
+        else:
+            # An existing event now lies before a corrected reported time: blame that correction.
+            blame = reported[0].corrections[-1].seq if reported[0].corrections else blame
+            if blame in locs:
+                problems.append(
+                    Problem(
+                        f"{locs[blame]}.at",
+                        f"correcting reported to {show(start, ctx.tz)} would put "
+                        f"event {x.event.ref} ({x.type}, {show(x.at, ctx.tz)}) "
+                        "before it",
+                    )
+                )
+    return problems
+
+
+def _candidate_events(
+    events: Sequence[EventIn],
+    first_seq: int,
+    existing: Sequence[Event],
+    ctx: SlaContext,
+    prefix: str,
+) -> tuple[list[TimelineEvent], dict[int, str], list[Problem]]:
+    """The timeline the new events would make, checking ids and correction targets."""
+    problems: list[Problem] = []
+    timeline = timeline_of(existing)
+    ids: dict[str, TimelineEvent] = {}
+    for old, tl in zip(existing, timeline, strict=True):
+        ids[str(old.seq)] = tl
+        ids[f"#{old.seq}"] = tl
+        if old.client_id:
+            ids[old.client_id] = tl
+    client_ids = {e.client_id for e in existing if e.client_id}
+    locs: dict[int, str] = {}
+    for i, ev in enumerate(events):
+        seq = first_seq + i
+        loc = f"{prefix}[{i}]" if prefix else ""
+        locs[seq] = loc or "event"
+        where = f"{loc}." if loc else ""
+        if ev.id is not None:
+            if ev.id in client_ids:
+                problems.append(
+                    Problem(f"{where}id", f"event id {ev.id!r} is already used in this ticket")
+                )
+            client_ids.add(ev.id)
+        corrects = None
+        if ev.type == "correction":
+            target = ids.get(ev.corrects or "")
+            if target is None:
+                problems.append(
+                    Problem(
+                        f"{where}corrects", f"no event {ev.corrects!r} in this ticket to correct"
+                    )
+                )
+            elif target.type == "correction":
+                problems.append(
+                    Problem(
+                        f"{where}corrects",
+                        "a correction cannot be corrected; correct the original event again",
+                    )
+                )
+            else:
+                corrects = target.seq
+        tl = TimelineEvent(
+            seq=seq,
+            type=ev.type,
+            at=as_utc(ev.at, ctx),
+            ref=f"#{seq}" + (f"({ev.id})" if ev.id else ""),
+            severity=ev.severity,
+            corrects=corrects,
+            reason=ev.reason,
+        )
+        timeline.append(tl)
+        ids[str(seq)] = tl
+        ids[f"#{seq}"] = tl
+        if ev.id:
+            ids[ev.id] = tl
+    return timeline, locs, problems
+
+
+def check_new_ticket(
+    session: Session,
+    ctx: SlaContext,
+    data: TicketIn,
+    actor: Actor,
+    taken: set[tuple[str, str]] | None = None,
+) -> tuple[Policy | None, list[Problem]]:
+    """Every problem with a new ticket (locations relative to the ticket); writes nothing."""
+    problems: list[Problem] = []
+    if ctx.catalog.pool(data.pool) is None:
+        problems.append(
+            Problem(
+                "pool", f"unknown pool {data.pool!r} (known: {', '.join(ctx.catalog.pool_ids)})"
+            )
+        )
+    elif actor.pool is not None and data.pool != actor.pool:
+        problems.append(
+            Problem("pool", f"an operator of {actor.pool} cannot write tickets of {data.pool}")
+        )
+    if data.external_id is not None:
+        key = (data.pool, data.external_id)
+        if taken is not None and key in taken:
+            problems.append(
+                Problem(
+                    "external_id",
+                    f"{data.external_id!r} appears twice for {data.pool} in this input",
+                )
+            )
+        elif (
+            session.exec(
+                select(Ticket.id).where(
+                    Ticket.pool == data.pool, Ticket.external_id == data.external_id
+                )
+            ).first()
+            is not None
+        ):
+            problems.append(
+                Problem(
+                    "external_id",
+                    f"{data.pool} already has a ticket with external_id {data.external_id!r}",
+                )
+            )
+        if taken is not None:
+            taken.add(key)
+    units, systems = _lookup(ctx)
+    problems += _resolve_names(data.units, units, "units", "user unit")[1]
+    problems += _resolve_names(data.systems, systems, "systems", "business system")[1]
+
+    reported = [i for i, e in enumerate(data.events) if e.type == "reported"]
+    policy = None
+    if len(reported) != 1:
+        problems.append(
+            Problem("events", f"a ticket needs exactly one reported event (found {len(reported)})")
+        )
+    else:
+        reported_at = as_utc(data.events[reported[0]].at, ctx)
+        on = reported_at.astimezone(ctx.tz).date()
+        policy = ctx.policies.in_force(on)
+        if policy is None:
+            problems.append(
+                Problem(
+                    f"events[{reported[0]}].at", f"no SLA policy is in force on {on.isoformat()}"
+                )
+            )
+        elif data.severity not in policy.severities:
+            problems.append(
+                Problem(
+                    "severity",
+                    f"unknown severity {data.severity!r} (known: {', '.join(policy.severities)})",
+                )
+            )
+    for i, ev in enumerate(data.events):
+        problems += _event_problems(ev, f"events[{i}]", ctx, policy)
+    timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
+    problems += id_problems
+    problems += _order_problems(timeline, locs, ctx)
+    return policy, problems
+
+
+def _insert_event(
+    session: Session,
+    ticket: Ticket,
+    seq: int,
+    ev: EventIn,
+    tl: TimelineEvent,
+    actor: Actor,
+    recorded_at: datetime,
+    by_seq: dict[int, Event],
+) -> Event:
+    assert ticket.id is not None
+    corrected = by_seq.get(tl.corrects) if tl.corrects is not None else None
+    row = Event(
+        ticket_id=ticket.id,
+        seq=seq,
+        client_id=ev.id,
+        type=ev.type,
+        occurred_at=tl.at,
+        recorded_at=recorded_at,
+        actor=actor.name,
+        actor_role=actor.role,
+        source=actor.source,
+        note=ev.note,
+        evidence=list(ev.evidence),
+        severity=ev.severity,
+        corrects_id=corrected.id if corrected else None,
+        reason=ev.reason,
+    )
+    session.add(row)
+    session.flush()
+    by_seq[seq] = row
+    audit.append(
+        session,
+        at=recorded_at,
+        actor=actor.name,
+        action="event.recorded",
+        entity="ticket",
+        entity_id=str(ticket.id),
+        payload={
+            "pool": ticket.pool,
+            "external_id": ticket.external_id,
+            "seq": seq,
+            "event_id": ev.id,
+            "type": ev.type,
+            "at": tl.at.isoformat(),
+            "recorded_at": recorded_at.isoformat(),
+            "source": actor.source,
+            "role": actor.role,
+            "severity": ev.severity,
+            "corrects": corrected.seq if corrected else None,
+            "reason": ev.reason,
+            "note": ev.note,
+            "evidence": list(ev.evidence),
+        },
+    )
+    return row
+
+
+def create_ticket(
+    session: Session,
+    ctx: SlaContext,
+    data: TicketIn,
+    actor: Actor,
+    *,
+    recorded_at: Sequence[datetime] | None = None,
+    taken: set[tuple[str, str]] | None = None,
+) -> Ticket:
+    """Create a ticket with its events and judged targets, or raise InvalidInput."""
+    policy, problems = check_new_ticket(session, ctx, data, actor, taken)
+    if problems:
+        raise InvalidInput(problems)
+    assert policy is not None
+    now = ctx.now()
+    units, systems = _lookup(ctx)
+    timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
+    reported = next(t for t in timeline if t.type == "reported")
+    ticket = Ticket(
+        pool=data.pool,
+        external_id=data.external_id,
+        severity=data.severity,
+        current_severity=data.severity,
+        title=data.title,
+        description=data.description,
+        source=data.source,
+        units=_resolve_names(data.units, units, "units", "")[0],
+        systems=_resolve_names(data.systems, systems, "systems", "")[0],
+        policy_version=policy.version,
+        status="open",
+        reported_at=reported.at,
+        created_at=now,
+        updated_at=now,
+        created_by=actor.name,
+    )
+    session.add(ticket)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor.name,
+        action="ticket.created",
+        entity="ticket",
+        entity_id=str(ticket.id),
+        payload={
+            "pool": ticket.pool,
+            "external_id": ticket.external_id,
+            "severity": ticket.severity,
+            "title": ticket.title,
+            "source": ticket.source,
+            "policy_version": ticket.policy_version,
+            "units": ticket.units,
+            "systems": ticket.systems,
+        },
+    )
+    by_seq: dict[int, Event] = {}
+    for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
+        at = recorded_at[i] if recorded_at is not None else now
+        _insert_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)
+    _refresh(session, ctx, ticket, now)
+    return ticket
+
+
+def add_event(
+    session: Session,
+    ctx: SlaContext,
+    ticket: Ticket,
+    data: EventIn,
+    actor: Actor,
+    *,
+    recorded_at: datetime | None = None,
+) -> Event:
+    """Append one event and re-judge the ticket, or raise InvalidInput naming the field."""
+    if actor.pool is not None and ticket.pool != actor.pool:
+        raise TicketNotFound(f"ticket {ticket.id} not found")
+    assert ticket.id is not None
+    # Lock the ticket so two writers append one after the other, never with the same seq.
+    session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
+    existing = ticket_events(session, ticket.id)
+    policy = ctx.policies.version(ticket.policy_version)
+    problems = _event_problems(data, "", ctx, policy)
+    problems = [Problem(p.loc.lstrip("."), p.msg) for p in problems]
+    if data.type == "reported":
+        problems.append(
+            Problem(
+                "type",
+                "the ticket is already reported; to fix its time, send "
+                "a correction naming the reported event",
+            )
+        )
+    seq = (existing[-1].seq if existing else 0) + 1
+    timeline, _, id_problems = _candidate_events([data], seq, existing, ctx, "")
+    problems += id_problems
+    problems += [
+        Problem(p.loc.removeprefix("event."), p.msg)
+        for p in _order_problems(timeline, {seq: "event"}, ctx)
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    now = ctx.now()
+    by_seq = {e.seq: e for e in existing}
+    row = _insert_event(session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq)
+    _refresh(session, ctx, ticket, now)
+    return row
+
+
+def _refresh(session: Session, ctx: SlaContext, ticket: Ticket, now: datetime) -> None:
+    assert ticket.id is not None
+    effective = apply_corrections(timeline_of(ticket_events(session, ticket.id)))
+    ticket.reported_at = next(x.at for x in effective if x.type == "reported")
+    ticket.updated_at = now
+    rejudge(session, ctx, ticket, now)
+
+
+def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
+    """A ticket by id, external id, or POOL:EXTERNAL_ID; another pool's is not found."""
+    ref = ref.strip()
+    query = select(Ticket)
+    if pool is not None:
+        query = query.where(Ticket.pool == pool)
+    found: Sequence[Ticket] = []
+    if ref.isdigit():
+        found = session.exec(query.where(Ticket.id == int(ref))).all()
+    if not found:
+        ref_pool, _, ext = ref.partition(":")
+        if ext and ref_pool:
+            found = session.exec(
+                query.where(Ticket.pool == ref_pool, Ticket.external_id == ext)
+            ).all()
+        if not found:
+            found = session.exec(query.where(Ticket.external_id == ref)).all()
+    if not found:
+        raise TicketNotFound(f"no ticket {ref!r}")
+    if len(found) > 1:
+        names = ", ".join(f"{t.pool}:{t.external_id}" for t in found)
+        raise NotFound(f"{ref!r} names several tickets ({names}); write POOL:EXTERNAL_ID")
+    return found[0]
+
+
+def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
+    assert ticket.id is not None
+    events = ticket_events(session, ticket.id)
+    by_id = {e.id: e for e in events}
+    effective = {x.event.seq: x.at for x in apply_corrections(timeline_of(events))}
+    states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
+    order = {
+        t.id: i
+        for i, t in enumerate(
+            ctx.policies.version(ticket.policy_version).severities[ticket.current_severity].targets
+        )
+    }
+    tz = ctx.tz
+
+    def event_id(e: Event) -> str:
+        return e.client_id or str(e.seq)
+
+    return TicketOut(
+        id=ticket.id,
+        external_id=ticket.external_id,
+        pool=ticket.pool,
+        severity=ticket.severity,
+        current_severity=ticket.current_severity,
+        title=ticket.title,
+        description=ticket.description,
+        source=ticket.source,
+        units=ticket.units,
+        systems=ticket.systems,
+        status=ticket.status,
+        policy_version=ticket.policy_version,
+        reported_at=iso(ticket.reported_at, tz) or "",
+        created_at=iso(ticket.created_at, tz) or "",
+        updated_at=iso(ticket.updated_at, tz) or "",
+        events=[
+            EventOut(
+                id=event_id(e),
+                seq=e.seq,
+                type=e.type,
+                at=iso(e.occurred_at, tz) or "",
+                recorded_at=iso(e.recorded_at, tz) or "",
+                actor=e.actor,
+                role=e.actor_role,
+                source=e.source,
+                note=e.note,
+                evidence=e.evidence,
+                severity=e.severity,
+                corrects=event_id(by_id[e.corrects_id]) if e.corrects_id in by_id else None,
+                reason=e.reason,
+                corrected_at=iso(effective[e.seq], tz)
+                if e.seq in effective and effective[e.seq] != e.occurred_at
+                else None,
+            )
+            for e in events
+        ],
+        targets=[
+            TargetOut(
+                id=s.target,
+                name=s.name,
+                status=s.status,
+                start=iso(s.start, tz),
+                deadline=iso(s.deadline, tz),
+                stop=iso(s.stop, tz),
+                elapsed_seconds=s.elapsed_seconds,
+                overrun_seconds=s.overrun_seconds,
+                paused_seconds=s.paused_seconds,
+                calendar=s.calendar,
+                duration=s.duration,
+                explain=s.explain,
+            )
+            for s in sorted(states, key=lambda s: order.get(s.target, 99))
+        ],
+    )
+
+
+def count_tickets(session: Session) -> int:
+    return session.exec(select(sa.func.count()).select_from(Ticket)).one()
