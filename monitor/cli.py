@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.core.clock import Clock, FixedClock, SystemClock
-from monitor.core.db import ensure_schema, make_engine, session_scope, upgrade
+from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope, upgrade
 from monitor.core.errors import ConfigError, DomainError, InvalidInput
 from monitor.core.settings import Settings, get_settings
 from monitor.core.timeutil import parse_instant, show
@@ -42,7 +42,7 @@ err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
 
@@ -212,7 +212,7 @@ def audit_verify() -> None:
     """Recompute the audit log's hash chain; name the first record that does not verify."""
     from monitor.audit.service import verify
 
-    with runtime() as (_, engine, _clock), Session(engine) as session:
+    with runtime() as (_, engine, _clock), read_scope(engine) as session:
         result = verify(session)
     if not result.ok:
         raise fail(

@@ -1,4 +1,4 @@
-"""Writes the JSON Schemas in schemas/ from the models (`make schemas`); a test keeps them current."""
+"""Writes schemas/*.json from the models (`make schemas`); a test keeps them current."""
 
 from __future__ import annotations
 

@@ -6,13 +6,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
+from monitor.core.timeutil import utc
 
 GENESIS = "0" * 64
 # Any constant: on PostgreSQL this advisory lock serializes appends to the chain.
@@ -64,7 +65,7 @@ def append(
     seq = head.seq + 1 if head else 1
     prev = head.hash if head else GENESIS
     payload = json.loads(canonical(payload))  # exactly what the database will hand back
-    at = at.astimezone(UTC)
+    at = utc(at)
     record = AuditRecord(
         seq=seq,
         at=at,

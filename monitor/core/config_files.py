@@ -31,6 +31,8 @@ def problems_of(exc: ValidationError) -> list[Problem]:
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if err["type"].startswith(("datetime", "date")) and isinstance(err.get("input"), str):
+            msg = f"time {err['input']!r} does not parse: {msg}"
         problems.append(Problem(loc_path(loc), msg))
     return problems
 

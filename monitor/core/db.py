@@ -74,8 +74,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # Take the write lock up front so two writers queue instead of failing mid-way.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Take the write lock up front so two writers queue instead of failing mid-way;
+        # readers (see `read_scope`) begin deferred and never block writers.
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -88,6 +90,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A read-only transaction that takes no write lock (on SQLite it begins deferred)."""
+    with Session(engine.execution_options(readonly=True)) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def alembic_config(url: str) -> Any:

@@ -169,7 +169,9 @@ def seed_incident(ctx: SlaContext) -> Draft:
         "severity": "major",
         "title": "重要业务系统异常",
         "source": "user_report",
-        "description": "08-10 11:41 客服收到重要业务系统出现异常情况；08-17至08-19 客户验证业务已恢复正常。",
+        "description": (
+            "08-10 11:41 客服收到重要业务系统出现异常情况；08-17至08-19 客户验证业务已恢复正常。"
+        ),
         "units": ["samr", "rsj"],
         "systems": ["samr-supervise", "rsj-social"],
         "events": events,

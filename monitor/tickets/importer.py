@@ -121,8 +121,8 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
         if not name:
             columns.append(None)
             continue
-        kind = known.get(_norm(name))
-        if kind is None:
+        meaning = known.get(_norm(name))
+        if meaning is None:
             problems.append(
                 Problem(
                     f"row 1, column {name}",
@@ -131,7 +131,7 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
             )
             columns.append(None)
         else:
-            columns.append((kind[0], kind[1], name))
+            columns.append((meaning[0], meaning[1], name))
         del i
     names = [c[1] for c in columns if c]
     for dup in sorted(n for n, k in Counter(names).items() if k > 1):
@@ -235,8 +235,10 @@ def _aliases(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
     return pools, severities
 
 
-def parse_rows(rows: list[SourceRow], ctx: SlaContext) -> list[tuple[SourceRow, TicketIn]]:
-    """Validate the shape of every row; InvalidInput lists every problem of every row."""
+def parse_rows(
+    rows: list[SourceRow], ctx: SlaContext
+) -> tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]:
+    """The rows whose shape is valid, and every problem of the others."""
     pools, severities = _aliases(ctx)
     parsed, problems = [], []
     for row in rows:
@@ -254,9 +256,7 @@ def parse_rows(rows: list[SourceRow], ctx: SlaContext) -> list[tuple[SourceRow, 
             parsed.append((row, TicketIn.model_validate(data)))
         except ValidationError as exc:
             problems += [Problem(row.where(p.loc), p.msg) for p in problems_of(exc)]
-    if problems:
-        raise InvalidInput(problems)
-    return parsed
+    return parsed, problems
 
 
 @dataclass
@@ -288,10 +288,9 @@ def import_rows(
     """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back)."""
     from monitor.sla.models import TargetState
 
-    parsed = parse_rows(rows, ctx)
+    parsed, problems = parse_rows(rows, ctx)
     taken: set[tuple[str, str]] = set()
     summary = ImportSummary()
-    problems: list[Problem] = []
     for row, ticket_in in parsed:
         try:
             ticket = create_ticket(session, ctx, ticket_in, actor, taken=taken)
@@ -306,6 +305,8 @@ def import_rows(
         if progress:
             progress(1)
     if problems:
+        order = {row.label: i for i, row in enumerate(rows)}
+        problems.sort(key=lambda p: order.get(p.loc.split(",")[0].split(".")[0], 0))
         raise InvalidInput(problems)
     from sqlmodel import col, select
 

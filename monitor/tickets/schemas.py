@@ -16,7 +16,6 @@ from pydantic import (
 
 from monitor.sla.vocab import EventType, TicketSource
 
-
 # Accepts a time with or without an offset, so not JSON Schema's strict date-time format.
 LocalTime = Annotated[
     datetime,

@@ -1,0 +1,86 @@
+"""Schema and storage guarantees on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor.audit.models import AuditRecord
+from monitor.audit.service import append, verify
+from monitor.calendars.models import CalendarLoad
+from monitor.core.db import alembic_config, ensure_schema, make_engine, read_scope
+
+
+def test_the_models_and_the_migrations_agree(db_url: str) -> None:
+    # alembic check raises when autogenerate would produce a new migration.
+    command.check(alembic_config(db_url))
+
+
+def test_instants_come_back_aware_utc(session: Session) -> None:
+    at = datetime(2022, 8, 10, 11, 41, tzinfo=timezone(timedelta(hours=8)))
+    append(session, at=at, actor="t", action="test", entity="x", entity_id=1, payload={})
+    session.commit()
+    row = session.exec(select(AuditRecord)).one()
+    assert row.at == at
+    assert row.at.tzinfo is not None and row.at.utcoffset() == timedelta(0)
+
+
+def test_naive_instants_are_refused_by_the_column_type(session: Session) -> None:
+    naive = datetime(2022, 1, 1)  # noqa: DTZ001
+    session.add(CalendarLoad(year=2027, source="x", body={}, loaded_at=naive, loaded_by="t"))
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        session.flush()
+
+
+def test_a_reader_does_not_block_a_writer(engine: Engine) -> None:
+    with read_scope(engine) as reader:
+        assert verify(reader).ok
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM audit_log"))
+
+
+def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/x.db")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    engine = make_engine(url)
+    ensure_schema(engine)
+    assert "tickets" in sa.inspect(engine).get_table_names()
+    command.downgrade(alembic_config(url), "base")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE unrelated (x int)")
+    with pytest.raises(RuntimeError, match="sla-monitor db upgrade"):
+        ensure_schema(engine)
+
+
+def test_audit_chain_verifies_and_names_a_tampered_record(engine: Engine, session: Session) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        append(
+            session,
+            at=now,
+            actor="t",
+            action="test",
+            entity="x",
+            entity_id=i,
+            payload={"n": i, "text": "重大故障"},
+        )
+    session.commit()
+    assert verify(session).ok and verify(session).checked == 3
+    session.rollback()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
+    result = verify(session)
+    assert result.bad_seq == 2 and not result.ok

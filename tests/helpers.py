@@ -1,0 +1,88 @@
+"""Small builders for test data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from monitor.calendars.calendar import WorkCalendar, build_calendar, package_arrangements
+from monitor.sla.policy import Policy
+from monitor.sla.service import SlaContext
+from monitor.tickets.models import Event, Ticket
+from monitor.tickets.schemas import EventIn, TicketIn
+from monitor.tickets.service import Actor, add_event, create_ticket
+
+SH = ZoneInfo("Asia/Shanghai")
+OPERATOR2 = Actor("ctgd-ops", "operator", "operator", "pool2")
+ADMIN = Actor("admin", "admin", "operator")
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SH)  # type: ignore[misc]
+
+
+def make_ticket_in(
+    events: Sequence[tuple[str, datetime | str]] | Sequence[dict[str, Any]],
+    *,
+    severity: str = "major",
+    pool: str = "pool2",
+    external_id: str | None = "EX-0001",
+    **extra: Any,
+) -> TicketIn:
+    evs = [e if isinstance(e, dict) else {"type": e[0], "at": e[1]} for e in events]
+    return TicketIn.model_validate(
+        {
+            "external_id": external_id,
+            "pool": pool,
+            "severity": severity,
+            "title": extra.pop("title", "重要业务系统异常"),
+            "source": "user_report",
+            "events": evs,
+            **extra,
+        }
+    )
+
+
+def make_ticket(
+    session: Session, ctx: SlaContext, events: Any, actor: Actor = ADMIN, **kw: Any
+) -> Ticket:
+    ticket = create_ticket(session, ctx, make_ticket_in(events, **kw), actor)
+    session.commit()
+    return ticket
+
+
+def post_event(
+    session: Session, ctx: SlaContext, ticket: Ticket, actor: Actor = ADMIN, **fields: Any
+) -> Event:
+    event = add_event(session, ctx, ticket, EventIn.model_validate(fields), actor)
+    session.commit()
+    return event
+
+
+def counts(session: Session) -> tuple[int, int]:
+    from monitor.audit.models import AuditRecord
+
+    return (
+        len(session.exec(select(Ticket)).all()) + len(session.exec(select(Event)).all()),
+        len(session.exec(select(AuditRecord)).all()),
+    )
+
+
+def official() -> WorkCalendar:
+    return build_calendar(package_arrangements())
+
+
+def policy(
+    targets: list[dict[str, Any]], severity: str = "major", effective_from: date = date(2019, 1, 1)
+) -> Policy:
+    return Policy.model_validate(
+        {
+            "version": "test",
+            "effective_from": effective_from,
+            "severities": {severity: {"name": severity, "targets": targets}},
+        }
+    )

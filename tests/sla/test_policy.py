@@ -1,0 +1,97 @@
+"""Policy files: refused at start with the path of the bad field; versions never rewritten."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from monitor.core.clock import FixedClock
+from monitor.core.errors import ConfigError
+from monitor.core.settings import Settings
+from monitor.sla.service import SlaContext, load_context
+from tests.conftest import CONFIG
+from tests.helpers import make_ticket
+
+
+def config_copy(tmp_path: Path, sla: str) -> Path:
+    folder = tmp_path / "config"
+    shutil.copytree(CONFIG, folder)
+    (folder / "sla.yaml").write_text(sla, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (
+            ("duration: 30m", "duration: half an hour"),
+            "policies[0].severities.major.targets[0].duration",
+        ),
+        (("stop: arrived", "stop: teleported"), "policies[0].severities.major.targets[0].stop"),
+        (
+            ("duration: 3d, calendar: cn_workdays", "duration: 72h, calendar: cn_workdays"),
+            "policies[0].severities.major.targets[2]",
+        ),
+        (
+            (
+                "warn_at: 0.8, pausable: false}\n      significant",
+                "warn_at: 1.5, pausable: false}\n      significant",
+            ),
+            "policies[0].severities.major.targets[2].warn_at",
+        ),
+    ],
+)
+def test_a_bad_policy_file_is_refused_with_the_path_of_the_bad_field(
+    session: Session, clock: FixedClock, tmp_path: Path, edit: tuple[str, str], path: str
+) -> None:
+    text = (CONFIG / "sla.yaml").read_text(encoding="utf-8")
+    assert edit[0] in text
+    folder = config_copy(tmp_path, text.replace(edit[0], edit[1], 1))
+    with pytest.raises(ConfigError) as exc:
+        load_context(session, Settings(config_dir=folder), clock)
+    assert path in str(exc.value)
+    assert "sla.yaml" in str(exc.value)
+
+
+def test_a_used_policy_version_cannot_be_edited_in_place(
+    session: Session, ctx: SlaContext, settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    make_ticket(session, ctx, [("reported", "2022-08-10T11:41:00+08:00")])
+    text = (CONFIG / "sla.yaml").read_text(encoding="utf-8").replace("duration: 2h", "duration: 3h")
+    folder = config_copy(tmp_path, text)
+    with pytest.raises(ConfigError, match="add a new version"):
+        load_context(session, settings.model_copy(update={"config_dir": folder}), clock)
+
+
+def test_a_new_version_applies_only_to_tickets_reported_after_it(
+    session: Session, ctx: SlaContext, settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    old = make_ticket(
+        session,
+        ctx,
+        [("reported", "2024-03-01T09:00:00+08:00"), ("resolved", "2024-03-01T11:30:00+08:00")],
+    )
+    text = (CONFIG / "sla.yaml").read_text(encoding="utf-8")
+    body = text.split("policies:\n", 1)[1]
+    newer = (
+        body.replace("contract-2019", "contract-2025")
+        .replace("effective_from: 2019-01-01", "effective_from: 2025-01-01")
+        .replace("duration: 2h", "duration: 3h")
+    )
+    folder = config_copy(tmp_path, "policies:\n" + body + newer)
+    ctx2 = load_context(session, settings.model_copy(update={"config_dir": folder}), clock)
+    new = make_ticket(
+        session,
+        ctx2,
+        [("reported", "2025-03-01T09:00:00+08:00"), ("resolved", "2025-03-01T11:30:00+08:00")],
+        external_id="EX-2",
+    )
+    assert old.policy_version == "contract-2019"
+    assert new.policy_version == "contract-2025"
+    from monitor.tickets.service import ticket_out
+
+    assert ticket_out(session, ctx2, old).targets[1].status == "breached"
+    assert ticket_out(session, ctx2, new).targets[1].status == "met"

@@ -1,0 +1,134 @@
+"""The command line as a user types it, against a real database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from tests.conftest import CONFIG
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SLAMON_DATABASE_URL", db_url)
+    monkeypatch.setenv("SLAMON_CONFIG_DIR", str(CONFIG))
+    return db_url
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write_import(tmp_path: Path, tickets: list[dict[str, object]]) -> Path:
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"tickets": tickets}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+TICKET = {
+    "external_id": "EX-0001",
+    "pool": "pool2",
+    "severity": "major",
+    "title": "重要业务系统异常",
+    "source": "user_report",
+    "events": [
+        {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+        {"type": "arrived", "at": "2022-08-10T12:05:00+08:00"},
+        {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
+        {"type": "report_submitted", "at": "2022-08-29T10:00:00+08:00"},
+    ],
+}
+
+
+def test_import_then_show_as_json_and_text(env: str, tmp_path: Path) -> None:
+    code, out, err = invoke("import", str(write_import(tmp_path, [TICKET])))
+    assert code == 0, err
+    assert "imported 1 tickets with 4 events" in out
+    code, out, _ = invoke("tickets", "show", "EX-0001", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [(t["id"], t["status"]) for t in data["targets"]] == [
+        ("arrival", "met"),
+        ("resolution", "breached"),
+        ("report", "breached"),
+    ]
+    assert data["targets"][1]["deadline"] == "2022-08-10T13:41:00+08:00"
+    code, out, _ = invoke("tickets", "show", "EX-0001")
+    assert "超出 7天4小时19分" in out
+    assert "2022-08-22" in out
+
+
+def test_dry_run_writes_nothing(env: str, tmp_path: Path) -> None:
+    code, out, _ = invoke("import", str(write_import(tmp_path, [TICKET])), "--dry-run")
+    assert code == 0 and "nothing written" in out
+    code, _, err = invoke("tickets", "show", "EX-0001")
+    assert code == 1 and "no ticket 'EX-0001'" in err
+
+
+def test_a_bad_import_names_the_field_and_exits_non_zero(env: str, tmp_path: Path) -> None:
+    bad = dict(TICKET, pool="pool3")
+    code, _, err = invoke("import", str(write_import(tmp_path, [TICKET, bad])))
+    assert code == 1
+    assert "tickets[1].pool: unknown pool 'pool3'" in err
+    assert "nothing was written" in err
+    assert invoke("tickets", "show", "EX-0001")[0] == 1
+
+
+def test_calendar_show_and_load(env: str, tmp_path: Path) -> None:
+    code, out, _ = invoke("calendar", "show", "2024")
+    assert code == 0
+    assert "2024-02-04(周日) 调休上班" in out and "working day" in out
+    code, _, err = invoke("calendar", "show", "2027")
+    assert code == 1 and "2027 is not loaded" in err
+    path = tmp_path / "2027.yaml"
+    path.write_text(
+        "years:\n  2027:\n    source: 国务院办公厅通知\n    holidays:\n"
+        "      - {name: 元旦, date: 2027-01-01}\n    workdays:\n"
+        "      - {name: 春节调休, date: 2027-02-14}\n",
+        encoding="utf-8",
+    )
+    code, out, err = invoke("calendar", "load", str(path), "--as", "zsj-admin")
+    assert code == 0, err
+    code, out, _ = invoke("calendar", "show", "2027")
+    assert "2027-02-14(周日) 调休上班" in out and "国务院办公厅通知" in out
+    code, out, _ = invoke("audit", "verify")
+    assert code == 0 and "verified" in out
+
+
+def test_a_working_day_deadline_is_shown_in_local_time(env: str, tmp_path: Path) -> None:
+    ticket = {
+        "external_id": "Y-1",
+        "pool": "pool1",
+        "severity": "major",
+        "title": "x",
+        "events": [
+            {"type": "reported", "at": "2026-11-27T09:00:00+08:00"},
+            {"type": "resolved", "at": "2026-11-27T10:00:00+08:00"},
+        ],
+    }
+    assert invoke("import", str(write_import(tmp_path, [ticket])))[0] == 0
+    # 11-27 is a Friday: three working days run to 12-02, all in 2026 — known.
+    _, out, _ = invoke("tickets", "show", "Y-1", "--format", "json")
+    assert json.loads(out)["targets"][2]["deadline"].startswith("2026-12-02T23:59:59")
+
+
+def test_an_impossible_calendar_file_is_refused(env: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "years:\n  2027:\n    workdays:\n      - {date: 2027-02-15}\n", encoding="utf-8"
+    )
+    code, _, err = invoke("calendar", "load", str(path))
+    assert code == 1 and "years.2027" in err and "not a weekend day" in err
+    assert invoke("calendar", "show", "2027")[0] == 1
+
+
+def test_db_upgrade_is_idempotent(env: str) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    assert invoke("db", "upgrade")[0] == 0

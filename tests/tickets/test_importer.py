@@ -1,0 +1,200 @@
+"""Importing JSON, CSV and XLSX: all or nothing, errors naming the row and field."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlmodel import Session
+
+from monitor.core.errors import InvalidInput
+from monitor.sla.service import SlaContext
+from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.service import Actor, find_ticket, ticket_out
+from tests.helpers import counts, local
+
+IMPORTER = Actor("import", "admin", "import")
+SPEC_EXAMPLE = {
+    "tickets": [
+        {
+            "external_id": "EX-0001",
+            "pool": "pool2",
+            "severity": "major",
+            "title": "重要业务系统异常",
+            "source": "user_report",
+            "events": [
+                {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+                {"type": "arrived", "at": "2022-08-10T12:05:00+08:00"},
+                {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
+                {"type": "report_submitted", "at": "2022-08-29T10:00:00+08:00"},
+            ],
+        }
+    ]
+}
+HEADER = (
+    "外部单号,资源池,严重程度,标题,来源,"
+    "报障时间,响应时间,到场时间,解决时间,用户确认时间,报告提交时间\n"
+)
+
+
+def run(session: Session, ctx: SlaContext, path: Path) -> object:
+    summary = import_rows(session, ctx, read_rows(path), IMPORTER)
+    session.commit()
+    return summary
+
+
+def refused(session: Session, ctx: SlaContext, path: Path) -> list[str]:
+    before = counts(session)
+    with pytest.raises(InvalidInput) as exc:
+        import_rows(session, ctx, read_rows(path), IMPORTER)
+    session.rollback()
+    assert counts(session) == before, "a refused import wrote something"
+    return [str(p) for p in exc.value.problems]
+
+
+def test_the_specification_example_imports(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(SPEC_EXAMPLE, ensure_ascii=False), encoding="utf-8")
+    run(session, ctx, path)
+    out = ticket_out(session, ctx, find_ticket(session, "EX-0001"))
+    assert {t.id: t.status for t in out.targets} == {
+        "arrival": "met",
+        "resolution": "breached",
+        "report": "breached",
+    }
+    assert all(e.source == "import" for e in out.events)
+
+
+def test_a_csv_with_chinese_headers_and_names_imports(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER + "YY-1,政务一云,一般故障,云硬盘挂载失败,用户报障,2022-05-06 09:00,"
+        "2022-05-06 09:10,,2022-05-06 12:00,,\n"
+        + "DX-2,pool2,major,核心交换机故障,monitoring,2022-05-07 09:00,,"
+        "2022-05-07 09:20,2022-05-07 10:30,2022-05-07 11:00,2022-05-09 10:00\n",
+        encoding="utf-8-sig",
+    )
+    run(session, ctx, path)
+    general = ticket_out(session, ctx, find_ticket(session, "YY-1"))
+    assert general.pool == "pool1" and general.severity == "general"
+    assert general.source == "user_report"
+    assert {t.id: t.status for t in general.targets} == {"response": "met", "resolution": "met"}
+    major = ticket_out(session, ctx, find_ticket(session, "DX-2"))
+    assert [e.type for e in major.events] == [
+        "reported",
+        "arrived",
+        "resolved",
+        "verified",
+        "report_submitted",
+    ]
+    assert major.status == "closed"
+
+
+def test_a_csv_saved_by_excel_in_gb18030_imports(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(
+        (HEADER + "YY-9,政务一云,设备异常,硬盘预警,巡检,2022-05-06 09:00,,,,,\n").encode("gb18030")
+    )
+    run(session, ctx, path)
+    assert find_ticket(session, "YY-9").severity == "anomaly"
+
+
+def test_an_xlsx_with_real_date_cells_imports(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["external_id", "pool", "severity", "title", "reported", "arrived", "解决时间"])
+    sheet.append(
+        [
+            "X-1",
+            "pool2",
+            "重大故障",
+            "存储故障",
+            datetime(2022, 8, 10, 11, 41),  # noqa: DTZ001
+            datetime(2022, 8, 10, 12, 5),  # noqa: DTZ001
+            "2022-08-10 13:00",
+        ]
+    )
+    path = tmp_path / "t.xlsx"
+    book.save(path)
+    run(session, ctx, path)
+    ticket = find_ticket(session, "X-1")
+    assert ticket.reported_at == local(2022, 8, 10, 11, 41)
+    out = ticket_out(session, ctx, ticket)
+    assert {t.id: t.status for t in out.targets}["resolution"] == "met"
+
+
+def test_one_bad_row_refuses_the_whole_file_naming_row_and_column(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER
+        + "A-1,pool1,general,好的,other,2022-05-06 09:00,,,,,\n"
+        + "A-2,pool1,general,坏的,other,2022-05-06 09:00,,2022-13-45 10:00,,,\n"
+        + "A-3,pool7,general,坏的,other,2022-05-06 09:00,,,,,\n"
+        + "A-1,pool1,general,重复,other,2022-05-06 09:00,,,,,\n",
+        encoding="utf-8",
+    )
+    problems = refused(session, ctx, path)
+    assert any(p.startswith("row 3, column 到场时间") for p in problems), problems
+    assert any(p.startswith("row 4, column 资源池") and "pool7" in p for p in problems), problems
+    assert any(p.startswith("row 5, column 外部单号") and "twice" in p for p in problems), problems
+
+
+def test_an_unknown_column_is_refused(session: Session, ctx: SlaContext, tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "external_id,pool,severity,title,reported,颜色\nA,pool1,general,t,2022-05-06 09:00,红\n",
+        encoding="utf-8",
+    )
+    assert any("column 颜色" in p for p in refused(session, ctx, path))
+
+
+def test_json_errors_name_the_ticket_and_field(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    bad = json.loads(json.dumps(SPEC_EXAMPLE))
+    bad["tickets"].append(json.loads(json.dumps(bad["tickets"][0])))
+    bad["tickets"][1]["external_id"] = "EX-0002"
+    bad["tickets"][1]["events"][1]["at"] = "yesterday"
+    bad["tickets"][1]["events"][2]["type"] = "fixed"
+    bad["tickets"][1]["recorded_at"] = "2022-01-01T00:00:00Z"
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    problems = refused(session, ctx, path)
+    assert any(p.startswith("tickets[1].events[1].at") for p in problems), problems
+    assert any(p.startswith("tickets[1].events[2].type") for p in problems), problems
+    assert any(p.startswith("tickets[1].recorded_at") for p in problems), problems
+
+
+def test_a_duplicate_of_a_stored_ticket_is_refused(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(SPEC_EXAMPLE), encoding="utf-8")
+    run(session, ctx, path)
+    problems = refused(session, ctx, path)
+    assert problems == [
+        "tickets[0].external_id: pool2 already has a ticket with external_id 'EX-0001'"
+    ]
+
+
+def test_unsupported_and_broken_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="unsupported file type"):
+        read_rows(tmp_path / "t.txt")
+    broken = tmp_path / "t.json"
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        read_rows(broken)

@@ -1,0 +1,236 @@
+"""Writing tickets and events through the service layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from monitor.audit.service import verify
+from monitor.core.errors import InvalidInput, TicketNotFound
+from monitor.sla.models import TargetState
+from monitor.sla.service import SlaContext
+from monitor.tickets.models import Event
+from monitor.tickets.service import create_ticket, find_ticket, ticket_out
+from tests.conftest import NOW
+from tests.helpers import (
+    OPERATOR2,
+    counts,
+    local,
+    make_ticket,
+    make_ticket_in,
+    post_event,
+)
+
+SEED = [
+    ("reported", "2022-08-10T11:41:00+08:00"),
+    ("arrived", "2022-08-10T12:05:00+08:00"),
+    ("resolved", "2022-08-17T18:00:00+08:00"),
+    ("report_submitted", "2022-08-29T10:00:00+08:00"),
+]
+
+
+def states(session: Session, ticket_id: int) -> dict[str, TargetState]:
+    return {
+        s.target: s
+        for s in session.exec(select(TargetState).where(TargetState.ticket_id == ticket_id)).all()
+    }
+
+
+def test_a_ticket_is_stored_with_its_events_and_judged_targets(
+    session: Session, ctx: SlaContext
+) -> None:
+    ticket = make_ticket(session, ctx, SEED)
+    assert ticket.id is not None
+    got = states(session, ticket.id)
+    assert {k: v.status for k, v in got.items()} == {
+        "arrival": "met",
+        "resolution": "breached",
+        "report": "breached",
+    }
+    assert got["resolution"].deadline == local(2022, 8, 10, 13, 41)
+    assert got["resolution"].deadline.tzinfo is not None
+    assert ticket.policy_version == "contract-2019"
+    assert ticket.reported_at == local(2022, 8, 10, 11, 41)
+    events = session.exec(select(Event).where(Event.ticket_id == ticket.id)).all()
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert all(e.recorded_at == NOW for e in events)
+    assert verify(session).ok
+
+
+def test_a_time_without_offset_is_read_in_the_configured_zone(
+    session: Session, ctx: SlaContext
+) -> None:
+    ticket = make_ticket(session, ctx, [("reported", "2022-08-10 11:41")])
+    assert ticket.reported_at == local(2022, 8, 10, 11, 41)
+
+
+def test_events_appended_later_rejudge_in_the_same_transaction(
+    session: Session, ctx: SlaContext
+) -> None:
+    ticket = make_ticket(session, ctx, [("reported", "2026-11-28T13:40:00+08:00")])
+    assert ticket.id is not None
+    assert states(session, ticket.id)["arrival"].status == "running"
+    post_event(session, ctx, ticket, type="arrived", at="2026-11-28T13:55:00+08:00")
+    assert states(session, ticket.id)["arrival"].status == "met"
+    assert ticket.status == "open"
+    post_event(session, ctx, ticket, type="resolved", at="2026-11-28T13:58:00+08:00")
+    post_event(session, ctx, ticket, type="verified", at="2026-11-28T13:59:00+08:00")
+    assert ticket.status == "closed"
+
+
+def test_a_correction_moves_the_clock_and_keeps_the_original(
+    session: Session, ctx: SlaContext
+) -> None:
+    ticket = make_ticket(
+        session,
+        ctx,
+        [
+            {"id": "r", "type": "reported", "at": "2022-03-01T09:00:00+08:00"},
+            {"id": "a", "type": "arrived", "at": "2022-03-01T09:50:00+08:00"},
+        ],
+    )
+    assert ticket.id is not None
+    assert states(session, ticket.id)["arrival"].status == "breached"
+    post_event(
+        session,
+        ctx,
+        ticket,
+        type="correction",
+        corrects="a",
+        at="2022-03-01T09:20:00+08:00",
+        reason="按现场签到单更正",
+    )
+    assert states(session, ticket.id)["arrival"].status == "met"
+    out = ticket_out(session, ctx, ticket)
+    arrived = next(e for e in out.events if e.id == "a")
+    assert arrived.at.startswith("2022-03-01T09:50")
+    assert arrived.corrected_at is not None and arrived.corrected_at.startswith("2022-03-01T09:20")
+    assert out.events[-1].corrects == "a"
+
+
+def test_json_shape_of_targets(session: Session, ctx: SlaContext) -> None:
+    ticket = make_ticket(session, ctx, SEED)
+    out = ticket_out(session, ctx, ticket).model_dump(mode="json")
+    first = out["targets"][0]
+    assert [t["id"] for t in out["targets"]] == ["arrival", "resolution", "report"]
+    assert set(first) >= {"id", "status", "start", "deadline", "stop", "explain"}
+    assert first["deadline"] == "2022-08-10T12:11:00+08:00"
+
+
+def test_find_by_id_external_id_or_pool_and_external_id(session: Session, ctx: SlaContext) -> None:
+    ticket = make_ticket(session, ctx, SEED)
+    assert find_ticket(session, str(ticket.id)).id == ticket.id
+    assert find_ticket(session, "EX-0001").id == ticket.id
+    assert find_ticket(session, "pool2:EX-0001").id == ticket.id
+    with pytest.raises(TicketNotFound):
+        find_ticket(session, "EX-0001", pool="pool1")
+
+
+# Refusals: each names the field and writes nothing -------------------------------------
+
+REFUSALS = [
+    ({"pool": "pool9"}, SEED, "pool", "unknown pool 'pool9'"),
+    ({"severity": "catastrophic"}, SEED, "severity", "unknown severity 'catastrophic'"),
+    (
+        {},
+        [("reported", "2022-08-10T11:41:00+08:00"), ("arrived", "2022-08-10T11:00:00+08:00")],
+        "events[1].at",
+        "before the ticket's reported time",
+    ),
+    ({}, [("reported", "2026-11-28T14:10:00+08:00")], "events[0].at", "in the future"),
+    ({}, [("arrived", "2022-08-10T12:05:00+08:00")], "events", "exactly one reported"),
+    (
+        {},
+        [
+            {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+            {
+                "type": "correction",
+                "corrects": "nope",
+                "at": "2022-08-10T11:41:00+08:00",
+                "reason": "x",
+            },
+        ],
+        "events[1].corrects",
+        "no event 'nope'",
+    ),
+    ({"units": ["不存在的单位"]}, SEED, "units[0]", "unknown user unit"),
+]
+
+
+@pytest.mark.parametrize(("fields", "evs", "loc", "message"), REFUSALS)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    session: Session,
+    ctx: SlaContext,
+    fields: dict[str, object],
+    evs: list[object],
+    loc: str,
+    message: str,
+) -> None:
+    before = counts(session)
+    with pytest.raises(InvalidInput) as exc:
+        create_ticket(session, ctx, make_ticket_in(evs, **fields), OPERATOR2)
+    session.rollback()
+    assert any(p.loc == loc and message in p.msg for p in exc.value.problems), exc.value.problems
+    assert counts(session) == before
+
+
+def test_a_duplicate_external_id_in_the_same_pool_is_refused(
+    session: Session, ctx: SlaContext
+) -> None:
+    make_ticket(session, ctx, SEED)
+    before = counts(session)
+    with pytest.raises(InvalidInput) as exc:
+        create_ticket(session, ctx, make_ticket_in(SEED), OPERATOR2)
+    session.rollback()
+    assert exc.value.problems[0].loc == "external_id"
+    assert counts(session) == before
+    # The same number in the other pool is another operator's ticket.
+    make_ticket(session, ctx, SEED, pool="pool1")
+
+
+def test_an_operator_cannot_write_another_pool(session: Session, ctx: SlaContext) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        create_ticket(session, ctx, make_ticket_in(SEED, pool="pool1"), OPERATOR2)
+    assert exc.value.problems[0].loc == "pool"
+
+
+EVENT_REFUSALS = [
+    ({"type": "arrived", "at": "2022-08-10T11:00:00+08:00"}, "at", "before the ticket's reported"),
+    ({"type": "arrived", "at": "2026-11-28T14:06:00+08:00"}, "at", "in the future"),
+    (
+        {"type": "correction", "corrects": "99", "at": "2022-08-10T12:00:00+08:00", "reason": "x"},
+        "corrects",
+        "no event '99'",
+    ),
+    (
+        {"type": "correction", "corrects": "1", "at": "2022-08-10T12:30:00+08:00", "reason": "x"},
+        "at",
+        "would put event",
+    ),
+    ({"type": "reported", "at": "2022-08-10T12:00:00+08:00"}, "type", "already reported"),
+    (
+        {"type": "severity_changed", "severity": "nope", "at": "2022-08-10T12:00:00+08:00"},
+        "severity",
+        "unknown severity",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "loc", "message"), EVENT_REFUSALS)
+def test_bad_events_are_refused_naming_the_field(
+    session: Session, ctx: SlaContext, fields: dict[str, str], loc: str, message: str
+) -> None:
+    ticket = make_ticket(session, ctx, SEED)
+    before = counts(session)
+    with pytest.raises(InvalidInput) as exc:
+        post_event(session, ctx, ticket, **fields)
+    session.rollback()
+    assert any(p.loc == loc and message in p.msg for p in exc.value.problems), exc.value.problems
+    assert counts(session) == before
+
+
+def test_future_tolerance_is_five_minutes(session: Session, ctx: SlaContext) -> None:
+    at = (NOW + timedelta(minutes=4, seconds=59)).isoformat()
+    make_ticket(session, ctx, [("reported", at)])
