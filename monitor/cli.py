@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +32,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 calendar_app = typer.Typer(help="The official working-day calendar.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+breaches_app = typer.Typer(help="Breaches and the supervisor's review.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for the supervision unit.", no_args_is_help=True)
+app.add_typer(breaches_app, name="breaches")
+app.add_typer(report_app, name="report")
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(calendar_app, name="calendar")
@@ -236,17 +239,190 @@ def demo_cmd() -> None:
     )
 
 
-def parse_now(value: str | None, settings: Settings) -> Clock:
+def parse_time_option(name: str, value: str | None) -> Clock:
+    """A clock fixed at an --now/--as-of time, or the system clock."""
     if value is None:
         return SystemClock()
     try:
-        return FixedClock(parse_instant(value, settings.tz))
+        return FixedClock(parse_instant(value, get_settings().tz))
     except ValueError as exc:
-        raise fail(f"--now: {exc}") from None
+        raise fail(f"{name}: {exc}") from None
+
+
+@app.command("check")
+def check_cmd(
+    now: Annotated[
+        str | None, typer.Option("--now", help="judge at this instant (replays)")
+    ] = None,
+) -> None:
+    """Run one detection sweep and print what changed."""
+    from monitor.scheduler.runner import JOBS, count, record_success
+
+    clock = parse_time_option("--now", now)
+    with unit_of_work(clock) as (session, ctx):
+        changes = JOBS["detect_breaches"].func(session, ctx)
+        findings = JOBS["refresh_findings"].func(session, ctx)
+        record_success(session, "detect_breaches", "cli", ctx.now(), count(changes))
+    for change in changes:
+        out.print(str(change), markup=False)
+    out.print(
+        f"sweep at {show(clock.now(), ctx.tz)}: {len(changes)} target(s) changed; "
+        f"{findings} open ticket(s) re-checked for findings"
+    )
+
+
+@breaches_app.command("list")
+def breaches_list(
+    pending: Annotated[bool, typer.Option("--pending", help="only those not yet reviewed")] = False,
+    year: Annotated[int | None, typer.Option("--year", help="tickets reported in YEAR")] = None,
+    pool: Annotated[str | None, typer.Option("--pool")] = None,
+) -> None:
+    """Breaches still standing, with their review state."""
+    from monitor.breaches.service import list_breaches
+
+    with unit_of_work() as (session, ctx):
+        rows = list_breaches(session, pending=pending, year=year, pool=pool, tz=ctx.tz)
+    for row in rows:
+        b, t = row.breach, row.ticket
+        out.print(
+            f"{b.id:>6}  {t.pool}  {t.external_id or t.id}  {b.severity}/{b.target}  "
+            f"deadline {show(b.deadline, ctx.tz)}  detected {show(b.detected_at, ctx.tz)}  "
+            f"{b.review}",
+            markup=False,
+        )
+    out.print(f"{len(rows)} breach(es)")
+
+
+@breaches_app.command("review")
+def breaches_review(
+    breach_id: Annotated[int, typer.Argument(metavar="ID")],
+    confirm: Annotated[bool, typer.Option("--confirm")] = False,
+    waive: Annotated[bool, typer.Option("--waive")] = False,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    reviewer: Annotated[str, typer.Option("--as", help="the reviewer's name")] = "",
+) -> None:
+    """Confirm a breach, or waive it with a reason; a later review supersedes, both are kept."""
+    from monitor.breaches.service import get_breach, review_breach
+
+    if confirm == waive:
+        raise fail("give exactly one of --confirm or --waive")
+    with unit_of_work() as (session, ctx):
+        breach = get_breach(session, breach_id)
+        review = review_breach(
+            session, breach, "confirmed" if confirm else "waived", reason, reviewer, ctx.now()
+        )
+    out.print(
+        f"breach {breach_id}: {review.decision} by {review.reviewer}"
+        + (f" (supersedes review {review.supersedes_id})" if review.supersedes_id else "")
+    )
+
+
+@app.command("findings")
+def findings_cmd(
+    open_only: Annotated[bool, typer.Option("--open", help="only open findings")] = False,
+) -> None:
+    """Data-quality findings for the supervisor."""
+    from monitor.breaches.findings import KINDS, list_findings
+
+    with unit_of_work() as (session, ctx):
+        rows = list_findings(session, open_only=open_only)
+    for f in rows:
+        state = "open" if f.closed_at is None else f"closed {show(f.closed_at, ctx.tz)}"
+        out.print(
+            f"{f.id:>6}  {f.kind} ({KINDS.get(f.kind, '')})  ticket {f.ticket_id or '—'}  "
+            f"{state}\n        {f.detail}",
+            markup=False,
+        )
+    out.print(f"{len(rows)} finding(s)")
+
+
+class ScoreFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+@app.command("score")
+def score_cmd(
+    year: Annotated[int, typer.Option("--year")],
+    format: Annotated[ScoreFormat, typer.Option("--format")] = ScoreFormat.json,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write here, not stdout")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="judge only what was recorded by then")
+    ] = None,
+) -> None:
+    """The year-end scoring feed."""
+    from monitor.scoring.exporters import to_csv, to_json, write_xlsx
+    from monitor.scoring.feed import scoring_feed
+
+    if format is ScoreFormat.xlsx and out_file is None:
+        raise fail("--format xlsx needs --out FILE")
+    clock = parse_time_option("--as-of", as_of)
+    with (
+        unit_of_work() as (session, ctx),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task(f"scoring {year}", total=None)
+        feed = scoring_feed(
+            session,
+            ctx,
+            year,
+            clock.now(),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if format is ScoreFormat.xlsx:
+        assert out_file is not None
+        write_xlsx(feed, out_file)
+        out.print(f"wrote {out_file}")
+        return
+    text = to_json(feed) if format is ScoreFormat.json else to_csv(feed)
+    if out_file is not None:
+        out_file.write_text(text, encoding="utf-8")
+        out.print(f"wrote {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+class ReportFormat(StrEnum):
+    md = "md"
+    xlsx = "xlsx"
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.md,
+    out_file: Annotated[Path | None, typer.Option("--out")] = None,
+) -> None:
+    """The supervision unit's monthly report, every figure recomputed from raw events."""
+    from monitor.reports.monthly import monthly_report, to_markdown, write_xlsx
+
+    try:
+        year, mon = (int(x) for x in month.split("-"))
+        if not 1 <= mon <= 12:
+            raise ValueError
+    except ValueError:
+        raise fail(f"--month: {month!r} is not YYYY-MM") from None
+    if format is ReportFormat.xlsx and out_file is None:
+        raise fail("--format xlsx needs --out FILE")
+    with unit_of_work() as (session, ctx):
+        report = monthly_report(session, ctx, year, mon)
+    if format is ReportFormat.xlsx:
+        assert out_file is not None
+        write_xlsx(report, out_file)
+        out.print(f"wrote {out_file}")
+    elif out_file is not None:
+        out_file.write_text(to_markdown(report), encoding="utf-8")
+        out.print(f"wrote {out_file}")
+    else:
+        sys.stdout.write(to_markdown(report))
 
 
 def main() -> None:  # pragma: no cover - console entry
     app()
-
-
-__all__ = ["UTC", "app", "datetime", "show"]

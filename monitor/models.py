@@ -1,8 +1,22 @@
 """Every table, imported once so the metadata (and alembic) sees them all."""
 
 from monitor.audit.models import AuditRecord
+from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.calendars.models import CalendarLoad
+from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
 
-__all__ = ["AuditRecord", "CalendarLoad", "Event", "PolicyVersion", "TargetState", "Ticket"]
+__all__ = [
+    "AuditRecord",
+    "Breach",
+    "BreachReview",
+    "CalendarLoad",
+    "Event",
+    "Finding",
+    "JobRun",
+    "Lease",
+    "PolicyVersion",
+    "TargetState",
+    "Ticket",
+]

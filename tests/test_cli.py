@@ -132,3 +132,49 @@ def test_an_impossible_calendar_file_is_refused(env: str, tmp_path: Path) -> Non
 def test_db_upgrade_is_idempotent(env: str) -> None:
     assert invoke("db", "upgrade")[0] == 0
     assert invoke("db", "upgrade")[0] == 0
+
+
+LATE_MAJOR = dict(TICKET, external_id="LATE-1")
+
+
+def test_breaches_review_and_score_from_the_command_line(env: str, tmp_path: Path) -> None:
+    assert invoke("import", str(write_import(tmp_path, [LATE_MAJOR])))[0] == 0
+    code, out, _ = invoke("breaches", "list", "--pending", "--year", "2022")
+    assert code == 0 and "2 breach(es)" in out
+    first_id = out.split()[0]
+    code, _, err = invoke("breaches", "review", first_id, "--waive", "--as", "监理-张工")
+    assert code == 1 and "reason" in err
+    code, out, _ = invoke("breaches", "review", first_id, "--confirm", "--as", "监理-张工")
+    assert code == 0 and "confirmed" in out
+    code, out, _ = invoke("score", "--year", "2022")
+    data = json.loads(out)
+    ind = data["indicators"][0]
+    assert (ind["id"], ind["score"], ind["occurrences"]) == ("fault_timeliness", 2.0, 1)
+    assert ind["breaches"] == {"pending": 1, "confirmed": 1, "waived": 0}
+    assert ind["comment"] == "本年度共发生1次重大故障，其中1次故障处理超时。"
+    xlsx = tmp_path / "s.xlsx"
+    assert invoke("score", "--year", "2022", "--format", "xlsx", "--out", str(xlsx))[0] == 0
+    assert xlsx.stat().st_size > 0
+    code, out, _ = invoke("score", "--year", "2022", "--as-of", "2020-01-01T00:00:00+08:00")
+    assert json.loads(out)["indicators"][0]["tickets_in_scope"] == 0
+    code, out, _ = invoke("report", "monthly", "--month", "2022-08")
+    assert code == 0 and "LATE-1" in out
+    assert invoke("report", "monthly", "--month", "2022-13")[0] == 1
+
+
+def test_check_runs_one_sweep_at_a_given_instant(env: str, tmp_path: Path) -> None:
+    ticket = {
+        "external_id": "OPEN-1",
+        "pool": "pool1",
+        "severity": "anomaly",
+        "title": "x",
+        "events": [{"type": "reported", "at": "2026-11-01T09:00:00+08:00"}],
+    }
+    assert invoke("import", str(write_import(tmp_path, [ticket])))[0] == 0
+    code, out, _ = invoke("check", "--now", "2026-11-01T09:00:01+08:00")
+    assert code == 0 and "0 target(s) changed" in out
+    _, out, _ = invoke("check")
+    # The import already judged it breached (now is past 24 h), so nothing changes.
+    assert "0 target(s) changed" in out
+    code, out, _ = invoke("findings", "--open")
+    assert code == 0 and "overdue_open" in out

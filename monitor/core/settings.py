@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     # An event whose time lies further ahead of the server clock than this is refused.
     future_tolerance_seconds: int = 300
+    # Data-quality findings: open longer than this many times the severity's longest target,
+    # events entered this long after they happened, verification this long after resolution.
+    finding_overdue_factor: float = 3.0
+    finding_late_entry_hours: float = 24.0
+    finding_late_verification_hours: float = 72.0
 
     @field_validator("timezone")
     @classmethod

@@ -72,3 +72,20 @@ def utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError("naive datetime")
     return at.astimezone(UTC)
+
+
+def year_bounds(year: int, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC instants at which a local calendar year begins and ends."""
+    return (
+        datetime(year, 1, 1, tzinfo=tz).astimezone(UTC),
+        datetime(year + 1, 1, 1, tzinfo=tz).astimezone(UTC),
+    )
+
+
+def month_bounds(year: int, month: int, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC instants at which a local calendar month begins and ends."""
+    nxt = (year + 1, 1) if month == 12 else (year, month + 1)
+    return (
+        datetime(year, month, 1, tzinfo=tz).astimezone(UTC),
+        datetime(*nxt, 1, tzinfo=tz).astimezone(UTC),
+    )

@@ -115,6 +115,9 @@ def _draft(rng: random.Random, ctx: SlaContext, n: int, severity: str, late: boo
     # Some operators enter the resolution days later: back-dated entries for the supervisor.
     if rng.random() < 0.06:
         recorded[2] = events[2]["at"] + timedelta(days=rng.randint(3, 12))
+    # Most operators attach the restoration record; the rest are what the supervisor chases.
+    if rng.random() < 0.85:
+        events[2]["evidence"] = [f"恢复记录-{pool}-{n:04d}.png"]
     for i, e in enumerate(events):
         e["id"] = f"e{i + 1}"
         e["at"] = e["at"].isoformat()
@@ -158,11 +161,12 @@ def seed_incident(ctx: SlaContext) -> Draft:
         "verified": datetime(2022, 8, 19, 10, 0, tzinfo=tz),
         "report_submitted": datetime(2022, 8, 29, 10, 0, tzinfo=tz),
     }
-    events = [
+    events: list[dict[str, Any]] = [
         {"id": f"e{i + 1}", "type": k, "at": v.isoformat()}
         for i, (k, v) in enumerate(times.items())
     ]
     events[-1]["note"] = "《中山政务二云云平台故障处理报告》"
+    events[-1]["evidence"] = ["中山政务二云云平台故障处理报告-20220829.pdf"]
     ticket = {
         "external_id": "DX-2022-0810",
         "pool": "pool2",

@@ -12,9 +12,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
+from monitor.breaches.findings import Thresholds, refresh_ticket_findings
+from monitor.breaches.service import sync_breaches
 from monitor.calendars.calendar import WorkCalendar
 from monitor.calendars.service import current_calendar
 from monitor.catalog.models import Catalog, load_catalog
+from monitor.core import wake
 from monitor.core.clock import Clock
 from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
@@ -37,6 +40,15 @@ class SlaContext:
     @property
     def tz(self) -> ZoneInfo:
         return self.settings.tz
+
+    @property
+    def thresholds(self) -> Thresholds:
+        s = self.settings
+        return Thresholds(
+            overdue_factor=s.finding_overdue_factor,
+            late_entry=timedelta(hours=s.finding_late_entry_hours),
+            late_verification=timedelta(hours=s.finding_late_verification_hours),
+        )
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -194,8 +206,30 @@ def _seconds(delta: timedelta | None) -> float | None:
 def rejudge(
     session: Session, ctx: SlaContext, ticket: Ticket, now: datetime | None = None
 ) -> Judgement:
+    """Judge the ticket at `now` and store everything that follows from it, in this transaction:
+    target states, breaches (detected as soon as they are known) and findings."""
     now = now or ctx.now()
     assert ticket.id is not None
-    judgement = judge_ticket(ctx, ticket, ticket_events(session, ticket.id), now)
-    store_judgement(session, ticket, judgement, now)
+    events = ticket_events(session, ticket.id)
+    judgement = judge_ticket(ctx, ticket, events, now)
+    states = store_judgement(session, ticket, judgement, now)
+    sync_breaches(session, ticket, states, now)
+    refresh_ticket_findings(
+        session,
+        ticket,
+        events,
+        states,
+        ctx.policies.version(ticket.policy_version),
+        now,
+        ctx.tz,
+        ctx.thresholds,
+    )
+    wake.notify(next_instant(states))
     return judgement
+
+
+def next_instant(states: Sequence[TargetState]) -> datetime | None:
+    """The earliest moment at which one of these states changes by itself."""
+    instants = [s.deadline for s in states if s.status in ("running", "at_risk") and s.deadline]
+    instants += [s.risk_at for s in states if s.status == "running" and s.risk_at]
+    return min(instants, default=None)

@@ -1,0 +1,202 @@
+"""The in-process scheduler: one table of named jobs, run only by the lease holder.
+
+The breach job does not poll: it wakes at the next deadline or warning instant, is re-armed
+whenever a write brings that instant earlier, and a slow safety sweep runs behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor.breaches.detection import detect_breaches, next_wake, refresh_findings
+from monitor.core import wake
+from monitor.core.clock import Clock
+from monitor.core.db import session_scope
+from monitor.core.settings import Settings
+from monitor.scheduler.lease import acquire, release
+from monitor.scheduler.models import JobRun
+from monitor.sla.service import SlaContext, load_context
+
+log = logging.getLogger(__name__)
+LEASE = "scheduler"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    func: Callable[[Session, SlaContext], Any]
+    why: str
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "detect_breaches",
+            detect_breaches,
+            "marks clocks breached or at risk the moment their deadline or warning passes",
+        ),
+        Job(
+            "refresh_findings",
+            refresh_findings,
+            "raises findings that only the passing of time creates (overdue, next year's calendar)",
+        ),
+    )
+}
+
+
+def count(result: Any) -> int:
+    return result if isinstance(result, int) else len(result)
+
+
+def run_job(
+    engine: Engine, settings: Settings, clock: Clock, name: str, holder: str = "cli"
+) -> Any:
+    """Run one job in its own transaction and record its success; usable by hand."""
+    with session_scope(engine) as session:
+        ctx = load_context(session, settings, clock)
+        result = JOBS[name].func(session, ctx)
+        record_success(session, name, holder, clock.now(), count(result))
+    return result
+
+
+def record_success(session: Session, name: str, holder: str, now: datetime, changed: int) -> None:
+    row = session.get(JobRun, name)
+    if row is None:
+        row = JobRun(job=name, last_success=now, holder=holder, changed=changed)
+    else:
+        row.last_success, row.holder, row.changed = now, holder, changed
+    session.add(row)
+
+
+class Runner:
+    """Runs the job table inside a server process while it holds the leader lease."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        *,
+        holder: str | None = None,
+        lease_ttl: timedelta = timedelta(seconds=15),
+        safety_interval: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_ttl = lease_ttl
+        self.safety_interval = safety_interval
+        self.is_leader = False
+        self.armed_at: datetime | None = None
+        self.last_latency: timedelta | None = None
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=settings.tz,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+
+    # Lease -----------------------------------------------------------------------------
+    def renew(self) -> bool:
+        """Take or renew the lease; on becoming leader, sweep at once and arm the wake."""
+        with session_scope(self.engine) as session:
+            leader = acquire(session, LEASE, self.holder, self.clock.now(), self.lease_ttl)
+        became = leader and not self.is_leader
+        if leader != self.is_leader:
+            log.info("scheduler %s %s the lease", self.holder, "took" if leader else "lost")
+        self.is_leader = leader
+        if became:
+            self.sweep("takeover")
+        return leader
+
+    # Jobs ------------------------------------------------------------------------------
+    def sweep(self, why: str = "wake") -> int:
+        """Run the breach job now (if leader) and arm the next wake."""
+        if not self.is_leader:
+            return 0
+        with self._lock:
+            try:
+                changes = run_job(
+                    self.engine, self.settings, self.clock, "detect_breaches", self.holder
+                )
+            except Exception:
+                log.exception("breach sweep (%s) failed", why)
+                return 0
+            self.armed_at = None
+            self._arm_next()
+            return len(changes)
+
+    def findings(self) -> None:
+        if self.is_leader:
+            run_job(self.engine, self.settings, self.clock, "refresh_findings", self.holder)
+
+    def _arm_next(self) -> None:
+        with Session(self.engine) as session:
+            instant = next_wake(session)
+            session.rollback()
+        if instant is not None:
+            self.rearm(instant)
+
+    def rearm(self, instant: datetime) -> None:
+        """Wake at `instant` unless an earlier wake is already armed."""
+        if self.armed_at is not None and self.armed_at <= instant:
+            return
+        self.armed_at = instant
+        run_at = max(instant, self.clock.now())
+        self.scheduler.add_job(
+            self.sweep,
+            "date",
+            run_date=run_at,
+            id="breach_wake",
+            replace_existing=True,
+            kwargs={"why": "wake"},
+        )
+
+    # Lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        renew_every = max(1.0, self.lease_ttl.total_seconds() / 3)
+        self.scheduler.add_job(
+            self.renew, "interval", seconds=renew_every, id="lease", next_run_time=datetime.now(UTC)
+        )
+        self.scheduler.add_job(
+            self.sweep,
+            "interval",
+            seconds=self.safety_interval.total_seconds(),
+            id="safety_sweep",
+            kwargs={"why": "safety"},
+        )
+        self.scheduler.add_job(self.findings, "cron", hour=2, minute=7, id="refresh_findings")
+        wake.subscribe(self._on_write)
+        self.scheduler.start()
+
+    def _on_write(self, instant: datetime) -> None:
+        if self.is_leader and self.scheduler.running:
+            self.rearm(instant if instant.tzinfo else instant.replace(tzinfo=UTC))
+
+    def stop(self) -> None:
+        wake.unsubscribe(self._on_write)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.is_leader:
+            with session_scope(self.engine) as session:
+                release(session, LEASE, self.holder, self.clock.now())
+            self.is_leader = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "holder": self.holder,
+            "leader": self.is_leader,
+            "next_wake": self.armed_at.isoformat() if self.armed_at else None,
+            "running": self.scheduler.running,
+        }
