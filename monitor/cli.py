@@ -225,6 +225,96 @@ def audit_verify() -> None:
     out.print(f"audit log verified: {result.checked} records")
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="load the demo year into an empty database first")
+    ] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="serve only; another process runs the jobs")
+    ] = False,
+) -> None:
+    """API, health checks and the scheduler in one process."""
+    import uvicorn
+
+    from monitor.api.app import create_app
+
+    with runtime() as (settings, engine, clock):
+        application = create_app(
+            settings, clock=clock, engine=engine, scheduler=not no_scheduler, demo=demo
+        )
+        err.print(
+            f"SLA Monitor on http://{host}:{port}  (API {'/api/v1'}, OpenAPI "
+            "/openapi.json, health /healthz /readyz)",
+            highlight=False,
+        )
+        uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="operator|supervisor|admin|evaluator")],
+    pool: Annotated[str | None, typer.Option("--pool", help="an operator's pool")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="who uses it")] = None,
+) -> None:
+    """Create an API token; it is printed once, as the last word, and stored only hashed."""
+    from monitor.auth.service import create_token
+
+    with unit_of_work() as (session, ctx):
+        row, value = create_token(
+            session,
+            name=name or f"{role}{'-' + pool if pool else ''}",
+            role=role,
+            pool=pool,
+            known_pools=ctx.catalog.pool_ids,
+            now=ctx.now(),
+        )
+    out.print(
+        f"token for {row.name} ({row.role}{', ' + row.pool if row.pool else ''}), "
+        f"shown once: {value}",
+        markup=False,
+    )
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    role: Annotated[str, typer.Option("--role")],
+    pool: Annotated[str | None, typer.Option("--pool")] = None,
+) -> None:
+    """Create a user; the password is read twice (from standard input when not a terminal)."""
+    from monitor.auth.service import create_user
+
+    if sys.stdin.isatty():
+        import getpass
+
+        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+    else:
+        lines = sys.stdin.read().splitlines()
+        first, second = [*lines, "", ""][:2]
+    if first != second:
+        raise fail("the two passwords differ")
+    with unit_of_work() as (session, ctx):
+        create_user(
+            session,
+            name=name,
+            password=first,
+            role=role,
+            pool=pool,
+            known_pools=ctx.catalog.pool_ids,
+            now=ctx.now(),
+        )
+    out.print(f"user {name} created ({role}{', ' + pool if pool else ''})")
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Load the demo year (2022, both pools) into an empty database."""

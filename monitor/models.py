@@ -1,6 +1,7 @@
 """Every table, imported once so the metadata (and alembic) sees them all."""
 
 from monitor.audit.models import AuditRecord
+from monitor.auth.models import ApiToken, Evidence, EvidenceLink, IdempotencyKey, User
 from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.calendars.models import CalendarLoad
 from monitor.scheduler.models import JobRun, Lease
@@ -8,15 +9,20 @@ from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
 
 __all__ = [
+    "ApiToken",
     "AuditRecord",
     "Breach",
     "BreachReview",
     "CalendarLoad",
     "Event",
+    "Evidence",
+    "EvidenceLink",
     "Finding",
+    "IdempotencyKey",
     "JobRun",
     "Lease",
     "PolicyVersion",
     "TargetState",
     "Ticket",
+    "User",
 ]

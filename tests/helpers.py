@@ -64,12 +64,16 @@ def post_event(
 
 
 def counts(session: Session) -> tuple[int, int]:
+    """Rows that a refused write must not add; ends the read so writers are not blocked."""
     from monitor.audit.models import AuditRecord
 
-    return (
+    session.rollback()
+    result = (
         len(session.exec(select(Ticket)).all()) + len(session.exec(select(Event)).all()),
         len(session.exec(select(AuditRecord)).all()),
     )
+    session.rollback()
+    return result
 
 
 def official() -> WorkCalendar:
@@ -86,3 +90,19 @@ def policy(
             "severities": {severity: {"name": severity, "targets": targets}},
         }
     )
+
+
+def tamper(engine: Any, *statements: str) -> None:
+    """Change rows behind the application's back, as someone with database access could."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        else:
+            for (name,) in conn.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).all():
+                conn.execute(sa.text(f"DROP TRIGGER {name}"))
+        for statement in statements:
+            conn.execute(sa.text(statement))

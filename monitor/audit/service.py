@@ -84,6 +84,8 @@ def append(
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """`bad_seq` names the audit record concerned (0 when a row has none)."""
+
     checked: int
     bad_seq: int | None
     reason: str | None
@@ -108,9 +110,17 @@ def _records(session: Session, batch: int = 5000) -> Iterator[AuditRecord]:
         last = rows[-1].seq
 
 
-def verify(session: Session) -> VerifyResult:
-    """Recompute the chain; name the first record that does not verify."""
+def head(session: Session) -> AuditRecord | None:
+    return session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
+
+
+def verify(session: Session, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+    """Recompute the chain, then check the append-only tables against it; name the first
+    record that does not verify."""
     prev, expected_seq, checked = GENESIS, 1, 0
+    events: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+    reviews: dict[int, tuple[int, dict[str, Any]]] = {}
+    seen_checkpoint = checkpoint is None
     for rec in _records(session):
         if rec.seq != expected_seq:
             return VerifyResult(checked, expected_seq, f"record {expected_seq} is missing")
@@ -123,5 +133,88 @@ def verify(session: Session) -> VerifyResult:
         )
         if computed != rec.hash:
             return VerifyResult(checked, rec.seq, "its content does not match its hash")
+        if checkpoint is not None and rec.seq == checkpoint[0]:
+            if rec.hash != checkpoint[1]:
+                return VerifyResult(
+                    checked,
+                    rec.seq,
+                    "it is not the record of the checkpoint: the log was rewritten since",
+                )
+            seen_checkpoint = True
+        if rec.action == "event.recorded":
+            events[(rec.entity_id, int(rec.payload["seq"]))] = (rec.seq, rec.payload)
+        elif rec.action == "breach.reviewed" and "review" in rec.payload:
+            reviews[int(rec.payload["review"])] = (rec.seq, rec.payload)
         prev, expected_seq, checked = rec.hash, expected_seq + 1, checked + 1
+    if not seen_checkpoint:
+        assert checkpoint is not None
+        return VerifyResult(
+            checked, checkpoint[0], "the checkpoint's record is gone: the log was truncated since"
+        )
+    problem = _check_events(session, events) or _check_reviews(session, reviews)
+    if problem is not None:
+        return VerifyResult(checked, problem[0], problem[1])
     return VerifyResult(checked, None, None)
+
+
+def _check_events(
+    session: Session, audited: dict[tuple[str, int], tuple[int, dict[str, Any]]]
+) -> tuple[int, str] | None:
+    """Every stored event must be exactly as its audit record says, and none may be missing."""
+    from monitor.tickets.models import Event
+
+    by_id: dict[int, Event] = {}
+    rows = session.exec(select(Event).order_by(col(Event.id))).all()
+    for e in rows:
+        assert e.id is not None
+        by_id[e.id] = e
+    found = set()
+    for e in rows:
+        key = (str(e.ticket_id), e.seq)
+        if key not in audited:
+            return 0, f"event #{e.seq} of ticket {e.ticket_id} is not in the audit log"
+        seq, payload = audited[key]
+        found.add(key)
+        corrected = by_id.get(e.corrects_id) if e.corrects_id else None
+        stored: dict[str, Any] = {
+            "type": e.type,
+            "at": e.occurred_at,
+            "recorded_at": e.recorded_at,
+            "severity": e.severity,
+            "corrects": corrected.seq if corrected else None,
+            "reason": e.reason,
+            "note": e.note,
+            "evidence": e.evidence,
+        }
+        for name, value in stored.items():
+            claimed = payload.get(name)
+            if isinstance(value, datetime) and claimed is not None:
+                claimed = datetime.fromisoformat(claimed)
+            if name in payload and claimed != value:
+                return seq, (
+                    f"event #{e.seq} of ticket {e.ticket_id} was changed after it was "
+                    f"recorded ({name}: audit says {payload[name]!r}, table has "
+                    f"{value!s})"
+                )
+    for key, (seq, _) in audited.items():
+        if key not in found:
+            return seq, f"event #{key[1]} of ticket {key[0]} was deleted"
+    return None
+
+
+def _check_reviews(
+    session: Session, audited: dict[int, tuple[int, dict[str, Any]]]
+) -> tuple[int, str] | None:
+    from monitor.breaches.models import BreachReview
+
+    rows = {r.id or 0: r for r in session.exec(select(BreachReview)).all()}
+    for review_id, (seq, payload) in audited.items():
+        row = rows.get(review_id)
+        if row is None:
+            return seq, f"review {review_id} was deleted"
+        if (row.decision, row.reason) != (payload["decision"], payload["reason"]):
+            return seq, f"review {review_id} was changed after it was recorded"
+    for review_id in rows:
+        if review_id not in audited:
+            return 0, f"review {review_id} is not in the audit log"
+    return None

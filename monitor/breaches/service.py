@@ -140,6 +140,7 @@ def review_breach(
         payload={
             "ticket": breach.ticket_id,
             "target": breach.target,
+            "review": review.id,
             "decision": decision,
             "reason": review.reason,
             "supersedes": review.supersedes_id,

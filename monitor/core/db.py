@@ -99,6 +99,8 @@ def read_scope(engine: Engine) -> Iterator[Session]:
         try:
             yield session
         finally:
+            # Detach first: what was read stays usable after the transaction ends.
+            session.expunge_all()
             session.rollback()
 
 

@@ -68,3 +68,29 @@ class UnknownCalendarYear(Exception):
     def __init__(self, year: int) -> None:
         super().__init__(f"the working-day calendar of {year} is not loaded")
         self.year = year
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+
+
+class IdempotencyInFlight(Conflict):
+    """The same Idempotency-Key is still being processed."""
+
+
+class IdempotencyMismatch(DomainError):
+    """The Idempotency-Key was used before with a different request."""
+
+    status = 422

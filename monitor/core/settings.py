@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/sla-monitor.db"
     config_dir: Path = Path("config")
     evidence_dir: Path = Path("var/evidence")
+    evidence_max_bytes: int = 50 * 1024 * 1024
     timezone: str = "Asia/Shanghai"
     # An event whose time lies further ahead of the server clock than this is refused.
     future_tolerance_seconds: int = 300

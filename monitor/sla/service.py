@@ -113,6 +113,29 @@ def load_context(session: Session, settings: Settings, clock: Clock) -> SlaConte
     )
 
 
+class ContextCache:
+    """A server's SlaContext: catalog and policies loaded once, the calendar re-read only
+    when an admin has loaded a new arrangement."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings, self.clock = settings, clock
+        self._base: SlaContext | None = None
+        self._calendar_version: int | None = None
+
+    def get(self, session: Session) -> SlaContext:
+        from monitor.calendars.models import CalendarLoad
+
+        if self._base is None:
+            self._base = load_context(session, self.settings, self.clock)
+            self._calendar_version = session.exec(select(sa.func.max(CalendarLoad.id))).one()
+            return self._base
+        version = session.exec(select(sa.func.max(CalendarLoad.id))).one()
+        if version != self._calendar_version:
+            self._base.calendar = current_calendar(session, self.settings.config_dir)
+            self._calendar_version = version
+        return self._base
+
+
 def timeline_of(events: Sequence[Event]) -> list[TimelineEvent]:
     by_id = {e.id: e for e in events}
     out = []

@@ -14,6 +14,7 @@ from monitor.audit.models import AuditRecord
 from monitor.audit.service import append, verify
 from monitor.calendars.models import CalendarLoad
 from monitor.core.db import alembic_config, ensure_schema, make_engine, read_scope
+from tests.helpers import tamper
 
 
 def test_the_models_and_the_migrations_agree(db_url: str) -> None:
@@ -41,7 +42,7 @@ def test_a_reader_does_not_block_a_writer(engine: Engine) -> None:
     with read_scope(engine) as reader:
         assert verify(reader).ok
         with engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM audit_log"))
+            conn.execute(sa.text("DELETE FROM calendar_loads"))
 
 
 def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: object) -> None:
@@ -80,7 +81,8 @@ def test_audit_chain_verifies_and_names_a_tampered_record(engine: Engine, sessio
     session.commit()
     assert verify(session).ok and verify(session).checked == 3
     session.rollback()
-    with engine.begin() as conn:
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
+    tamper(engine, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     result = verify(session)
     assert result.bad_seq == 2 and not result.ok

@@ -1,0 +1,145 @@
+"""Tokens (high-entropy, looked up by prefix, stored hashed) and argon2id passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlmodel import Session, select
+
+from monitor.audit import service as audit
+from monitor.auth.models import ApiToken, User
+from monitor.core.errors import InvalidInput, Problem
+
+ROLES = ("operator", "supervisor", "admin", "evaluator")
+TOKEN_PREFIX = "slm"
+_hasher = PasswordHasher()  # argon2id with the library's current defaults
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a name, a role, and the one pool an operator is limited to."""
+
+    name: str
+    role: str
+    pool: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+def _check_role(role: str, pool: str | None, known_pools: list[str]) -> None:
+    problems = []
+    if role not in ROLES:
+        problems.append(Problem("role", f"unknown role {role!r} (known: {', '.join(ROLES)})"))
+    if role == "operator" and not pool:
+        problems.append(Problem("pool", "an operator belongs to exactly one pool"))
+    if role != "operator" and pool:
+        problems.append(Problem("pool", f"only operators are limited to a pool, not {role}"))
+    if pool and pool not in known_pools:
+        problems.append(Problem("pool", f"unknown pool {pool!r}"))
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    pool: str | None,
+    known_pools: list[str],
+    now: datetime,
+    actor: str = "admin",
+) -> tuple[ApiToken, str]:
+    """A new token; the plain value is returned once and never stored."""
+    _check_role(role, pool, known_pools)
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)  # 256 random bits
+    row = ApiToken(
+        prefix=prefix, secret_hash=_digest(secret), name=name, role=role, pool=pool, created_at=now
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="token.created",
+        entity="token",
+        entity_id=prefix,
+        payload={"name": name, "role": role, "pool": pool},
+    )
+    return row, f"{TOKEN_PREFIX}_{prefix}_{secret}"
+
+
+def authenticate_token(session: Session, value: str) -> Principal | None:
+    parts = value.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    row = session.exec(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
+        return None
+    return Principal(row.name, row.role, row.pool)
+
+
+def create_user(
+    session: Session,
+    *,
+    name: str,
+    password: str,
+    role: str,
+    pool: str | None,
+    known_pools: list[str],
+    now: datetime,
+    actor: str = "admin",
+) -> User:
+    _check_role(role, pool, known_pools)
+    problems = []
+    if not name.strip():
+        problems.append(Problem("name", "a user needs a name"))
+    if len(password) < 12:
+        problems.append(Problem("password", "at least 12 characters"))
+    if session.exec(select(User).where(User.name == name)).first() is not None:
+        problems.append(Problem("name", f"user {name!r} exists already"))
+    if problems:
+        raise InvalidInput(problems)
+    user = User(
+        name=name, password_hash=_hasher.hash(password), role=role, pool=pool, created_at=now
+    )
+    session.add(user)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="user.created",
+        entity="user",
+        entity_id=name,
+        payload={"name": name, "role": role, "pool": pool},
+    )
+    return user
+
+
+def authenticate_user(session: Session, name: str, password: str) -> Principal | None:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        _hasher.hash(password)  # same cost whether or not the user exists
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except VerificationError:
+        return None
+    return Principal(user.name, user.role, user.pool)

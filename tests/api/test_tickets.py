@@ -1,0 +1,202 @@
+"""The ticket API: the import format over HTTP, errors that name the field, nothing written."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from tests.api.conftest import ticket_body
+from tests.helpers import counts
+
+API = "/api/v1"
+
+
+def post(
+    client: TestClient,
+    auth: dict[str, dict[str, str]],
+    who: str,
+    body: Any,
+    key: str | None = None,
+    path: str = "/tickets",
+) -> Any:
+    headers = dict(auth[who])
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(API + path, json=body, headers=headers)
+
+
+def test_a_posted_ticket_looks_like_an_imported_one(client: TestClient, auth: Any) -> None:
+    r = post(client, auth, "op2", ticket_body())
+    assert r.status_code == 201, r.text
+    data = r.json()
+    assert r.headers["Location"] == f"{API}/tickets/{data['id']}"
+    assert (data["pool"], data["severity"], data["external_id"]) == ("pool2", "major", "EX-0001")
+    assert [(t["id"], t["status"]) for t in data["targets"]] == [
+        ("arrival", "breached"),
+        ("resolution", "breached"),
+        ("report", "breached"),
+    ]
+    assert data["events"][0]["source"] == "operator" and data["events"][0]["actor"] == "op2"
+    got = client.get(f"{API}/tickets/{data['id']}", headers=auth["supervisor"]).json()
+    assert got == data
+
+
+def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None:
+    ticket = post(client, auth, "op2", ticket_body()).json()
+    r = post(
+        client,
+        auth,
+        "supervisor",
+        {
+            "type": "correction",
+            "corrects": "2",
+            "at": "2022-08-10T12:05:00+08:00",
+            "reason": "现场签到单",
+        },
+        path=f"/tickets/{ticket['id']}/events",
+    )
+    assert r.status_code == 201, r.text
+    data = r.json()
+    assert {t["id"]: t["status"] for t in data["targets"]}["arrival"] == "met"
+    assert data["events"][-1]["source"] == "supervisor"
+
+
+def test_list_filters_search_and_pagination(client: TestClient, auth: Any) -> None:
+    for i in range(3):
+        post(client, auth, "op2", ticket_body(f"DX-{i}", title=f"存储故障 {i}"))
+    post(client, auth, "op1", ticket_body("YY-1", pool="pool1", title="网络丢包"))
+    page = client.get(f"{API}/tickets", params={"per_page": 2}, headers=auth["admin"]).json()
+    assert page["total"] == 4 and len(page["items"]) == 2
+    found = client.get(f"{API}/tickets", params={"q": "丢包"}, headers=auth["admin"]).json()
+    assert [t["external_id"] for t in found["items"]] == ["YY-1"]
+    by_ext = client.get(f"{API}/tickets", params={"q": "DX-1"}, headers=auth["admin"]).json()
+    assert [t["external_id"] for t in by_ext["items"]] == ["DX-1"]
+    mine = client.get(f"{API}/tickets", headers=auth["op1"]).json()
+    assert [t["external_id"] for t in mine["items"]] == ["YY-1"]
+    other = client.get(f"{API}/tickets", params={"pool": "pool2"}, headers=auth["op1"]).json()
+    assert other["total"] == 0
+    breached = client.get(
+        f"{API}/tickets",
+        params={"breached": True, "severity": "major", "reported_from": "2022-08-01T00:00:00"},
+        headers=auth["admin"],
+    ).json()
+    assert breached["total"] == 4 and breached["items"][0]["breached"] is True
+
+
+BAD = [
+    ({"pool": "pool9"}, "pool", 422),
+    ({"severity": "catastrophic"}, "severity", 422),
+    (
+        {
+            "events": [
+                {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+                {"type": "arrived", "at": "2022-08-10T11:00:00+08:00"},
+            ]
+        },
+        "events[1].at",
+        422,
+    ),
+    ({"events": [{"type": "reported", "at": "2026-11-28T15:00:00+08:00"}]}, "events[0].at", 422),
+    (
+        {
+            "events": [
+                {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+                {
+                    "type": "correction",
+                    "corrects": "x",
+                    "at": "2022-08-10T11:41:00+08:00",
+                    "reason": "r",
+                },
+            ]
+        },
+        "events[1].corrects",
+        422,
+    ),
+    ({"events": [{"type": "reported", "at": "2022-08-10 25:61"}]}, "events[0].at", 422),
+    ({"events": [{"type": "exploded", "at": "2022-08-10T11:41:00+08:00"}]}, "events[0].type", 422),
+    ({"recorded_at": "2022-08-10T11:41:00+08:00"}, "recorded_at", 422),
+]
+
+
+@pytest.mark.parametrize(("change", "loc", "status"), BAD)
+def test_bad_input_names_the_field_and_writes_nothing(
+    client: TestClient, auth: Any, session: Session, change: dict[str, Any], loc: str, status: int
+) -> None:
+    before = counts(session)
+    r = post(client, auth, "op2", ticket_body(**change))
+    assert r.status_code == status, r.text
+    assert loc in [d["loc"] for d in r.json()["detail"]], r.json()
+    session.expire_all()
+    assert counts(session) == before
+
+
+def test_a_duplicate_external_id_and_another_pool_are_refused(
+    client: TestClient, auth: Any
+) -> None:
+    assert post(client, auth, "op2", ticket_body()).status_code == 201
+    dup = post(client, auth, "op2", ticket_body())
+    assert dup.status_code == 422 and dup.json()["detail"][0]["loc"] == "external_id"
+    other = post(client, auth, "op2", ticket_body("P1-1", pool="pool1"))
+    assert other.status_code == 422 and other.json()["detail"][0]["loc"] == "pool"
+
+
+# Idempotency -----------------------------------------------------------------------------
+
+
+def test_a_retry_with_the_same_key_replays_and_writes_nothing(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    first = post(client, auth, "op2", ticket_body(), key="k-1")
+    before = counts(session)
+    again = post(client, auth, "op2", ticket_body(), key="k-1")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    session.expire_all()
+    assert counts(session) == before
+    changed = post(client, auth, "op2", ticket_body(title="另一个"), key="k-1")
+    assert changed.status_code == 422
+    # Keys belong to the caller: another caller's same key is another request.
+    assert post(client, auth, "admin", ticket_body("EX-2"), key="k-1").status_code == 201
+
+
+def test_an_error_answer_is_replayed_too(client: TestClient, auth: Any) -> None:
+    bad = post(client, auth, "op2", ticket_body(pool="pool9"), key="k-bad")
+    again = post(client, auth, "op2", ticket_body(pool="pool9"), key="k-bad")
+    assert bad.status_code == again.status_code == 422
+    assert bad.json() == again.json()
+
+
+def test_concurrent_identical_requests_create_one_ticket(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    results: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def send() -> None:
+        barrier.wait()
+        results.append(post(client, auth, "op2", ticket_body(), key="k-race").status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 201 in results and set(results) <= {201, 409}
+    listed = client.get(f"{API}/tickets", headers=auth["admin"]).json()
+    assert listed["total"] == 1
+
+
+def test_a_replay_survives_a_restart(
+    app: FastAPI, auth: Any, settings: Any, engine: Any, clock: Any, client: TestClient
+) -> None:
+    from monitor.api.app import create_app
+
+    first = post(client, auth, "op2", ticket_body(), key="k-restart")
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as restarted:
+        again = post(restarted, auth, "op2", ticket_body(), key="k-restart")
+    assert again.status_code == 201 and again.json() == first.json()
