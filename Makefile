@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test lint format schemas clean
+.PHONY: help install run test lint format schemas clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its test tools
+
+run: $(STAMP) ## run the server with demo data on the embedded SQLite database
+	$(BIN)/sla-monitor serve --demo
 
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest

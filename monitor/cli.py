@@ -211,18 +211,46 @@ def calendar_load(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="SEQ:HASH printed earlier by `audit checkpoint`: "
+            "prove the log has only grown since",
+        ),
+    ] = None,
+) -> None:
     """Recompute the audit log's hash chain; name the first record that does not verify."""
     from monitor.audit.service import verify
 
+    expected = None
+    if checkpoint is not None:
+        seq, _, digest = checkpoint.strip().partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise fail("--checkpoint: write SEQ:HASH as printed by `sla-monitor audit checkpoint`")
+        expected = (int(seq), digest)
     with runtime() as (_, engine, _clock), read_scope(engine) as session:
-        result = verify(session)
+        result = verify(session, checkpoint=expected)
     if not result.ok:
+        where = f"audit record {result.bad_seq}" if result.bad_seq else "the stored data"
         raise fail(
-            f"audit record {result.bad_seq} does not verify: {result.reason} "
-            f"({result.checked} records before it verified)"
+            f"{where} does not verify: {result.reason} ({result.checked} audit records checked)"
         )
-    out.print(f"audit log verified: {result.checked} records")
+    extra = f"; checkpoint {checkpoint} is part of it" if checkpoint else ""
+    out.print(f"audit log verified: {result.checked} records{extra}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the head of the audit log (SEQ:HASH) to keep outside the database."""
+    from monitor.audit.service import head
+
+    with runtime() as (_, engine, _clock), read_scope(engine) as session:
+        record = head(session)
+    if record is None:
+        raise fail("the audit log is empty")
+    out.print(f"{record.seq}:{record.hash}", markup=False)
 
 
 @app.command("serve")

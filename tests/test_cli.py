@@ -178,3 +178,87 @@ def test_check_runs_one_sweep_at_a_given_instant(env: str, tmp_path: Path) -> No
     assert "0 target(s) changed" in out
     code, out, _ = invoke("findings", "--open")
     assert code == 0 and "overdue_open" in out
+
+
+def test_token_create_prints_the_token_last_and_stores_only_a_hash(env: str) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.auth.models import ApiToken
+    from monitor.core.db import make_engine
+
+    code, out, _ = invoke("token", "create", "--role", "operator", "--pool", "pool2")
+    assert code == 0
+    token = out.split()[-1]
+    assert token.startswith("slm_") and len(token) > 40
+    with Session(make_engine(env)) as s:
+        row = s.exec(select(ApiToken)).one()
+        assert token.split("_")[2] not in row.secret_hash and row.pool == "pool2"
+    code, _, err = invoke("token", "create", "--role", "operator")
+    assert code == 1 and "pool" in err
+    code, _, err = invoke("token", "create", "--role", "king")
+    assert code == 1 and "unknown role" in err
+
+
+def test_user_create_reads_the_password_twice_from_stdin(env: str) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.auth.models import User
+    from monitor.auth.service import authenticate_user
+    from monitor.core.db import make_engine
+
+    result = runner.invoke(
+        app,
+        ["user", "create", "zhang", "--role", "supervisor"],
+        input="correct horse battery\ncorrect horse battery\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    with Session(make_engine(env)) as s:
+        user = s.exec(select(User)).one()
+        assert user.password_hash.startswith("$argon2id$")
+        assert authenticate_user(s, "zhang", "correct horse battery") is not None
+        assert authenticate_user(s, "zhang", "wrong") is None
+    differ = runner.invoke(
+        app,
+        ["user", "create", "li", "--role", "admin"],
+        input="correct horse battery\nsomething else!!\n",
+    )
+    assert differ.exit_code == 1 and "differ" in differ.stderr
+
+
+def test_audit_checkpoint_and_tampering(env: str, tmp_path: Path) -> None:
+    from monitor.core.db import make_engine
+    from tests.helpers import tamper
+
+    assert invoke("import", str(write_import(tmp_path, [TICKET])))[0] == 0
+    code, out, _ = invoke("audit", "checkpoint")
+    checkpoint = out.strip()
+    seq, digest = checkpoint.split(":")
+    assert code == 0 and int(seq) > 1 and len(digest) == 64
+    assert invoke("audit", "verify", "--checkpoint", checkpoint)[0] == 0
+    assert invoke("import", str(write_import(tmp_path, [dict(TICKET, external_id="B")])))[0] == 0
+    code, out, _ = invoke("audit", "verify", "--checkpoint", checkpoint)
+    assert code == 0 and "checkpoint" in out
+
+    engine = make_engine(env)
+    tamper(engine, "UPDATE events SET occurred_at = occurred_at WHERE 1 = 0")
+    assert invoke("audit", "verify")[0] == 0
+    # Move the arrival 20 minutes earlier behind the application's back.
+    tamper(engine, "UPDATE events SET note = 'rewritten' WHERE seq = 2 AND ticket_id = 1")
+    code, _, err = invoke("audit", "verify")
+    assert code == 1 and "event #2 of ticket 1 was changed" in err
+    tamper(engine, "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+    code, _, err = invoke("audit", "verify", "--checkpoint", checkpoint)
+    assert code == 1
+    engine.dispose()
+
+
+def test_deleting_an_event_is_named(env: str, tmp_path: Path) -> None:
+    from monitor.core.db import make_engine
+    from tests.helpers import tamper
+
+    assert invoke("import", str(write_import(tmp_path, [TICKET])))[0] == 0
+    engine = make_engine(env)
+    tamper(engine, "DELETE FROM events WHERE seq = 4 AND ticket_id = 1")
+    code, _, err = invoke("audit", "verify")
+    assert code == 1 and "event #4 of ticket 1 was deleted" in err
+    engine.dispose()

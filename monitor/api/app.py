@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from monitor.sla.service import ContextCache
 from monitor.tickets.router import router as tickets_router
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger("monitor")
 
 
 def create_app(
@@ -46,9 +48,11 @@ def create_app(
         with session_scope(engine) as session:
             ctx = app_state.contexts.get(session)  # stores new policy versions once
             if demo:
-                from monitor.demo.data import load_demo
+                from monitor.demo.data import demo_tokens, load_demo
 
-                load_demo(session, ctx)
+                if load_demo(session, ctx):
+                    for line in demo_tokens(session, ctx):
+                        log.warning(line)
         if scheduler:
             app_state.runner = Runner(engine, settings, clock)
             app_state.runner.start()

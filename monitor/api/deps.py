@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
@@ -74,3 +74,9 @@ EVENT_SOURCE = {"operator": "operator", "supervisor": "supervisor", "admin": "sy
 def pool_scope(who: Principal) -> str | None:
     """The pool a caller is limited to; another pool's records answer as if absent."""
     return who.pool if who.role == "operator" else None
+
+
+# Ids fit the database's integer column on SQLite and PostgreSQL alike.
+MAX_ID = 2_147_483_647
+TicketId = Annotated[int, Path(ge=1, le=MAX_ID)]
+BreachId = Annotated[int, Path(ge=1, le=MAX_ID)]

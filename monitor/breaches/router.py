@@ -6,11 +6,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from monitor.api import idempotency
-from monitor.api.deps import READ_BREACHES, READ_FINDINGS, REVIEW, pool_scope, state
+from monitor.api.deps import (
+    READ_BREACHES,
+    READ_FINDINGS,
+    REVIEW,
+    BreachId,
+    pool_scope,
+    state,
+)
 from monitor.api.idempotency import Answer, fingerprint
 from monitor.auth.service import Principal
 from monitor.breaches.findings import KINDS, list_findings
@@ -20,8 +27,10 @@ from monitor.core.db import read_scope
 from monitor.core.errors import PreconditionFailed, PreconditionRequired
 from monitor.core.timeutil import iso
 from monitor.tickets.models import Ticket
+from monitor.tickets.schemas import Input
 
 router = APIRouter(tags=["breaches"])
+Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or bad token"},
     403: {"description": "role not allowed"},
@@ -58,8 +67,7 @@ class BreachPage(BaseModel):
     total: int
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReviewIn(Input):
     decision: Literal["confirmed", "waived"]
     reason: str = Field(default="", max_length=2000)
 
@@ -118,7 +126,7 @@ def get_breaches(
     who: Annotated[Principal, Depends(READ_BREACHES)],
     pending: bool = False,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-    pool: str | None = None,
+    pool: Word = None,
 ) -> BreachPage:
     """Breaches still standing; an operator sees only its own pool's."""
     app = state(request)
@@ -134,7 +142,7 @@ def get_breaches(
 
 @router.get("/breaches/{breach_id}", response_model=BreachOut, responses=ERRORS)
 def get_one_breach(
-    breach_id: int,
+    breach_id: BreachId,
     request: Request,
     response: Response,
     who: Annotated[Principal, Depends(READ_BREACHES)],
@@ -157,7 +165,7 @@ def get_one_breach(
     },
 )
 def post_review(
-    breach_id: int,
+    breach_id: BreachId,
     body: ReviewIn,
     request: Request,
     who: Annotated[Principal, Depends(REVIEW)],
@@ -198,8 +206,8 @@ def get_findings(
     request: Request,
     who: Annotated[Principal, Depends(READ_FINDINGS)],
     open: bool = True,
-    kind: str | None = None,
-    pool: str | None = None,
+    kind: Word = None,
+    pool: Word = None,
 ) -> FindingPage:
     """Data-quality findings; an operator sees only its own pool's."""
     app = state(request)

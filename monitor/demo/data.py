@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from monitor.sla.service import SlaContext
-from monitor.tickets.schemas import EventIn, TicketIn
+from monitor.tickets.schemas import TicketIn
 from monitor.tickets.service import Actor, count_tickets, create_ticket
 
 YEAR = 2022
@@ -213,4 +213,26 @@ def load_demo(session: Session, ctx: SlaContext) -> int:
     return len(drafted)
 
 
-__all__ = ["EventIn", "load_demo"]
+def demo_tokens(session: Session, ctx: SlaContext) -> list[str]:
+    """One API token per role for trying the demo; shown once, stored hashed like any other."""
+    from monitor.auth.service import create_token
+
+    lines = ["demo API tokens (shown once):"]
+    for name, role, pool in (
+        ("demo-operator-pool1", "operator", "pool1"),
+        ("demo-operator-pool2", "operator", "pool2"),
+        ("demo-supervisor", "supervisor", None),
+        ("demo-admin", "admin", None),
+        ("demo-evaluator", "evaluator", None),
+    ):
+        _, value = create_token(
+            session,
+            name=name,
+            role=role,
+            pool=pool,
+            known_pools=ctx.catalog.pool_ids,
+            now=ctx.now(),
+            actor="demo",
+        )
+        lines.append(f"  {name:<22} {value}")
+    return lines

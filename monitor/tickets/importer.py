@@ -19,7 +19,7 @@ from sqlmodel import Session
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.sla.service import SlaContext
-from monitor.sla.vocab import CLOCK_EVENTS, EVENT_LABELS
+from monitor.sla.vocab import CLOCK_EVENTS
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
 from monitor.tickets.service import Actor, create_ticket
@@ -325,6 +325,3 @@ def template_headers() -> list[str]:
     return [FIELD_ALIASES[f][0] for f in fields] + [
         EVENT_ALIASES[e][0] for e in CLOCK_EVENTS if e in EVENT_ALIASES
     ]
-
-
-__all__ = ["EVENT_LABELS", "ImportSummary", "import_rows", "parse_rows", "read_rows"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
@@ -17,6 +18,7 @@ from monitor.api.deps import (
     WRITE_EVENTS,
     WRITE_TICKETS,
     AppState,
+    TicketId,
     pool_scope,
     state,
 )
@@ -33,10 +35,12 @@ from monitor.tickets.service import (
     add_event,
     create_ticket,
     search_tickets,
+    target_order,
     ticket_out,
 )
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
+Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or bad token"},
@@ -80,6 +84,10 @@ class EvidenceOut(BaseModel):
     filename: str
     ref: str
     url: str
+
+
+def _rank(ctx: Any, ticket: Ticket, state: Any) -> int:
+    return target_order(ctx, ticket, state.target)
 
 
 def _actor(who: Principal) -> Actor:
@@ -126,14 +134,19 @@ def post_ticket(
 def list_tickets(
     request: Request,
     who: Annotated[Principal, Depends(READ_TICKETS)],
-    pool: str | None = None,
-    severity: str | None = None,
+    pool: Word = None,
+    severity: Word = None,
     status: Annotated[str | None, Query(pattern="^(open|resolved|closed)$")] = None,
     breached: bool | None = None,
     reported_from: datetime | None = None,
     reported_to: datetime | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="id, external id or a word of the title")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="id, external id or a word of the title",
+        ),
     ] = None,
     source: TicketSource | None = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
@@ -177,7 +190,7 @@ def list_tickets(
                         status=s.status,
                         deadline=s.deadline.astimezone(ctx.tz).isoformat() if s.deadline else None,
                     )
-                    for s in states
+                    for s in sorted(states, key=partial(_rank, ctx, t))
                 ],
             )
             for t, states in rows
@@ -187,7 +200,7 @@ def list_tickets(
 
 @router.get("/{ticket_id}", response_model=TicketOut, responses=ERRORS)
 def get_ticket(
-    ticket_id: int, request: Request, who: Annotated[Principal, Depends(READ_TICKETS)]
+    ticket_id: TicketId, request: Request, who: Annotated[Principal, Depends(READ_TICKETS)]
 ) -> TicketOut:
     """One ticket with its events and each target's state and explanation."""
     app = state(request)
@@ -198,7 +211,7 @@ def get_ticket(
 
 @router.post("/{ticket_id}/events", status_code=201, response_model=TicketOut, responses=ERRORS)
 def post_event(
-    ticket_id: int,
+    ticket_id: TicketId,
     body: EventIn,
     request: Request,
     who: Annotated[Principal, Depends(WRITE_EVENTS)],
@@ -230,7 +243,7 @@ def post_event(
     responses={**ERRORS, 413: {"description": "file too large"}},
 )
 def post_evidence(
-    ticket_id: int,
+    ticket_id: TicketId,
     request: Request,
     who: Annotated[Principal, Depends(WRITE_EVENTS)],
     file: Annotated[UploadFile, File(description="the evidence file")],
@@ -295,7 +308,10 @@ def post_evidence(
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
 def get_evidence(
-    ticket_id: int, sha256: str, request: Request, who: Annotated[Principal, Depends(READ_TICKETS)]
+    ticket_id: TicketId,
+    sha256: str,
+    request: Request,
+    who: Annotated[Principal, Depends(READ_TICKETS)],
 ) -> StreamingResponse:
     """Download evidence with the same rights as its ticket."""
     app = state(request)

@@ -33,7 +33,30 @@ def _reject_bare_date(value: Any) -> Any:
     return value
 
 
-class EventIn(BaseModel):
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class Input(BaseModel):
+    """Base of every client input: unknown fields and NUL characters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+class EventIn(Input):
     """One timeline event as a client states it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +96,7 @@ class EventIn(BaseModel):
         return self
 
 
-class TicketIn(BaseModel):
+class TicketIn(Input):
     """A ticket with its events, as imported or posted."""
 
     model_config = ConfigDict(extra="forbid")
@@ -91,7 +114,7 @@ class TicketIn(BaseModel):
     events: list[EventIn] = Field(min_length=1)
 
 
-class ImportFile(BaseModel):
+class ImportFile(Input):
     """The JSON import file."""
 
     model_config = ConfigDict(extra="forbid")

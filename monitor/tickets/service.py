@@ -445,7 +445,7 @@ def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
     if pool is not None:
         query = query.where(Ticket.pool == pool)
     found: Sequence[Ticket] = []
-    if ref.isdigit():
+    if ref.isdigit() and len(ref) <= 9:
         found = session.exec(query.where(Ticket.id == int(ref))).all()
     if not found:
         ref_pool, _, ext = ref.partition(":")
@@ -469,12 +469,6 @@ def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
     by_id = {e.id: e for e in events}
     effective = {x.event.seq: x.at for x in apply_corrections(timeline_of(events))}
     states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
-    order = {
-        t.id: i
-        for i, t in enumerate(
-            ctx.policies.version(ticket.policy_version).severities[ticket.current_severity].targets
-        )
-    }
     tz = ctx.tz
 
     def event_id(e: Event) -> str:
@@ -532,9 +526,16 @@ def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
                 duration=s.duration,
                 explain=s.explain,
             )
-            for s in sorted(states, key=lambda s: order.get(s.target, 99))
+            for s in sorted(states, key=lambda s: target_order(ctx, ticket, s.target))
         ],
     )
+
+
+def target_order(ctx: SlaContext, ticket: Ticket, target: str) -> int:
+    """A target's place in its severity's policy, so every listing shows them in that order."""
+    targets = ctx.policies.version(ticket.policy_version).severities[ticket.current_severity]
+    ids = [t.id for t in targets.targets]
+    return ids.index(target) if target in ids else len(ids)
 
 
 def count_tickets(session: Session) -> int:
@@ -588,7 +589,7 @@ def search_tickets(
             col(Ticket.external_id).ilike(like, escape="\\"),
             col(Ticket.description).ilike(like, escape="\\"),
         ]
-        if text.isdigit():
+        if text.isdigit() and len(text) <= 9:
             conditions.append(col(Ticket.id) == int(text))
         query = query.where(sa.or_(*conditions))
     total = session.exec(select(sa.func.count()).select_from(query.subquery())).one()

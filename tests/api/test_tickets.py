@@ -120,6 +120,7 @@ BAD = [
     ({"events": [{"type": "reported", "at": "2022-08-10 25:61"}]}, "events[0].at", 422),
     ({"events": [{"type": "exploded", "at": "2022-08-10T11:41:00+08:00"}]}, "events[0].type", 422),
     ({"recorded_at": "2022-08-10T11:41:00+08:00"}, "recorded_at", 422),
+    ({"title": "存储\x00故障"}, "title", 422),
 ]
 
 

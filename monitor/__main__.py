@@ -1,0 +1,5 @@
+"""`python -m monitor` is the `sla-monitor` command."""
+
+from monitor.cli import app
+
+app(prog_name="sla-monitor")
