@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint format schemas clean
+.PHONY: help install run test lint format schemas dashboards clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 schemas: $(STAMP) ## regenerate the JSON Schemas in schemas/ from the models
 	$(BIN)/python -m monitor.schemas_export
+
+dashboards: $(STAMP) ## regenerate the Grafana dashboards in dashboards/
+	$(BIN)/python -m monitor.metrics.dashboards
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) var

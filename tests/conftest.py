@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 import monitor.models  # noqa: F401
+from monitor.api.app import create_app
+from monitor.auth.service import create_token
 from monitor.core.clock import FixedClock
-from monitor.core.db import make_engine, upgrade
+from monitor.core.db import make_engine, session_scope, upgrade
 from monitor.core.settings import Settings
 from monitor.sla.service import SlaContext, load_context
 
@@ -104,3 +108,42 @@ def ctx(session: Session, settings: Settings, clock: FixedClock) -> SlaContext:
     context = load_context(session, settings, clock)
     session.commit()
     return context
+
+
+# The HTTP application, with a token for each kind of caller ----------------------------
+
+CALLERS = {
+    "op2": ("operator", "pool2"),
+    "op1": ("operator", "pool1"),
+    "supervisor": ("supervisor", None),
+    "admin": ("admin", None),
+    "evaluator": ("evaluator", None),
+}
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, clock: FixedClock) -> FastAPI:
+    return create_app(settings, clock=clock, engine=engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth(client: TestClient, engine: Engine, clock: FixedClock) -> dict[str, dict[str, str]]:
+    headers = {"anonymous": {}}
+    with session_scope(engine) as session:
+        for name, (role, pool) in CALLERS.items():
+            _, value = create_token(
+                session,
+                name=name,
+                role=role,
+                pool=pool,
+                known_pools=["pool1", "pool2"],
+                now=clock.now(),
+            )
+            headers[name] = {"Authorization": f"Bearer {value}"}
+    return headers

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
 from monitor.api import errors
@@ -18,6 +20,7 @@ from monitor.breaches.router import router as breaches_router
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, schema_state, session_scope
 from monitor.core.settings import Settings, get_settings
+from monitor.metrics.collector import make_registry
 from monitor.scheduler.runner import Runner
 from monitor.scoring.router import router as scoring_router
 from monitor.sla.service import ContextCache
@@ -75,6 +78,22 @@ def create_app(
     api.include_router(breaches_router)
     api.include_router(scoring_router)
     app.include_router(api)
+
+    registry = make_registry(engine, settings)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition, read from the database at scrape time."""
+        expected = settings.metrics_token
+        if expected:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {expected}"):
+                return Response(
+                    "a bearer token is required\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

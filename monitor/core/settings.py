@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     evidence_dir: Path = Path("var/evidence")
     evidence_max_bytes: int = 50 * 1024 * 1024
     timezone: str = "Asia/Shanghai"
+    # When set, /metrics asks for `Authorization: Bearer <this>`.
+    metrics_token: str | None = None
     # An event whose time lies further ahead of the server clock than this is refused.
     future_tolerance_seconds: int = 300
     # Data-quality findings: open longer than this many times the severity's longest target,

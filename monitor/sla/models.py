@@ -18,11 +18,14 @@ class TargetState(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_target_states_status_deadline", "status", "deadline"),
         sa.Index("ix_target_states_status_risk_at", "status", "risk_at"),
+        # Covers the metrics' GROUP BY so a scrape reads the index alone.
+        sa.Index("ix_target_states_metrics", "pool", "severity", "target", "status"),
     )
 
     ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
     target: str = Field(max_length=64, primary_key=True)
     name: str = Field(max_length=128)
+    pool: str = Field(max_length=32, description="the ticket's pool, kept here for aggregates")
     severity: str = Field(max_length=32)
     policy_version: str = Field(max_length=64)
     status: str = Field(max_length=20)

@@ -188,6 +188,7 @@ def store_judgement(
         keep.add(res.target)
         values: dict[str, Any] = {
             "name": res.name,
+            "pool": ticket.pool,
             "severity": judgement.severity,
             "policy_version": ticket.policy_version,
             "status": res.status,

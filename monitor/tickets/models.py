@@ -13,7 +13,10 @@ from monitor.core.models_base import instant, json_list, text
 
 class Ticket(SQLModel, table=True):
     __tablename__ = "tickets"
-    __table_args__ = (sa.UniqueConstraint("pool", "external_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("pool", "external_id"),
+        sa.Index("ix_tickets_metrics_open", "status", "pool", "current_severity"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     pool: str = Field(max_length=32, index=True)

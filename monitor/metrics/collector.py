@@ -1,0 +1,237 @@
+"""One collector on its own registry: every figure is read from the database at scrape time
+with aggregate queries, so every replica answers the same."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.breaches.findings import KINDS
+from monitor.breaches.models import Breach, Finding
+from monitor.calendars.calendar import package_arrangements
+from monitor.calendars.models import CalendarLoad
+from monitor.calendars.service import config_arrangements
+from monitor.catalog.models import load_catalog
+from monitor.core.db import read_scope
+from monitor.core.settings import Settings
+from monitor.core.timeutil import year_bounds
+from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS, METRICS
+from monitor.scheduler.models import JobRun, Lease
+from monitor.scoring.rules import load_indicators
+from monitor.sla.models import PolicyVersion, TargetState
+from monitor.tickets.models import Ticket
+
+
+def _doc(name: str, kind: str) -> tuple[str, list[str]]:
+    declared, doc, labels = METRICS[name]
+    assert declared == kind, f"{name} is declared a {declared}"
+    return doc, list(labels)
+
+
+def gauge(name: str) -> GaugeMetricFamily:
+    doc, labels = _doc(name, "gauge")
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def counter(name: str) -> CounterMetricFamily:
+    doc, labels = _doc(name, "counter")
+    return CounterMetricFamily(name.removesuffix("_total"), doc, labels=labels)
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    doc, labels = _doc(name, "histogram")
+    return HistogramMetricFamily(name, doc, labels=labels)
+
+
+class SlaCollector(Collector):
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self.pools = load_catalog(settings.config_dir).pool_ids
+
+    def collect(self) -> Iterator[Metric]:
+        with read_scope(self.engine) as session:
+            yield from self._tickets(session)
+            yield from self._targets(session)
+            yield from self._breaches(session)
+            yield from self._indicators(session)
+            yield from self._findings(session)
+            yield from self._scheduler(session)
+            yield from self._histograms(session)
+
+    def _severities(self, session: Session) -> list[str]:
+        rows = session.exec(select(PolicyVersion).order_by(col(PolicyVersion.effective_from))).all()
+        return list(rows[-1].body["severities"]) if rows else []
+
+    def _tickets(self, session: Session) -> Iterator[Metric]:
+        family = gauge("slamon_tickets_open")
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for pool in self.pools:
+            for severity in self._severities(session):
+                counts[(pool, severity)] = 0
+        rows = session.exec(
+            select(Ticket.pool, Ticket.current_severity, sa.func.count())
+            .where(Ticket.status == "open")
+            .group_by(col(Ticket.pool), col(Ticket.current_severity))
+        ).all()
+        for pool, severity, n in rows:
+            counts[(pool, severity)] = n
+        for labels, n in sorted(counts.items()):
+            family.add_metric(list(labels), n)
+        yield family
+
+    def _targets(self, session: Session) -> Iterator[Metric]:
+        family = gauge("slamon_sla_targets")
+        rows = session.execute(
+            sa.select(
+                col(TargetState.pool),
+                col(TargetState.severity),
+                col(TargetState.target),
+                col(TargetState.status),
+                sa.func.count(),
+            ).group_by(
+                col(TargetState.pool),
+                col(TargetState.severity),
+                col(TargetState.target),
+                col(TargetState.status),
+            )
+        ).all()
+        for pool, severity, target, status, n in rows:
+            family.add_metric([pool, severity, target, status], n)
+        yield family
+
+    def _breaches(self, session: Session) -> Iterator[Metric]:
+        family = counter("slamon_sla_breaches_total")
+        review = sa.case((col(Breach.cleared_at).is_not(None), "cleared"), else_=Breach.review)
+        rows = session.execute(
+            sa.select(
+                col(Breach.pool), col(Breach.severity), col(Breach.target), review, sa.func.count()
+            ).group_by(col(Breach.pool), col(Breach.severity), col(Breach.target), review)
+        ).all()
+        for pool, severity, target, state, n in rows:
+            family.add_metric([pool, severity, target, state], n)
+        yield family
+
+    def _indicators(self, session: Session) -> Iterator[Metric]:
+        score = gauge("slamon_indicator_score")
+        occurrences = gauge("slamon_indicator_occurrences")
+        pending = gauge("slamon_indicator_pending_breaches")
+        tz = self.settings.tz
+        first, last = session.exec(
+            select(sa.func.min(Ticket.reported_at), sa.func.max(Ticket.reported_at))
+        ).one()
+        years: list[int] = []
+        if first is not None and last is not None:
+            begin = first if first.tzinfo else first.replace(tzinfo=UTC)
+            end = last if last.tzinfo else last.replace(tzinfo=UTC)
+            years = list(range(begin.astimezone(tz).year, end.astimezone(tz).year + 1))
+        for indicator in load_indicators(self.settings.config_dir).indicators:
+            rule = indicator.rule
+            for year in years:
+                start, stop = year_bounds(year, tz)
+                scope = (
+                    col(Ticket.current_severity).in_(rule.severities),
+                    col(Ticket.reported_at) >= start,
+                    col(Ticket.reported_at) < stop,
+                )
+                standing = (
+                    select(Breach.ticket_id)
+                    .join(Ticket, col(Ticket.id) == Breach.ticket_id)
+                    .where(*scope, col(Breach.cleared_at).is_(None), Breach.review != "waived")
+                )
+                if rule.count == "per_ticket":
+                    n = session.exec(
+                        select(sa.func.count()).select_from(standing.distinct().subquery())
+                    ).one()
+                else:
+                    n = session.exec(select(sa.func.count()).select_from(standing.subquery())).one()
+                waiting = session.exec(
+                    select(sa.func.count()).select_from(
+                        standing.where(Breach.review == "pending").subquery()
+                    )
+                ).one()
+                labels = [indicator.id, str(year)]
+                score.add_metric(labels, max(0.0, indicator.points - rule.per_occurrence * n))
+                occurrences.add_metric(labels, n)
+                pending.add_metric(labels, waiting)
+        yield from (score, occurrences, pending)
+
+    def _findings(self, session: Session) -> Iterator[Metric]:
+        family = gauge("slamon_findings_open")
+        counts = dict.fromkeys(KINDS, 0)
+        for kind, n in session.exec(
+            select(Finding.kind, sa.func.count())
+            .where(col(Finding.closed_at).is_(None))
+            .group_by(col(Finding.kind))
+        ).all():
+            counts[kind] = n
+        for kind, n in sorted(counts.items()):
+            family.add_metric([kind], n)
+        yield family
+
+    def _scheduler(self, session: Session) -> Iterator[Metric]:
+        sweep = gauge("slamon_sweep_last_success_timestamp_seconds")
+        run = session.get(JobRun, "detect_breaches")
+        if run is not None:
+            sweep.add_metric([], run.last_success.timestamp())
+        yield sweep
+        leader = gauge("slamon_scheduler_leader")
+        lease = session.get(Lease, "scheduler")
+        now = datetime.now(UTC)
+        if lease is not None and lease.expires_at >= now:
+            leader.add_metric([lease.holder], 1)
+        else:
+            leader.add_metric([""], 0)
+        yield leader
+        calendar = gauge("slamon_calendar_last_known_year")
+        years = [a.year for a in package_arrangements()]
+        years += [a.year for a in config_arrangements(self.settings.config_dir)]
+        loaded = session.exec(select(sa.func.max(CalendarLoad.year))).one()
+        if loaded is not None:
+            years.append(loaded)
+        calendar.add_metric([], max(years))
+        yield calendar
+
+    def _histograms(self, session: Session) -> Iterator[Metric]:
+        for name, target in HISTOGRAM_TARGETS.items():
+            family = histogram(name)
+            elapsed = col(TargetState.elapsed_seconds)
+            buckets = [sa.func.sum(sa.case((elapsed <= b, 1), else_=0)) for b in DURATION_BUCKETS]
+            rows = session.execute(
+                sa.select(
+                    col(TargetState.pool),
+                    col(TargetState.severity),
+                    sa.func.count(),
+                    sa.func.sum(elapsed),
+                    *buckets,
+                )
+                .where(col(TargetState.target) == target, col(TargetState.stop).is_not(None))
+                .group_by(col(TargetState.pool), col(TargetState.severity))
+            ).all()
+            for row in rows:
+                pool, severity, count, total = row[0], row[1], row[2], row[3]
+                cumulative: list[int | None] = list(row[4:])
+                points = [
+                    (str(float(b)), float(c or 0))
+                    for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)
+                ]
+                points.append(("+Inf", float(count)))
+                family.add_metric([pool, severity], points, float(total or 0))
+            yield family
+
+
+def make_registry(engine: Engine, settings: Settings) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlaCollector(engine, settings))
+    return registry
