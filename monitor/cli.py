@@ -281,6 +281,29 @@ def serve_cmd(
         uvicorn.run(application, host=host, port=port, log_level="info")
 
 
+@app.command("scheduler")
+def scheduler_cmd() -> None:
+    """Run only the scheduler (lease, breach wake-ups, safety sweep, daily findings)."""
+    import signal
+    import threading
+
+    from monitor.scheduler.runner import Runner
+
+    stop = threading.Event()
+    with runtime() as (settings, engine, clock):
+        runner = Runner(engine, settings, clock)
+        runner.start()
+        err.print(f"scheduler {runner.holder} running; Ctrl-C stops it", highlight=False)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.stop()
+
+
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(token_app, name="token")

@@ -8,8 +8,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from monitor.core.config_files import loc_path
+from monitor.core.config_files import loc_path, pin_field
 from monitor.core.errors import DomainError, InvalidInput
+
+
+def responses(thing: str) -> dict[int | str, dict[str, Any]]:
+    """The error answers every API route can give, for the OpenAPI description."""
+    return {
+        401: {"description": "no or bad token"},
+        403: {"description": "role not allowed"},
+        404: {"description": f"no such {thing} (or another pool's)"},
+        409: {"description": "same Idempotency-Key in flight"},
+        422: {"description": "bad input; each problem names its field"},
+    }
 
 
 def error_body(exc: DomainError) -> dict[str, Any]:
@@ -35,5 +46,6 @@ def install(app: FastAPI) -> None:
                 if where != "body" and loc:
                     loc = (f"{where}.{loc[0]}", *loc[1:])
             msg = str(err["msg"]).removeprefix("Value error, ")
-            detail.append({"loc": loc_path(loc), "msg": msg})
+            where, what = pin_field(loc_path(loc), msg)
+            detail.append({"loc": where, "msg": what})
         return JSONResponse({"detail": detail}, status_code=422)

@@ -18,6 +18,7 @@ from monitor.api.deps import (
     pool_scope,
     state,
 )
+from monitor.api.errors import responses
 from monitor.api.idempotency import Answer, fingerprint
 from monitor.auth.service import Principal
 from monitor.breaches.findings import KINDS, list_findings
@@ -31,12 +32,7 @@ from monitor.tickets.schemas import Input
 
 router = APIRouter(tags=["breaches"])
 Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or bad token"},
-    403: {"description": "role not allowed"},
-    404: {"description": "no such breach (or another pool's)"},
-    422: {"description": "bad input; each problem names its field"},
-}
+ERRORS = responses("breach")
 
 
 class ReviewOut(BaseModel):

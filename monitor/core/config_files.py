@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,18 @@ def loc_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+FIELD_PREFIX = re.compile(r"^([a-z_]+): (.+)$", re.S)
+
+
+def pin_field(loc: str, msg: str) -> tuple[str, str]:
+    """A whole-model check says which field it means as "field: message": move it to loc."""
+    match = FIELD_PREFIX.match(msg)
+    if match is None:
+        return loc, msg
+    field, rest = match.groups()
+    return (f"{loc}.{field}" if loc else field), rest
+
+
 def problems_of(exc: ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors():
@@ -33,7 +46,7 @@ def problems_of(exc: ValidationError) -> list[Problem]:
             msg = msg[len("Value error, ") :]
         if err["type"].startswith(("datetime", "date")) and isinstance(err.get("input"), str):
             msg = f"time {err['input']!r} does not parse: {msg}"
-        problems.append(Problem(loc_path(loc), msg))
+        problems.append(Problem(*pin_field(loc_path(loc), msg)))
     return problems
 
 

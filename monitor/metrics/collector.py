@@ -26,7 +26,6 @@ from monitor.calendars.service import config_arrangements
 from monitor.catalog.models import load_catalog
 from monitor.core.db import read_scope
 from monitor.core.settings import Settings
-from monitor.core.timeutil import year_bounds
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS, METRICS
 from monitor.scheduler.models import JobRun, Lease
 from monitor.scoring.rules import load_indicators
@@ -133,38 +132,35 @@ class SlaCollector(Collector):
         ).one()
         years: list[int] = []
         if first is not None and last is not None:
-            begin = first if first.tzinfo else first.replace(tzinfo=UTC)
-            end = last if last.tzinfo else last.replace(tzinfo=UTC)
-            years = list(range(begin.astimezone(tz).year, end.astimezone(tz).year + 1))
+            years = list(
+                range(_aware(first).astimezone(tz).year, _aware(last).astimezone(tz).year + 1)
+            )
         for indicator in load_indicators(self.settings.config_dir).indicators:
             rule = indicator.rule
-            for year in years:
-                start, stop = year_bounds(year, tz)
-                scope = (
+            # The standing breaches of in-scope tickets are few: read them, bucket by year.
+            rows = session.execute(
+                sa.select(col(Breach.ticket_id), col(Breach.review), col(Ticket.reported_at))
+                .join(Ticket, col(Ticket.id) == Breach.ticket_id)
+                .where(
+                    col(Breach.cleared_at).is_(None),
+                    col(Breach.review) != "waived",
                     col(Ticket.current_severity).in_(rule.severities),
-                    col(Ticket.reported_at) >= start,
-                    col(Ticket.reported_at) < stop,
                 )
-                standing = (
-                    select(Breach.ticket_id)
-                    .join(Ticket, col(Ticket.id) == Breach.ticket_id)
-                    .where(*scope, col(Breach.cleared_at).is_(None), Breach.review != "waived")
-                )
-                if rule.count == "per_ticket":
-                    n = session.exec(
-                        select(sa.func.count()).select_from(standing.distinct().subquery())
-                    ).one()
-                else:
-                    n = session.exec(select(sa.func.count()).select_from(standing.subquery())).one()
-                waiting = session.exec(
-                    select(sa.func.count()).select_from(
-                        standing.where(Breach.review == "pending").subquery()
-                    )
-                ).one()
+            ).all()
+            tickets: dict[int, set[int]] = defaultdict(set)
+            breaches: dict[int, int] = defaultdict(int)
+            waiting: dict[int, int] = defaultdict(int)
+            for ticket_id, review, reported_at in rows:
+                year = _aware(reported_at).astimezone(tz).year
+                tickets[year].add(ticket_id)
+                breaches[year] += 1
+                waiting[year] += review == "pending"
+            for year in years:
+                n = len(tickets[year]) if rule.count == "per_ticket" else breaches[year]
                 labels = [indicator.id, str(year)]
                 score.add_metric(labels, max(0.0, indicator.points - rule.per_occurrence * n))
                 occurrences.add_metric(labels, n)
-                pending.add_metric(labels, waiting)
+                pending.add_metric(labels, waiting[year])
         yield from (score, occurrences, pending)
 
     def _findings(self, session: Session) -> Iterator[Metric]:
@@ -204,31 +200,41 @@ class SlaCollector(Collector):
         yield calendar
 
     def _histograms(self, session: Session) -> Iterator[Metric]:
+        # One pass over the stopped clocks of all three targets, cumulative sums per bucket.
+        elapsed = col(TargetState.elapsed_seconds)
+        cumulative = [sa.func.sum(sa.case((elapsed <= b, 1), else_=0)) for b in DURATION_BUCKETS]
+        rows = session.execute(
+            sa.select(
+                col(TargetState.target),
+                col(TargetState.pool),
+                col(TargetState.severity),
+                sa.func.count(),
+                sa.func.sum(elapsed),
+                *cumulative,
+            )
+            .where(
+                col(TargetState.target).in_(list(HISTOGRAM_TARGETS.values())),
+                col(TargetState.stop).is_not(None),
+            )
+            .group_by(col(TargetState.target), col(TargetState.pool), col(TargetState.severity))
+        ).all()
         for name, target in HISTOGRAM_TARGETS.items():
             family = histogram(name)
-            elapsed = col(TargetState.elapsed_seconds)
-            buckets = [sa.func.sum(sa.case((elapsed <= b, 1), else_=0)) for b in DURATION_BUCKETS]
-            rows = session.execute(
-                sa.select(
-                    col(TargetState.pool),
-                    col(TargetState.severity),
-                    sa.func.count(),
-                    sa.func.sum(elapsed),
-                    *buckets,
-                )
-                .where(col(TargetState.target) == target, col(TargetState.stop).is_not(None))
-                .group_by(col(TargetState.pool), col(TargetState.severity))
-            ).all()
             for row in rows:
-                pool, severity, count, total = row[0], row[1], row[2], row[3]
-                cumulative: list[int | None] = list(row[4:])
+                if row[0] != target:
+                    continue
+                pool, severity, count, total = row[1], row[2], row[3], row[4]
                 points = [
                     (str(float(b)), float(c or 0))
-                    for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)
+                    for b, c in zip(DURATION_BUCKETS, row[5:], strict=True)
                 ]
                 points.append(("+Inf", float(count)))
                 family.add_metric([pool, severity], points, float(total or 0))
             yield family
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def make_registry(engine: Engine, settings: Settings) -> CollectorRegistry:

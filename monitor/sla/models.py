@@ -20,6 +20,10 @@ class TargetState(SQLModel, table=True):
         sa.Index("ix_target_states_status_risk_at", "status", "risk_at"),
         # Covers the metrics' GROUP BY so a scrape reads the index alone.
         sa.Index("ix_target_states_metrics", "pool", "severity", "target", "status"),
+        # Covers the duration histograms: stopped clocks by target, pool and severity.
+        sa.Index(
+            "ix_target_states_durations", "target", "pool", "severity", "elapsed_seconds", "stop"
+        ),
     )
 
     ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)

@@ -22,6 +22,7 @@ from monitor.api.deps import (
     pool_scope,
     state,
 )
+from monitor.api.errors import responses
 from monitor.api.idempotency import Answer, fingerprint
 from monitor.auth.service import Principal
 from monitor.core.db import read_scope
@@ -42,13 +43,7 @@ from monitor.tickets.service import (
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or bad token"},
-    403: {"description": "role not allowed"},
-    404: {"description": "no such ticket (or another pool's)"},
-    409: {"description": "same Idempotency-Key in flight"},
-    422: {"description": "bad input; each problem names its field"},
-}
+ERRORS = responses("ticket")
 
 
 class TargetBrief(BaseModel):

@@ -201,3 +201,34 @@ def test_a_replay_survives_a_restart(
     with TestClient(create_app(settings, clock=clock, engine=engine)) as restarted:
         again = post(restarted, auth, "op2", ticket_body(), key="k-restart")
     assert again.status_code == 201 and again.json() == first.json()
+
+
+EVENT_BAD = [
+    ({"type": "arrived", "at": "2022-08-10T11:00:00+08:00"}, "at"),
+    ({"type": "arrived", "at": "2026-11-28T15:00:00+08:00"}, "at"),
+    (
+        {
+            "type": "correction",
+            "corrects": "nope",
+            "at": "2022-08-10T12:00:00+08:00",
+            "reason": "r",
+        },
+        "corrects",
+    ),
+    ({"type": "correction", "corrects": "1", "at": "2022-08-10T12:00:00+08:00"}, "reason"),
+    ({"type": "reported", "at": "2022-08-10T12:00:00+08:00"}, "type"),
+    ({"type": "arrived", "at": "yesterday"}, "at"),
+    ({"type": "arrived", "at": "2022-08-10T12:00:00+08:00", "recorded_at": "x"}, "recorded_at"),
+]
+
+
+@pytest.mark.parametrize(("body", "loc"), EVENT_BAD)
+def test_bad_events_over_http_name_the_field_and_write_nothing(
+    client: TestClient, auth: Any, session: Session, body: dict[str, Any], loc: str
+) -> None:
+    ticket = post(client, auth, "op2", ticket_body()).json()
+    before = counts(session)
+    r = post(client, auth, "op2", body, path=f"/tickets/{ticket['id']}/events")
+    assert r.status_code == 422, r.text
+    assert loc in [d["loc"] for d in r.json()["detail"]], r.json()
+    assert counts(session) == before
