@@ -33,6 +33,7 @@ from monitor.core.clock import SystemClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
 from monitor.metrics.collector import make_registry  # noqa: E402
+from monitor.metrics.totals import reconcile  # noqa: E402
 from monitor.sla.models import TargetState  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.models import Ticket  # noqa: E402
@@ -181,6 +182,10 @@ def main() -> None:
     else:
         with engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
+    began = time.perf_counter()
+    with session_scope(engine) as session:
+        reconcile(session)  # the bulk fill bypassed the running totals
+    reconcile_seconds = time.perf_counter() - began
     with engine.connect() as conn:
         counts: dict[str, Any] = {
             t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
@@ -200,7 +205,8 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}, {platform.system()}",
         f"- measured: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- rows: {', '.join(f'{k} {v:,}' for k, v in counts.items())} "
-        f"(filled in {fill_seconds:.0f} s)",
+        f"(filled in {fill_seconds:.0f} s; the daily reconcile of the running totals took "
+        f"{reconcile_seconds:.1f} s)",
         f"- one full scrape ({size:,} bytes), {args.runs} runs: min {min(timings) * 1000:.0f} ms, "
         f"median {statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms "
         "(target ≤ 250 ms)",

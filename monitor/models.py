@@ -4,6 +4,7 @@ from monitor.audit.models import AuditRecord
 from monitor.auth.models import ApiToken, Evidence, EvidenceLink, IdempotencyKey, User
 from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.calendars.models import CalendarLoad
+from monitor.metrics.totals import MetricTotal
 from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
@@ -21,6 +22,7 @@ __all__ = [
     "IdempotencyKey",
     "JobRun",
     "Lease",
+    "MetricTotal",
     "PolicyVersion",
     "TargetState",
     "Ticket",

@@ -115,3 +115,10 @@ def refresh_findings(session: Session, ctx: SlaContext) -> int:
             ctx.thresholds,
         )
     return changed
+
+
+def reconcile_metrics(session: Session, ctx: SlaContext) -> int:
+    """Daily: rewrite the metric totals from the rows; returns how many had drifted."""
+    from monitor.metrics.totals import reconcile
+
+    return reconcile(session, ctx.now())

@@ -20,7 +20,7 @@ class Breach(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
     target: str = Field(max_length=64)
     pool: str = Field(max_length=32, index=True)
-    severity: str = Field(max_length=32)
+    severity: str = Field(max_length=32, index=True)
     deadline: datetime = instant()
     detected_at: datetime = instant(index=True)
     # Set while the current data no longer shows a breach (e.g. after a correction).

@@ -12,6 +12,7 @@ from monitor.audit import service as audit
 from monitor.breaches.models import Breach, BreachReview
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 from monitor.core.timeutil import year_bounds
+from monitor.metrics import totals
 from monitor.sla.models import TargetState
 from monitor.tickets.models import Ticket
 
@@ -46,17 +47,26 @@ def sync_breaches(
             )
             session.add(breach)
             session.flush()
+            totals.count_breach(session, breach, +1)
             created.append(breach)
             _audit(session, breach, "breach.detected", now)
-        elif breach.cleared_at is not None or breach.deadline != state.deadline:
+        elif (
+            breach.cleared_at is not None
+            or breach.deadline != state.deadline
+            or breach.severity != state.severity
+        ):
             reinstated = breach.cleared_at is not None
+            totals.count_breach(session, breach, -1)
             breach.cleared_at, breach.deadline = None, state.deadline
             breach.severity = state.severity
+            totals.count_breach(session, breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.reinstated" if reinstated else "breach.moved", now)
     for target, breach in existing.items():
         if target not in breached and breach.cleared_at is None:
+            totals.count_breach(session, breach, -1)
             breach.cleared_at = now
+            totals.count_breach(session, breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.cleared", now)
     session.flush()
@@ -127,7 +137,9 @@ def review_breach(
         supersedes_id=previous[-1].id if previous else None,
     )
     session.add(review)
+    totals.count_breach(session, breach, -1)
     breach.review, breach.reviewed_at = decision, now
+    totals.count_breach(session, breach, +1)
     session.add(breach)
     session.flush()
     audit.append(

@@ -3,9 +3,11 @@ with aggregate queries, so every replica answers the same."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client.core import (
@@ -26,10 +28,12 @@ from monitor.calendars.service import config_arrangements
 from monitor.catalog.models import load_catalog
 from monitor.core.db import read_scope
 from monitor.core.settings import Settings
+from monitor.metrics import totals
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS, METRICS
+from monitor.metrics.totals import MetricTotal
 from monitor.scheduler.models import JobRun, Lease
 from monitor.scoring.rules import load_indicators
-from monitor.sla.models import PolicyVersion, TargetState
+from monitor.sla.models import PolicyVersion
 from monitor.tickets.models import Ticket
 
 
@@ -90,36 +94,20 @@ class SlaCollector(Collector):
             family.add_metric(list(labels), n)
         yield family
 
+    def _totals(self, session: Session, family: str) -> list[tuple[list[Any], int, float]]:
+        rows = session.exec(select(MetricTotal).where(MetricTotal.family == family)).all()
+        return [(json.loads(r.labels), r.count, r.total) for r in rows if r.count]
+
     def _targets(self, session: Session) -> Iterator[Metric]:
         family = gauge("slamon_sla_targets")
-        rows = session.execute(
-            sa.select(
-                col(TargetState.pool),
-                col(TargetState.severity),
-                col(TargetState.target),
-                col(TargetState.status),
-                sa.func.count(),
-            ).group_by(
-                col(TargetState.pool),
-                col(TargetState.severity),
-                col(TargetState.target),
-                col(TargetState.status),
-            )
-        ).all()
-        for pool, severity, target, status, n in rows:
-            family.add_metric([pool, severity, target, status], n)
+        for labels, n, _ in sorted(self._totals(session, totals.TARGETS)):
+            family.add_metric([str(x) for x in labels], n)
         yield family
 
     def _breaches(self, session: Session) -> Iterator[Metric]:
         family = counter("slamon_sla_breaches_total")
-        review = sa.case((col(Breach.cleared_at).is_not(None), "cleared"), else_=Breach.review)
-        rows = session.execute(
-            sa.select(
-                col(Breach.pool), col(Breach.severity), col(Breach.target), review, sa.func.count()
-            ).group_by(col(Breach.pool), col(Breach.severity), col(Breach.target), review)
-        ).all()
-        for pool, severity, target, state, n in rows:
-            family.add_metric([pool, severity, target, state], n)
+        for labels, n, _ in sorted(self._totals(session, totals.BREACHES)):
+            family.add_metric([str(x) for x in labels], n)
         yield family
 
     def _indicators(self, session: Session) -> Iterator[Metric]:
@@ -144,6 +132,7 @@ class SlaCollector(Collector):
                 .where(
                     col(Breach.cleared_at).is_(None),
                     col(Breach.review) != "waived",
+                    col(Breach.severity).in_(rule.severities),
                     col(Ticket.current_severity).in_(rule.severities),
                 )
             ).all()
@@ -200,36 +189,24 @@ class SlaCollector(Collector):
         yield calendar
 
     def _histograms(self, session: Session) -> Iterator[Metric]:
-        # One pass over the stopped clocks of all three targets, cumulative sums per bucket.
-        elapsed = col(TargetState.elapsed_seconds)
-        cumulative = [sa.func.sum(sa.case((elapsed <= b, 1), else_=0)) for b in DURATION_BUCKETS]
-        rows = session.execute(
-            sa.select(
-                col(TargetState.target),
-                col(TargetState.pool),
-                col(TargetState.severity),
-                sa.func.count(),
-                sa.func.sum(elapsed),
-                *cumulative,
+        series: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+        for (target, pool, severity, index), n, total in self._totals(session, totals.DURATIONS):
+            counts, sums = series.setdefault(
+                (target, pool, severity), ([0] * (len(DURATION_BUCKETS) + 1), [0.0])
             )
-            .where(
-                col(TargetState.target).in_(list(HISTOGRAM_TARGETS.values())),
-                col(TargetState.stop).is_not(None),
-            )
-            .group_by(col(TargetState.target), col(TargetState.pool), col(TargetState.severity))
-        ).all()
+            counts[index] += n
+            sums[0] += total
         for name, target in HISTOGRAM_TARGETS.items():
             family = histogram(name)
-            for row in rows:
-                if row[0] != target:
+            for (t, pool, severity), (counts, sums) in sorted(series.items()):
+                if t != target:
                     continue
-                pool, severity, count, total = row[1], row[2], row[3], row[4]
-                points = [
-                    (str(float(b)), float(c or 0))
-                    for b, c in zip(DURATION_BUCKETS, row[5:], strict=True)
-                ]
-                points.append(("+Inf", float(count)))
-                family.add_metric([pool, severity], points, float(total or 0))
+                running, points = 0, []
+                for bound, n in zip(DURATION_BUCKETS, counts, strict=False):
+                    running += n
+                    points.append((str(float(bound)), float(running)))
+                points.append(("+Inf", float(sum(counts))))
+                family.add_metric([pool, severity], points, sums[0])
             yield family
 
 

@@ -20,7 +20,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.breaches.detection import detect_breaches, next_wake, refresh_findings
+from monitor.breaches.detection import (
+    detect_breaches,
+    next_wake,
+    reconcile_metrics,
+    refresh_findings,
+)
 from monitor.core import wake
 from monitor.core.clock import Clock
 from monitor.core.db import session_scope
@@ -52,6 +57,11 @@ JOBS: dict[str, Job] = {
             "refresh_findings",
             refresh_findings,
             "raises findings that only the passing of time creates (overdue, next year's calendar)",
+        ),
+        Job(
+            "reconcile_metrics",
+            reconcile_metrics,
+            "rewrites the metric totals from the rows, so any drift lasts a day at most",
         ),
     )
 }
@@ -140,6 +150,7 @@ class Runner:
     def findings(self) -> None:
         if self.is_leader:
             run_job(self.engine, self.settings, self.clock, "refresh_findings", self.holder)
+            run_job(self.engine, self.settings, self.clock, "reconcile_metrics", self.holder)
 
     def _arm_next(self) -> None:
         with Session(self.engine) as session:

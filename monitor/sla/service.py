@@ -21,6 +21,7 @@ from monitor.core import wake
 from monitor.core.clock import Clock
 from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
+from monitor.metrics import totals
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.sla.policy import Policy, PolicySet, load_policy_file
 from monitor.sla.timer import Judgement, TimelineEvent, judge
@@ -209,12 +210,15 @@ def store_judgement(
         if state is None:
             state = TargetState(ticket_id=ticket_id, target=res.target, **values)
         else:
+            totals.count_state(session, state, -1)
             for key, value in values.items():
                 setattr(state, key, value)
+        totals.count_state(session, state, +1)
         session.add(state)
         states.append(state)
     for target, state in existing.items():
         if target not in keep:
+            totals.count_state(session, state, -1)
             session.delete(state)
     ticket.current_severity = judgement.severity
     ticket.status = judgement.status
