@@ -19,6 +19,20 @@ from monitor.tickets.service import Actor, add_event, create_ticket
 SH = ZoneInfo("Asia/Shanghai")
 OPERATOR2 = Actor("ctgd-ops", "operator", "operator", "pool2")
 ADMIN = Actor("admin", "admin", "operator")
+# The specification's import example: the evaluation report's 2022-08-10 incident.
+SPEC_TICKET: dict[str, Any] = {
+    "external_id": "EX-0001",
+    "pool": "pool2",
+    "severity": "major",
+    "title": "重要业务系统异常",
+    "source": "user_report",
+    "events": [
+        {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+        {"type": "arrived", "at": "2022-08-10T12:05:00+08:00"},
+        {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
+        {"type": "report_submitted", "at": "2022-08-29T10:00:00+08:00"},
+    ],
+}
 
 
 def local(*args: int) -> datetime:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from tests.conftest import CONFIG
+from tests.helpers import SPEC_TICKET
 
 runner = CliRunner()
 
@@ -32,19 +33,7 @@ def write_import(tmp_path: Path, tickets: list[dict[str, object]]) -> Path:
     return path
 
 
-TICKET = {
-    "external_id": "EX-0001",
-    "pool": "pool2",
-    "severity": "major",
-    "title": "重要业务系统异常",
-    "source": "user_report",
-    "events": [
-        {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
-        {"type": "arrived", "at": "2022-08-10T12:05:00+08:00"},
-        {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
-        {"type": "report_submitted", "at": "2022-08-29T10:00:00+08:00"},
-    ],
-}
+TICKET = SPEC_TICKET
 
 
 def test_import_then_show_as_json_and_text(env: str, tmp_path: Path) -> None:

@@ -14,26 +14,10 @@ from monitor.core.errors import InvalidInput
 from monitor.sla.service import SlaContext
 from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.service import Actor, find_ticket, ticket_out
-from tests.helpers import counts, local
+from tests.helpers import SPEC_TICKET, counts, local
 
 IMPORTER = Actor("import", "admin", "import")
-SPEC_EXAMPLE = {
-    "tickets": [
-        {
-            "external_id": "EX-0001",
-            "pool": "pool2",
-            "severity": "major",
-            "title": "重要业务系统异常",
-            "source": "user_report",
-            "events": [
-                {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
-                {"type": "arrived", "at": "2022-08-10T12:05:00+08:00"},
-                {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
-                {"type": "report_submitted", "at": "2022-08-29T10:00:00+08:00"},
-            ],
-        }
-    ]
-}
+SPEC_EXAMPLE = {"tickets": [SPEC_TICKET]}
 HEADER = (
     "外部单号,资源池,严重程度,标题,来源,"
     "报障时间,响应时间,到场时间,解决时间,用户确认时间,报告提交时间\n"
