@@ -112,6 +112,7 @@ class Runner:
         self.armed_at: datetime | None = None
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
+        self.receiver = wake.Receiver(engine, self._on_write)
         self.scheduler = BackgroundScheduler(
             timezone=settings.tz,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -189,6 +190,7 @@ class Runner:
         )
         self.scheduler.add_job(self.findings, "cron", hour=2, minute=7, id="refresh_findings")
         wake.subscribe(self._on_write)
+        self.receiver.start()
         self.scheduler.start()
 
     def _on_write(self, instant: datetime) -> None:
@@ -197,6 +199,7 @@ class Runner:
 
     def stop(self) -> None:
         wake.unsubscribe(self._on_write)
+        self.receiver.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.is_leader:

@@ -252,7 +252,7 @@ def rejudge(
         ctx.tz,
         ctx.thresholds,
     )
-    wake.notify(next_instant(states))
+    wake.publish(session, next_instant(states))
     return judgement
 
 

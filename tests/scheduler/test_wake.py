@@ -1,0 +1,47 @@
+"""A write that brings the next deadline earlier re-arms the leader, in its own process and
+(on PostgreSQL, through NOTIFY) when the write happens in another replica."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor.core import wake
+from monitor.core.clock import FixedClock
+from monitor.core.settings import Settings
+from monitor.scheduler.runner import Runner
+from monitor.sla.service import SlaContext
+from tests.conftest import NOW
+from tests.helpers import make_ticket
+
+
+def test_a_write_elsewhere_rearms_the_leader(
+    engine: Engine, session: Session, ctx: SlaContext, settings: Settings, clock: FixedClock
+) -> None:
+    make_ticket(session, ctx, [("reported", NOW.isoformat())], severity="anomaly", external_id="A")
+    runner = Runner(engine, settings, clock, holder="leader")
+    assert runner.renew()
+    assert runner.armed_at == NOW + timedelta(hours=24) * 0.8
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        # Only the database connects this runner to the writer below: another replica.
+        wake.unsubscribe(runner._on_write)
+    else:
+        wake.subscribe(runner._on_write)
+    runner.scheduler.start(paused=True)
+    runner.receiver.start()
+    try:
+        time.sleep(0.5 if postgres else 0)  # LISTEN is in place
+        make_ticket(session, ctx, [("reported", NOW.isoformat())], external_id="B")
+        deadline = time.time() + 5
+        while runner.armed_at != NOW + timedelta(minutes=24) and time.time() < deadline:
+            time.sleep(0.05)
+        assert runner.armed_at == NOW + timedelta(minutes=24)
+        assert runner.scheduler.get_job("breach_wake") is not None
+    finally:
+        wake.unsubscribe(runner._on_write)
+        runner.receiver.stop()
+        runner.scheduler.shutdown(wait=False)
