@@ -270,6 +270,9 @@ def serve_cmd(
     from monitor.api.app import create_app
 
     with runtime() as (settings, engine, clock):
+        # Refuse a bad catalog, policy or calendar file here, with its message, not a traceback.
+        with session_scope(engine) as session:
+            load_context(session, settings, clock)
         application = create_app(
             settings, clock=clock, engine=engine, scheduler=not no_scheduler, demo=demo
         )
@@ -419,16 +422,18 @@ def breaches_list(
     pool: Annotated[str | None, typer.Option("--pool")] = None,
 ) -> None:
     """Breaches still standing, with their review state."""
-    from monitor.breaches.service import list_breaches
+    from monitor.breaches.service import list_breaches, overrun
+    from monitor.core.timeutil import human_duration
 
     with unit_of_work() as (session, ctx):
         rows = list_breaches(session, pending=pending, year=year, pool=pool, tz=ctx.tz)
+        late = {r.breach.id: overrun(session, r.breach, ctx.now())[1] for r in rows}
     for row in rows:
         b, t = row.breach, row.ticket
         out.print(
             f"{b.id:>6}  {t.pool}  {t.external_id or t.id}  {b.severity}/{b.target}  "
             f"deadline {show(b.deadline, ctx.tz)}  detected {show(b.detected_at, ctx.tz)}  "
-            f"{b.review}",
+            f"overrun {human_duration(late[b.id])}  {b.review}",
             markup=False,
         )
     out.print(f"{len(rows)} breach(es)")

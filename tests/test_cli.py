@@ -251,3 +251,21 @@ def test_deleting_an_event_is_named(env: str, tmp_path: Path) -> None:
     code, _, err = invoke("audit", "verify")
     assert code == 1 and "event #4 of ticket 1 was deleted" in err
     engine.dispose()
+
+
+def test_serve_refuses_a_bad_policy_file_naming_the_field(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    folder = tmp_path / "config"
+    shutil.copytree(CONFIG, folder)
+    policy = folder / "sla.yaml"
+    policy.write_text(
+        policy.read_text(encoding="utf-8").replace("warn_at: 0.8", "warn_at: 2", 1),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SLAMON_CONFIG_DIR", str(folder))
+    code, _, err = invoke("serve", "--port", "1")
+    assert code == 1
+    assert "sla.yaml" in err and "policies[0].severities.major.targets[0].warn_at" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -23,7 +24,13 @@ from monitor.api.idempotency import Answer, fingerprint
 from monitor.auth.service import Principal
 from monitor.breaches.findings import KINDS, list_findings
 from monitor.breaches.models import Breach
-from monitor.breaches.service import get_breach, list_breaches, review_breach, reviews_of
+from monitor.breaches.service import (
+    get_breach,
+    list_breaches,
+    overrun,
+    review_breach,
+    reviews_of,
+)
 from monitor.core.db import read_scope
 from monitor.core.errors import PreconditionFailed, PreconditionRequired
 from monitor.core.timeutil import iso
@@ -53,6 +60,8 @@ class BreachOut(BaseModel):
     target: str
     deadline: str
     detected_at: str
+    stop: str | None = Field(description="when the clock stopped; null while it still runs")
+    overrun_seconds: float = Field(description="how far past the deadline, now if still running")
     review: str
     reviewed_at: str | None
     reviews: list[ReviewOut]
@@ -89,9 +98,14 @@ def etag(session: Session, breach: Breach) -> str:
     return f'"breach-{breach.id}-{len(reviews_of(session, breach.id))}"'
 
 
-def breach_out(session: Session, breach: Breach, ticket: Ticket | None, tz: Any) -> BreachOut:
+def breach_out(
+    session: Session, breach: Breach, ticket: Ticket | None, tz: Any, now: datetime
+) -> BreachOut:
     assert breach.id is not None
+    stop, late = overrun(session, breach, now)
     return BreachOut(
+        stop=iso(stop, tz),
+        overrun_seconds=late.total_seconds(),
         id=breach.id,
         ticket=breach.ticket_id,
         external_id=ticket.external_id if ticket else None,
@@ -132,7 +146,7 @@ def get_breaches(
     with read_scope(app.engine) as session:
         tz = app.settings.tz
         rows = list_breaches(session, pending=pending, year=year, pool=scope or pool, tz=tz)
-        items = [breach_out(session, r.breach, r.ticket, tz) for r in rows]
+        items = [breach_out(session, r.breach, r.ticket, tz, app.clock.now()) for r in rows]
     return BreachPage(items=items, total=len(items))
 
 
@@ -148,7 +162,9 @@ def get_one_breach(
     with read_scope(app.engine) as session:
         breach = get_breach(session, breach_id, pool_scope(who))
         response.headers["ETag"] = etag(session, breach)
-        return breach_out(session, breach, session.get(Ticket, breach.ticket_id), app.settings.tz)
+        return breach_out(
+            session, breach, session.get(Ticket, breach.ticket_id), app.settings.tz, app.clock.now()
+        )
 
 
 @router.post(
@@ -182,7 +198,9 @@ def post_review(
                 "someone reviewed it meanwhile"
             )
         review_breach(session, breach, body.decision, body.reason, who.name, app.clock.now())
-        out = breach_out(session, breach, session.get(Ticket, breach.ticket_id), app.settings.tz)
+        out = breach_out(
+            session, breach, session.get(Ticket, breach.ticket_id), app.settings.tz, app.clock.now()
+        )
         return Answer(200, out.model_dump(mode="json"), {"ETag": etag(session, breach)})
 
     return idempotency.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlmodel import Session, col, select
 
@@ -187,3 +187,10 @@ def list_breaches(
         begin, end = year_bounds(year, tz or UTC)
         query = query.where(col(Ticket.reported_at) >= begin, col(Ticket.reported_at) < end)
     return [BreachRow(b, t) for b, t in session.exec(query.order_by(col(Breach.id))).all()]
+
+
+def overrun(session: Session, breach: Breach, now: datetime) -> tuple[datetime | None, timedelta]:
+    """When the breached clock stopped (None while it runs) and how far past its deadline."""
+    state = session.get(TargetState, (breach.ticket_id, breach.target))
+    stop = state.stop if state is not None else None
+    return stop, max(timedelta(), (stop or now) - breach.deadline)

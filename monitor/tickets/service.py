@@ -32,6 +32,7 @@ class Actor:
 
 
 SYSTEM = Actor("system", "admin", "system")
+EVIDENCE_REF = "sha256:"
 
 
 def as_utc(at: datetime, ctx: SlaContext) -> datetime:
@@ -82,6 +83,37 @@ def _event_problems(ev: EventIn, loc: str, ctx: SlaContext, policy: Policy | Non
                 f"unknown severity {ev.severity!r} (known: {', '.join(policy.severities)})",
             )
         )
+    return problems
+
+
+def _evidence_problems(
+    session: Session, ticket_id: int | None, ev: EventIn, loc: str
+) -> list[Problem]:
+    """A stored-file reference must name a file already uploaded to this ticket."""
+    from monitor.auth.models import EvidenceLink
+
+    problems = []
+    for i, ref in enumerate(ev.evidence):
+        if not ref.startswith(EVIDENCE_REF):
+            continue  # a link or an outside reference, kept as written
+        sha = ref.removeprefix(EVIDENCE_REF)
+        found = (
+            ticket_id is not None
+            and session.exec(
+                select(EvidenceLink.id).where(
+                    EvidenceLink.ticket_id == ticket_id, EvidenceLink.sha256 == sha
+                )
+            ).first()
+            is not None
+        )
+        if not found:
+            problems.append(
+                Problem(
+                    f"{loc}.evidence[{i}]",
+                    f"no file {ref} has been uploaded to this ticket (upload it "
+                    "with POST /api/v1/tickets/{id}/evidence first)",
+                )
+            )
     return problems
 
 
@@ -260,6 +292,7 @@ def check_new_ticket(
             )
     for i, ev in enumerate(data.events):
         problems += _event_problems(ev, f"events[{i}]", ctx, policy)
+        problems += _evidence_problems(session, None, ev, f"events[{i}]")
     timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
     problems += id_problems
     problems += _order_problems(timeline, locs, ctx)
@@ -405,6 +438,7 @@ def add_event(
     existing = ticket_events(session, ticket.id)
     policy = ctx.policies.version(ticket.policy_version)
     problems = _event_problems(data, "", ctx, policy)
+    problems += _evidence_problems(session, ticket.id, data, "")
     problems = [Problem(p.loc.lstrip("."), p.msg) for p in problems]
     if data.type == "reported":
         problems.append(

@@ -114,3 +114,34 @@ def test_evidence_limits(client: TestClient, auth: Any, settings: Settings) -> N
     assert big.status_code == 413
     events = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["op2"]).json()["events"]
     assert all(e["type"] != "evidence_added" for e in events)
+
+
+def test_a_breach_says_how_late_it_was(client: TestClient, auth: Any) -> None:
+    client.post(f"{API}/tickets", json=ticket_body(), headers=auth["op2"])
+    items = client.get(f"{API}/breaches", headers=auth["supervisor"]).json()["items"]
+    arrival = next(b for b in items if b["target"] == "arrival")
+    # Reported 11:41, arrived 12:30: 19 minutes past the 12:11 deadline.
+    assert arrival["overrun_seconds"] == 19 * 60
+    assert arrival["stop"] == "2022-08-10T12:30:00+08:00"
+
+
+def test_an_event_can_cite_evidence_uploaded_to_its_ticket_only(
+    client: TestClient, auth: Any
+) -> None:
+    ticket = client.post(f"{API}/tickets", json=ticket_body(), headers=auth["op2"]).json()
+    other = client.post(f"{API}/tickets", json=ticket_body("EX-2"), headers=auth["op2"]).json()
+    sha = client.post(
+        f"{API}/tickets/{ticket['id']}/evidence",
+        headers=auth["op2"],
+        files={"file": ("r.pdf", io.BytesIO(PDF), "application/pdf")},
+    ).json()["sha256"]
+    event = {
+        "type": "verified",
+        "at": "2022-08-19T10:00:00+08:00",
+        "evidence": [f"sha256:{sha}", "https://example.org/ticket/1"],
+    }
+    ok = client.post(f"{API}/tickets/{ticket['id']}/events", json=event, headers=auth["op2"])
+    assert ok.status_code == 201, ok.text
+    elsewhere = client.post(f"{API}/tickets/{other['id']}/events", json=event, headers=auth["op2"])
+    assert elsewhere.status_code == 422
+    assert elsewhere.json()["detail"][0]["loc"] == "evidence[0]"
