@@ -223,16 +223,29 @@ def read_rows(path: Path) -> list[SourceRow]:
 def _aliases(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
     pools: dict[str, str] = {}
     for pool in ctx.catalog.pools:
-        pools[pool.id] = pool.id
-        pools[pool.name] = pool.id
-        pools[pool.name.split(" ")[0].split("(")[0].strip()] = pool.id
+        for name in (pool.id, *_name_parts(pool.name)):
+            pools[name] = pool.id
+        operator = ctx.catalog.operator_of(pool.id)
+        if operator is not None:
+            pools[operator.name] = pool.id
+    for name, pool_id in list(pools.items()):
+        if name.startswith("政务") and name.endswith("云"):
+            pools.setdefault(name.removeprefix("政务"), pool_id)  # 一云, 二云
     severities: dict[str, str] = {}
     for policy in ctx.policies.policies:
         for sid, sev in policy.severities.items():
-            severities[sid] = sid
-            severities[sev.name] = sid
-            severities[sev.name.split(" ")[0].split("(")[0].strip()] = sid
+            for name in (sid, *_name_parts(sev.name)):
+                severities[name] = sid
     return pools, severities
+
+
+def _name_parts(name: str) -> list[str]:
+    """ "政务一云 (第一资源池)" is also "政务一云" and "第一资源池"."""
+    parts = [name.strip()]
+    match = re.match(r"^(.*?)\s*[（(](.*)[)）]\s*$", name)
+    if match:
+        parts += [match.group(1).strip(), match.group(2).strip()]
+    return [p for p in parts if p]
 
 
 def parse_rows(

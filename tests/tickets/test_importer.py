@@ -81,6 +81,31 @@ def test_a_csv_with_chinese_headers_and_names_imports(
     assert major.status == "closed"
 
 
+@pytest.mark.parametrize(
+    ("pool", "severity", "expected"),
+    [
+        ("第一资源池", "较大故障", ("pool1", "significant")),
+        ("二云", "设备异常", ("pool2", "anomaly")),
+        ("中国电信股份有限公司广东分公司", "major", ("pool2", "major")),
+    ],
+)
+def test_pools_and_severities_by_the_names_people_use(
+    session: Session,
+    ctx: SlaContext,
+    tmp_path: Path,
+    pool: str,
+    severity: str,
+    expected: tuple[str, str],
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER + f"N-1,{pool},{severity},t,其他,2022-05-06 09:00,,,,,\n", encoding="utf-8"
+    )
+    run(session, ctx, path)
+    ticket = find_ticket(session, "N-1")
+    assert (ticket.pool, ticket.severity) == expected
+
+
 def test_a_csv_saved_by_excel_in_gb18030_imports(
     session: Session, ctx: SlaContext, tmp_path: Path
 ) -> None:
