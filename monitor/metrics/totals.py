@@ -184,6 +184,10 @@ def stored(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
 
 def reconcile(session: Session, now: datetime | None = None) -> int:
     """Rewrite the totals from the rows; returns how many totals were wrong."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers apply their deltas at commit: holding this lock first means every write is
+        # either fully in the rows read below or applies its delta after this rewrite.
+        session.execute(sa.text("LOCK TABLE metric_totals IN EXCLUSIVE MODE"))
     truth = computed(session)
     have = stored(session)
     wrong = sum(
