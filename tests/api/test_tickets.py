@@ -232,3 +232,27 @@ def test_bad_events_over_http_name_the_field_and_write_nothing(
     assert r.status_code == 422, r.text
     assert loc in [d["loc"] for d in r.json()["detail"]], r.json()
     assert counts(session) == before
+
+
+def test_two_parties_writing_at_once_lose_nothing(client: TestClient, auth: Any) -> None:
+    ticket = post(client, auth, "op2", ticket_body()).json()
+    path = f"/tickets/{ticket['id']}/events"
+    statuses: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def write(who: str) -> None:
+        barrier.wait()
+        for i in range(8):
+            body = {"type": "comment", "at": "2022-08-18T10:00:00+08:00", "note": f"{who} {i}"}
+            statuses.append(post(client, auth, who, body, path=path).status_code)
+
+    threads = [threading.Thread(target=write, args=(who,)) for who in ("op2", "supervisor")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [201] * 16
+    events = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["admin"]).json()["events"]
+    notes = sorted(e["note"] for e in events if e["type"] == "comment")
+    assert notes == sorted(f"{who} {i}" for who in ("op2", "supervisor") for i in range(8))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
