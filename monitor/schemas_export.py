@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from monitor.calendars.loader import CalendarFile
 from monitor.catalog.models import Catalog
+from monitor.scoring.rules import IndicatorFile
 from monitor.sla.policy import PolicyFile
 from monitor.tickets.schemas import ImportFile
 
@@ -18,6 +19,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "sla-policy.schema.json": (PolicyFile, "SLA Monitor policy file (config/sla.yaml)"),
     "calendar.schema.json": (CalendarFile, "SLA Monitor working-day arrangements"),
     "catalog.schema.json": (Catalog, "SLA Monitor catalog (config/catalog.yaml)"),
+    "indicators.schema.json": (IndicatorFile, "SLA Monitor scoring rules (config/indicators.yaml)"),
 }
 
 

@@ -21,6 +21,8 @@ def test_the_shipped_config_files_match_their_schemas() -> None:
     for name, config in (
         ("sla-policy.schema.json", "sla.yaml"),
         ("catalog.schema.json", "catalog.yaml"),
+        ("indicators.schema.json", "indicators.yaml"),
+        ("calendar.schema.json", "calendar.yaml"),
     ):
         schema = json.loads((ROOT / "schemas" / name).read_text(encoding="utf-8"))
         data = json.loads(
