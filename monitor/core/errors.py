@@ -54,10 +54,6 @@ class Conflict(DomainError):
     status = 409
 
 
-class DuplicateExternalId(Conflict):
-    pass
-
-
 class ConfigError(Exception):
     """A configuration file is wrong; the product refuses to start."""
 

@@ -32,10 +32,6 @@ def parse_instant(value: object, tz: tzinfo) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def local(at: datetime, tz: tzinfo) -> datetime:
-    return at.astimezone(tz)
-
-
 def show(at: datetime | None, tz: tzinfo) -> str:
     """A local time as people write it, with its offset, e.g. 2022-08-10 11:41:00+08:00."""
     if at is None:

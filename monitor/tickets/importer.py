@@ -19,7 +19,6 @@ from sqlmodel import Session
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.sla.service import SlaContext
-from monitor.sla.vocab import CLOCK_EVENTS
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
 from monitor.tickets.service import Actor, create_ticket
@@ -330,11 +329,3 @@ def import_rows(
         ).all():
             summary.targets[state.status] += 1
     return summary
-
-
-def template_headers() -> list[str]:
-    """The Chinese headers of a spreadsheet template."""
-    fields = ["external_id", "pool", "severity", "title", "source"]
-    return [FIELD_ALIASES[f][0] for f in fields] + [
-        EVENT_ALIASES[e][0] for e in CLOCK_EVENTS if e in EVENT_ALIASES
-    ]
