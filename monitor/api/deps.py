@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
@@ -75,6 +75,9 @@ def pool_scope(who: Principal) -> str | None:
     """The pool a caller is limited to; another pool's records answer as if absent."""
     return who.pool if who.role == "operator" else None
 
+
+# A filter value: an id such as a pool, severity or finding kind.
+Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 
 # Ids fit the database's integer column on SQLite and PostgreSQL alike.
 MAX_ID = 2_147_483_647

@@ -16,6 +16,7 @@ from monitor.api.deps import (
     READ_FINDINGS,
     REVIEW,
     BreachId,
+    Word,
     pool_scope,
     state,
 )
@@ -38,7 +39,6 @@ from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import Input
 
 router = APIRouter(tags=["breaches"])
-Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 ERRORS = responses("breach")
 
 

@@ -24,7 +24,7 @@ from monitor.core.settings import Settings
 from monitor.metrics import totals
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.sla.policy import Policy, PolicySet, load_policy_file
-from monitor.sla.timer import Judgement, TimelineEvent, judge
+from monitor.sla.timer import Judgement, TimelineEvent, apply_corrections, judge
 from monitor.tickets.models import Event, Ticket
 
 
@@ -239,6 +239,9 @@ def rejudge(
     now = now or ctx.now()
     assert ticket.id is not None
     events = ticket_events(session, ticket.id)
+    # The reported time follows its latest correction; scoring and lists go by it.
+    reported = next(x for x in apply_corrections(timeline_of(events)) if x.type == "reported")
+    ticket.reported_at = reported.at
     judgement = judge_ticket(ctx, ticket, events, now)
     states = store_judgement(session, ticket, judgement, now)
     sync_breaches(session, ticket, states, now)

@@ -19,6 +19,7 @@ from monitor.api.deps import (
     WRITE_TICKETS,
     AppState,
     TicketId,
+    Word,
     pool_scope,
     state,
 )
@@ -41,7 +42,6 @@ from monitor.tickets.service import (
 )
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
-Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
 ERRORS = responses("ticket")
 

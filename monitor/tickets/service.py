@@ -465,9 +465,6 @@ def add_event(
 
 
 def _refresh(session: Session, ctx: SlaContext, ticket: Ticket, now: datetime) -> None:
-    assert ticket.id is not None
-    effective = apply_corrections(timeline_of(ticket_events(session, ticket.id)))
-    ticket.reported_at = next(x.at for x in effective if x.type == "reported")
     ticket.updated_at = now
     rejudge(session, ctx, ticket, now)
 
