@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint format schemas dashboards clean
+.PHONY: help install run test test-fast lint format schemas dashboards clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ run: $(STAMP) ## run the server with demo data on the embedded SQLite database
 
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest
+
+FAST := tests/sla tests/calendars tests/scoring tests/breaches tests/tickets tests/judging \
+	tests/reports tests/test_architecture.py
+
+test-fast: $(STAMP) ## the pure core and the services on SQLite, no subprocesses (seconds)
+	$(BIN)/pytest $(FAST) -m "not slow" -k "not postgresql"
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .

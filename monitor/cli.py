@@ -16,12 +16,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.audit.service import head, verify
+from monitor.auth.service import create_token, create_user
+from monitor.breaches.findings import KINDS, list_findings
+from monitor.breaches.service import get_breach, list_breaches, overrun
+from monitor.calendars.loader import read_calendar_file
 from monitor.core.clock import Clock, FixedClock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope, upgrade
 from monitor.core.errors import ConfigError, DomainError, InvalidInput
 from monitor.core.settings import Settings, get_settings
-from monitor.core.timeutil import parse_instant, show
+from monitor.core.timeutil import human_duration, parse_instant, show
+from monitor.demo.data import load_demo
+from monitor.judging.flow import WriteFlow, write_flow
+from monitor.judging.jobs import load_calendar
+from monitor.reports import monthly
+from monitor.scheduler.runner import Runner, run_job
+from monitor.scoring import exporters
+from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext, load_context
+from monitor.sla.vocab import Review
+from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.render import ticket_text
+from monitor.tickets.service import Actor, find_ticket, ticket_out
 
 app = typer.Typer(
     help="SLA Monitor: fault tickets against the contract SLA.",
@@ -74,12 +90,23 @@ def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Cloc
 
 @contextmanager
 def unit_of_work(clock: Clock | None = None) -> Iterator[tuple[Session, SlaContext]]:
+    """A write transaction, for writes outside the ticket flow (tokens, users)."""
     with runtime(clock) as (settings, engine, clk), session_scope(engine) as session:
         yield session, load_context(session, settings, clk)
 
 
-def _actor_option() -> str:
-    return "cli"
+@contextmanager
+def writing(clock: Clock | None = None) -> Iterator[WriteFlow]:
+    """A write transaction through the write flow (tickets, reviews, calendar loads)."""
+    with unit_of_work(clock) as (session, ctx), write_flow(session, ctx) as flow:
+        yield flow
+
+
+@contextmanager
+def reading(clock: Clock | None = None) -> Iterator[tuple[Session, SlaContext]]:
+    """A read-only transaction: looking never takes the write lock."""
+    with runtime(clock) as (settings, engine, clk), read_scope(engine) as session:
+        yield session, load_context(session, settings, clk, write=False)
 
 
 @db_app.command("upgrade")
@@ -102,15 +129,13 @@ def import_cmd(
     ] = "import",
 ) -> None:
     """Import tickets with their events; all or nothing, errors name the row and field."""
-    from monitor.tickets.importer import import_rows, read_rows
-    from monitor.tickets.service import Actor
 
     class DryRun(Exception):
         pass
 
     summary = None
     try:
-        with unit_of_work() as (session, ctx):
+        with writing() as flow:
             rows = read_rows(file)
             progress = Progress(
                 "[progress.description]{task.description}",
@@ -124,8 +149,7 @@ def import_cmd(
             with progress:
                 task = progress.add_task(f"importing {file.name}", total=len(rows))
                 summary = import_rows(
-                    session,
-                    ctx,
+                    flow,
                     rows,
                     Actor(actor, "admin", "import"),
                     lambda n: progress.advance(task, n),
@@ -148,16 +172,14 @@ def tickets_show(
     format: Annotated[Format, typer.Option("--format")] = Format.text,
 ) -> None:
     """One ticket: its timeline, each target's state, and how each deadline was computed."""
-    from monitor.tickets.service import find_ticket, ticket_out
 
-    with unit_of_work() as (session, ctx):
+    with reading() as (session, ctx):
         ticket = find_ticket(session, ref)
         data = ticket_out(session, ctx, ticket)
     if format is Format.json:
         sys.stdout.write(json.dumps(data.model_dump(mode="json"), ensure_ascii=False, indent=2))
         sys.stdout.write("\n")
         return
-    from monitor.tickets.render import ticket_text
 
     out.print(ticket_text(data, ctx.tz), markup=False)
 
@@ -165,7 +187,7 @@ def tickets_show(
 @calendar_app.command("show")
 def calendar_show(year: int) -> None:
     """Every day of YEAR that is not an ordinary weekday or weekend, with its source."""
-    with unit_of_work() as (_, ctx):
+    with reading() as (_, ctx):
         cal = ctx.calendar
         if not cal.knows(year):
             known = cal.known_years
@@ -189,19 +211,11 @@ def calendar_load(
     ] = "admin",
 ) -> None:
     """Load official arrangements (a YAML file of years); the targets they affect are re-judged."""
-    from monitor.calendars.loader import read_calendar_file
-    from monitor.calendars.service import load_arrangements
-    from monitor.sla.rejudge import rejudge_for_years
-
-    with unit_of_work() as (session, ctx):
+    with writing() as flow:
         if not file.exists():
             raise fail(f"{file}: file not found")
         arrangements = read_calendar_file(file)
-        load_arrangements(session, arrangements, actor=actor, at=ctx.now(), file_name=file.name)
-        from monitor.calendars.service import current_calendar
-
-        ctx.calendar = current_calendar(session, ctx.settings.config_dir)
-        changed = rejudge_for_years(session, ctx, {a.year for a in arrangements})
+        changed = load_calendar(flow, arrangements, actor=actor, file_name=file.name)
     for a in arrangements:
         out.print(
             f"loaded {a.year}: {len(a.holidays)} holiday dates, {len(a.workdays)} make-up "
@@ -222,7 +236,6 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Recompute the audit log's hash chain; name the first record that does not verify."""
-    from monitor.audit.service import verify
 
     expected = None
     if checkpoint is not None:
@@ -244,7 +257,6 @@ def audit_verify(
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
     """Print the head of the audit log (SEQ:HASH) to keep outside the database."""
-    from monitor.audit.service import head
 
     with runtime() as (_, engine, _clock), read_scope(engine) as session:
         record = head(session)
@@ -271,8 +283,8 @@ def serve_cmd(
 
     with runtime() as (settings, engine, clock):
         # Refuse a bad catalog, policy or calendar file here, with its message, not a traceback.
-        with session_scope(engine) as session:
-            load_context(session, settings, clock)
+        with read_scope(engine) as session:
+            load_context(session, settings, clock, write=False)
         application = create_app(
             settings, clock=clock, engine=engine, scheduler=not no_scheduler, demo=demo
         )
@@ -289,8 +301,6 @@ def scheduler_cmd() -> None:
     """Run only the scheduler (lease, breach wake-ups, safety sweep, daily findings)."""
     import signal
     import threading
-
-    from monitor.scheduler.runner import Runner
 
     stop = threading.Event()
     with runtime() as (settings, engine, clock):
@@ -320,7 +330,6 @@ def token_create(
     name: Annotated[str | None, typer.Option("--name", help="who uses it")] = None,
 ) -> None:
     """Create an API token; it is printed once, as the last word, and stored only hashed."""
-    from monitor.auth.service import create_token
 
     with unit_of_work() as (session, ctx):
         row, value = create_token(
@@ -345,7 +354,6 @@ def user_create(
     pool: Annotated[str | None, typer.Option("--pool")] = None,
 ) -> None:
     """Create a user; the password is read twice (from standard input when not a terminal)."""
-    from monitor.auth.service import create_user
 
     if sys.stdin.isatty():
         import getpass
@@ -372,10 +380,9 @@ def user_create(
 @app.command("demo")
 def demo_cmd() -> None:
     """Load the demo year (2022, both pools) into an empty database."""
-    from monitor.demo.data import load_demo
 
-    with unit_of_work() as (session, ctx):
-        count = load_demo(session, ctx)
+    with writing() as flow:
+        count = load_demo(flow)
     out.print(
         f"loaded the demo year: {count} tickets"
         if count
@@ -399,19 +406,21 @@ def check_cmd(
         str | None, typer.Option("--now", help="judge at this instant (replays)")
     ] = None,
 ) -> None:
-    """Run one detection sweep and print what changed."""
-    from monitor.scheduler.runner import JOBS, count, record_success
-
+    """Run the breach sweep and the findings job once, as the scheduler does; print what they
+    looked at and what changed."""
     clock = parse_time_option("--now", now)
-    with unit_of_work(clock) as (session, ctx):
-        changes = JOBS["detect_breaches"].func(session, ctx)
-        findings = JOBS["refresh_findings"].func(session, ctx)
-        record_success(session, "detect_breaches", "cli", ctx.now(), count(changes))
-    for change in changes:
+    with runtime(clock) as (settings, engine, clk):
+        sweep = run_job(engine, settings, clk, "detect_breaches")
+        found = run_job(engine, settings, clk, "refresh_findings")
+    for change in sweep.changes:
         out.print(str(change), markup=False)
     out.print(
-        f"sweep at {show(clock.now(), ctx.tz)}: {len(changes)} target(s) changed; "
-        f"{findings} open ticket(s) re-checked for findings"
+        f"sweep at {show(clk.now(), settings.tz)}: {sweep.looked_at} ticket(s) had a clock past "
+        f"its deadline or warning; {len(sweep.changes)} target(s) changed"
+    )
+    out.print(
+        f"findings: {found.looked_at} open ticket(s) checked; "
+        f"{found.changed} finding(s) opened or closed"
     )
 
 
@@ -422,10 +431,8 @@ def breaches_list(
     pool: Annotated[str | None, typer.Option("--pool")] = None,
 ) -> None:
     """Breaches still standing, with their review state."""
-    from monitor.breaches.service import list_breaches, overrun
-    from monitor.core.timeutil import human_duration
 
-    with unit_of_work() as (session, ctx):
+    with reading() as (session, ctx):
         rows = list_breaches(session, pending=pending, year=year, pool=pool, tz=ctx.tz)
         late = {r.breach.id: overrun(session, r.breach, ctx.now())[1] for r in rows}
     for row in rows:
@@ -448,15 +455,13 @@ def breaches_review(
     reviewer: Annotated[str, typer.Option("--as", help="the reviewer's name")] = "",
 ) -> None:
     """Confirm a breach, or waive it with a reason; a later review supersedes, both are kept."""
-    from monitor.breaches.service import get_breach, review_breach
 
     if confirm == waive:
         raise fail("give exactly one of --confirm or --waive")
-    with unit_of_work() as (session, ctx):
-        breach = get_breach(session, breach_id)
-        review = review_breach(
-            session, breach, "confirmed" if confirm else "waived", reason, reviewer, ctx.now()
-        )
+    with writing() as flow:
+        breach = get_breach(flow.session, breach_id)
+        decision = Review.CONFIRMED if confirm else Review.WAIVED
+        review = flow.review(breach, decision, reason, reviewer)
     out.print(
         f"breach {breach_id}: {review.decision} by {review.reviewer}"
         + (f" (supersedes review {review.supersedes_id})" if review.supersedes_id else "")
@@ -468,9 +473,8 @@ def findings_cmd(
     open_only: Annotated[bool, typer.Option("--open", help="only open findings")] = False,
 ) -> None:
     """Data-quality findings for the supervisor."""
-    from monitor.breaches.findings import KINDS, list_findings
 
-    with unit_of_work() as (session, ctx):
+    with reading() as (session, ctx):
         rows = list_findings(session, open_only=open_only)
     for f in rows:
         state = "open" if f.closed_at is None else f"closed {show(f.closed_at, ctx.tz)}"
@@ -498,14 +502,12 @@ def score_cmd(
     ] = None,
 ) -> None:
     """The year-end scoring feed."""
-    from monitor.scoring.exporters import to_csv, to_json, write_xlsx
-    from monitor.scoring.feed import scoring_feed
 
     if format is ScoreFormat.xlsx and out_file is None:
         raise fail("--format xlsx needs --out FILE")
     clock = parse_time_option("--as-of", as_of)
     with (
-        unit_of_work() as (session, ctx),
+        reading() as (session, ctx),
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -521,13 +523,13 @@ def score_cmd(
             year,
             clock.now(),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+        ).model_dump(mode="json")
     if format is ScoreFormat.xlsx:
         assert out_file is not None
-        write_xlsx(feed, out_file)
+        exporters.write_xlsx(feed, out_file)
         out.print(f"wrote {out_file}")
         return
-    text = to_json(feed) if format is ScoreFormat.json else to_csv(feed)
+    text = exporters.to_json(feed) if format is ScoreFormat.json else exporters.to_csv(feed)
     if out_file is not None:
         out_file.write_text(text, encoding="utf-8")
         out.print(f"wrote {out_file}")
@@ -547,7 +549,6 @@ def report_monthly(
     out_file: Annotated[Path | None, typer.Option("--out")] = None,
 ) -> None:
     """The supervision unit's monthly report, every figure recomputed from raw events."""
-    from monitor.reports.monthly import monthly_report, to_markdown, write_xlsx
 
     try:
         year, mon = (int(x) for x in month.split("-"))
@@ -557,18 +558,14 @@ def report_monthly(
         raise fail(f"--month: {month!r} is not YYYY-MM") from None
     if format is ReportFormat.xlsx and out_file is None:
         raise fail("--format xlsx needs --out FILE")
-    with unit_of_work() as (session, ctx):
-        report = monthly_report(session, ctx, year, mon)
+    with reading() as (session, ctx):
+        report = monthly.monthly_report(session, ctx, year, mon)
     if format is ReportFormat.xlsx:
         assert out_file is not None
-        write_xlsx(report, out_file)
+        monthly.write_xlsx(report, out_file)
         out.print(f"wrote {out_file}")
     elif out_file is not None:
-        out_file.write_text(to_markdown(report), encoding="utf-8")
+        out_file.write_text(monthly.to_markdown(report), encoding="utf-8")
         out.print(f"wrote {out_file}")
     else:
-        sys.stdout.write(to_markdown(report))
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
+        sys.stdout.write(monthly.to_markdown(report))

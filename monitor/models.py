@@ -1,10 +1,12 @@
 """Every table, imported once so the metadata (and alembic) sees them all."""
 
+from monitor.api.models import IdempotencyKey
 from monitor.audit.models import AuditRecord
-from monitor.auth.models import ApiToken, Evidence, EvidenceLink, IdempotencyKey, User
+from monitor.auth.models import ApiToken, User
 from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.calendars.models import CalendarLoad
-from monitor.metrics.totals import MetricTotal
+from monitor.evidence.models import Evidence, EvidenceLink
+from monitor.metrics.models import MetricTotal
 from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket

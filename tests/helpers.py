@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from monitor.calendars.calendar import WorkCalendar, build_calendar, package_arrangements
+from monitor.judging.flow import write_flow
+from monitor.judging.jobs import detect_breaches
 from monitor.sla.policy import Policy
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
-from monitor.tickets.service import Actor, add_event, create_ticket
+from monitor.tickets.service import Actor
 
 SH = ZoneInfo("Asia/Shanghai")
 OPERATOR2 = Actor("ctgd-ops", "operator", "operator", "pool2")
@@ -64,7 +66,8 @@ def make_ticket_in(
 def make_ticket(
     session: Session, ctx: SlaContext, events: Any, actor: Actor = ADMIN, **kw: Any
 ) -> Ticket:
-    ticket = create_ticket(session, ctx, make_ticket_in(events, **kw), actor)
+    with write_flow(session, ctx) as flow:
+        ticket = flow.create_ticket(make_ticket_in(events, **kw), actor)
     session.commit()
     return ticket
 
@@ -72,7 +75,8 @@ def make_ticket(
 def post_event(
     session: Session, ctx: SlaContext, ticket: Ticket, actor: Actor = ADMIN, **fields: Any
 ) -> Event:
-    event = add_event(session, ctx, ticket, EventIn.model_validate(fields), actor)
+    with write_flow(session, ctx) as flow:
+        event = flow.add_event(ticket, EventIn.model_validate(fields), actor)
     session.commit()
     return event
 
@@ -120,3 +124,39 @@ def tamper(engine: Any, *statements: str) -> None:
                 conn.execute(sa.text(f"DROP TRIGGER {name}"))
         for statement in statements:
             conn.execute(sa.text(statement))
+
+
+def detect(session: Session, ctx: SlaContext) -> list[Any]:
+    """One breach sweep through the write flow, committed; the changes it made."""
+    with write_flow(session, ctx) as flow:
+        sweep = detect_breaches(flow)
+    session.commit()
+    return sweep.changes
+
+
+def review(
+    session: Session, ctx: SlaContext, breach: Any, decision: str, reason: str, reviewer: str
+) -> Any:
+    """A supervisor's review through the write flow, committed."""
+    with write_flow(session, ctx) as flow:
+        done = flow.review(breach, decision, reason, reviewer)
+    session.commit()
+    return done
+
+
+def ticket_body(
+    external_id: str = "EX-0001", pool: str = "pool2", **extra: object
+) -> dict[str, object]:
+    return {
+        "external_id": external_id,
+        "pool": pool,
+        "severity": "major",
+        "title": "重要业务系统异常",
+        "source": "user_report",
+        "events": [
+            {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+            {"type": "arrived", "at": "2022-08-10T12:30:00+08:00"},
+            {"type": "resolved", "at": "2022-08-17T18:00:00+08:00"},
+        ],
+        **extra,
+    }

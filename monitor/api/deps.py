@@ -1,22 +1,47 @@
-"""What every route needs: the engine, the caller, and the one place that checks roles."""
+"""What every route needs, declared in its signature: the caller and its role, a read or a
+write transaction, and the records it asks for, scoped to the caller's pool.
+
+    ReadSession              a read-only transaction (no write lock on SQLite)
+    ScopedTicket             the ticket in the path, 404 for another pool's
+    ScopedBreach             the breach in the path, 404 for another pool's
+    TicketWriter, ...        a write transaction with the write flow and Idempotency-Key;
+                             committed after the handler returns, before the answer is sent
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from monitor.api import idempotency
+from monitor.api.errors import error_body
+from monitor.api.idempotency import Answer, Claim
 from monitor.auth.service import Principal, authenticate_token
+from monitor.breaches.models import Breach
+from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import read_scope
-from monitor.core.errors import Forbidden, Unauthorized
+from monitor.core.db import read_scope, session_scope
+from monitor.core.errors import (
+    DomainError,
+    Forbidden,
+    IdempotencyMismatch,
+    TicketNotFound,
+    Unauthorized,
+)
 from monitor.core.settings import Settings
+from monitor.judging.flow import WriteFlow
 from monitor.scheduler.runner import Runner
-from monitor.sla.service import ContextCache
+from monitor.sla.service import ContextCache, SlaContext
+from monitor.tickets.models import Ticket
+from monitor.tickets.service import Actor
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `sla-monitor token create`")
 
@@ -35,13 +60,16 @@ def state(request: Request) -> AppState:
     return app_state
 
 
+App = Annotated[AppState, Depends(state)]
+
+
+# The caller --------------------------------------------------------------------------------
 def principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    app: App, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
-    with read_scope(state(request).engine) as session:
+    with read_scope(app.engine) as session:
         found = authenticate_token(session, credentials.credentials)
     if found is None:
         raise Unauthorized("the token is not valid")
@@ -76,10 +104,136 @@ def pool_scope(who: Principal) -> str | None:
     return who.pool if who.role == "operator" else None
 
 
-# A filter value: an id such as a pool, severity or finding kind.
-Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
+def actor_of(who: Principal) -> Actor:
+    """Who writes, as the write flow records it."""
+    return Actor(who.name, who.role, EVENT_SOURCE.get(who.role, "system"), pool_scope(who))
 
+
+# Transactions ------------------------------------------------------------------------------
+def read_session(app: App) -> Iterator[Session]:
+    with read_scope(app.engine) as session:
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(read_session)]
+
+
+def read_context(app: App, session: ReadSession) -> SlaContext:
+    return app.contexts.get(session)
+
+
+ReadContext = Annotated[SlaContext, Depends(read_context)]
+
+
+@dataclass
+class Write:
+    """One write transaction: the session, the write flow, who writes, and the key it holds."""
+
+    session: Session
+    ctx: SlaContext
+    flow: WriteFlow
+    who: Principal
+    claim: Claim | None
+
+    @property
+    def actor(self) -> Actor:
+        return actor_of(self.who)
+
+    def reply(
+        self, status_code: int, body: BaseModel, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        """The answer, stored beside the write when an Idempotency-Key came with it."""
+        answer = Answer(status_code, body.model_dump(mode="json"), headers or {})
+        if self.claim is not None:
+            self.claim.finish(self.session, answer)
+        return answer.response()
+
+
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
+
+
+def writer(check: Callable[..., Principal]) -> Callable[..., Iterator[Write]]:
+    """A write-transaction dependency for callers that pass `check`."""
+
+    # Plain defaults, not Annotated: `check` is local, and annotations here are strings.
+    def open_write(
+        app: App,
+        idempotency_key: IdemKey = None,
+        who: Principal = Depends(check),
+        request_hash: str = Depends(idempotency.fingerprint),
+    ) -> Iterator[Write]:
+        try:
+            with session_scope(app.engine) as session:
+                claim = idempotency.claim(
+                    session, who.key, idempotency_key, request_hash, app.clock.now()
+                )
+                ctx = app.contexts.get(session)
+                flow = WriteFlow(session, ctx)
+                yield Write(session, ctx, flow, who, claim)
+                flow.finish()
+        except DomainError as exc:
+            if idempotency_key is not None and not isinstance(exc, IdempotencyMismatch):
+                refusal = Answer(exc.status, error_body(exc))
+                idempotency.remember_refusal(
+                    app.engine, who.key, idempotency_key, request_hash, refusal, app.clock.now()
+                )
+            raise
+
+    return open_write
+
+
+_write_tickets = writer(WRITE_TICKETS)
+_write_events = writer(WRITE_EVENTS)
+_review = writer(REVIEW)
+TicketWriter = Annotated[Write, Depends(_write_tickets, scope="function")]
+EventWriter = Annotated[Write, Depends(_write_events, scope="function")]
+Reviewer = Annotated[Write, Depends(_review, scope="function")]
+
+
+# Records, scoped to the caller's pool ------------------------------------------------------
 # Ids fit the database's integer column on SQLite and PostgreSQL alike.
 MAX_ID = 2_147_483_647
 TicketId = Annotated[int, Path(ge=1, le=MAX_ID)]
 BreachId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def scoped(ticket: Ticket | None, who: Principal, ticket_id: Any) -> Ticket:
+    """The one place that hides another pool's ticket."""
+    scope = pool_scope(who)
+    if ticket is None or (scope is not None and ticket.pool != scope):
+        raise TicketNotFound(f"no ticket {ticket_id}")
+    return ticket
+
+
+def read_ticket(
+    ticket_id: TicketId, session: ReadSession, who: Annotated[Principal, Depends(READ_TICKETS)]
+) -> Ticket:
+    return scoped(session.get(Ticket, ticket_id), who, ticket_id)
+
+
+def event_ticket(ticket_id: TicketId, write: EventWriter) -> Ticket:
+    # Locked, so two writers append one after the other, never with the same seq.
+    ticket = write.session.get(Ticket, ticket_id, with_for_update=True)
+    return scoped(ticket, write.who, ticket_id)
+
+
+ScopedTicket = Annotated[Ticket, Depends(read_ticket)]
+WritableTicket = Annotated[Ticket, Depends(event_ticket)]
+
+
+def read_breach(
+    breach_id: BreachId, session: ReadSession, who: Annotated[Principal, Depends(READ_BREACHES)]
+) -> Breach:
+    return get_breach(session, breach_id, pool_scope(who))
+
+
+def review_breach_of(breach_id: BreachId, write: Reviewer) -> Breach:
+    return get_breach(write.session, breach_id, pool_scope(write.who))
+
+
+ScopedBreach = Annotated[Breach, Depends(read_breach)]
+ReviewedBreach = Annotated[Breach, Depends(review_breach_of)]
+
+
+# A filter value: an id such as a pool, severity or finding kind.
+Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]

@@ -30,6 +30,12 @@ def error_body(exc: DomainError) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
+    from monitor.api.idempotency import Replay  # idempotency answers with error_body
+
+    @app.exception_handler(Replay)
+    async def _replay(_: Request, exc: Replay) -> JSONResponse:
+        return exc.answer.response(replayed=True)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None

@@ -1,27 +1,30 @@
-"""Idempotency-Key on writes: a retry replays the first answer and writes nothing twice."""
+"""Idempotency-Key on writes: a retry replays the first answer and writes nothing twice.
+
+The key is claimed in the same transaction as the write it guards and committed with it, so
+no timeout can let a second writer in: a retry that arrives while the first request is still
+running waits for it (PostgreSQL blocks on the uncommitted key row; SQLite has one writer at
+a time) and then replays its answer.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
+from fastapi import Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.auth.models import IdempotencyKey
-from monitor.auth.service import Principal
-from monitor.core.clock import Clock
+from monitor.api.models import IdempotencyKey
 from monitor.core.db import session_scope
-from monitor.core.errors import DomainError, IdempotencyInFlight, IdempotencyMismatch
+from monitor.core.errors import IdempotencyMismatch
 
-# An in-flight key older than this belongs to a request that died; a retry may take it over.
-STALE = timedelta(seconds=60)
+DONE = "done"
+MAX_KEY = 255
 
 
 @dataclass
@@ -37,75 +40,100 @@ class Answer:
         return JSONResponse(self.body, status_code=self.status_code, headers=headers)
 
 
-def fingerprint(method: str, path: str, body: Any) -> str:
-    text = json.dumps([method, path, body], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+class Replay(Exception):
+    """The key was used before for this very request: give its answer again."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("replay")
+        self.answer = answer
 
 
-def run(
-    engine: Engine,
-    clock: Clock,
-    who: Principal,
-    key: str | None,
-    request_hash: str,
-    work: Callable[[Session], Answer],
-) -> JSONResponse:
-    """Do `work` in one transaction, at most once per (caller, key)."""
-    if key is None:
-        with session_scope(engine) as session:
-            return work(session).response()
-    if not 1 <= len(key) <= 255:
-        raise IdempotencyMismatch("Idempotency-Key must be 1 to 255 characters")
-    ident = (who.key, key)
-    try:
-        with session_scope(engine) as session:
-            row = session.get(IdempotencyKey, ident)
-            now = clock.now()
-            if row is None:
-                session.add(
-                    IdempotencyKey(
-                        principal=who.key,
-                        key=key,
-                        request_hash=request_hash,
-                        state="in_flight",
-                        locked_at=now,
-                    )
-                )
-            elif row.request_hash != request_hash:
-                raise IdempotencyMismatch("this Idempotency-Key was used for a different request")
-            elif row.state == "done":
-                return Answer(row.status_code or 200, row.response, row.headers or {}).response(
-                    replayed=True
-                )
-            elif now - row.locked_at < STALE:
-                raise IdempotencyInFlight("a request with this Idempotency-Key is in progress")
+async def fingerprint(request: Request) -> str:
+    """What makes two requests the same: method, path and body (uploaded files by digest)."""
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
+            digest.update(f"{name}=".encode())
+            if isinstance(value, str):
+                digest.update(value.encode("utf-8", "surrogatepass"))
             else:
-                row.locked_at = now
-                session.add(row)
-    except sa.exc.IntegrityError:
-        raise IdempotencyInFlight("a request with this Idempotency-Key is in progress") from None
-    try:
-        with session_scope(engine) as session:
-            answer = work(session)
-            _finish(session, ident, answer)
-        return answer.response()
-    except DomainError as exc:
-        from monitor.api.errors import error_body
-
-        with session_scope(engine) as session:
-            _finish(session, ident, Answer(exc.status, error_body(exc)))
-        raise
-    except BaseException:
-        with session_scope(engine) as session:
-            row = session.get(IdempotencyKey, ident)
-            if row is not None:
-                session.delete(row)
-        raise
+                digest.update(f"{value.filename}:".encode("utf-8", "surrogatepass"))
+                while chunk := await value.read(1024 * 1024):
+                    digest.update(chunk)
+                await value.seek(0)
+            digest.update(b"\n")
+    else:
+        digest.update(await request.body())
+    return digest.hexdigest()
 
 
-def _finish(session: Session, ident: tuple[str, str], answer: Answer) -> None:
-    row = session.get(IdempotencyKey, ident)
+@dataclass(frozen=True)
+class Claim:
+    """A key this transaction holds; `finish` stores the answer beside the write."""
+
+    principal: str
+    key: str
+
+    def finish(self, session: Session, answer: Answer) -> None:
+        row = session.get(IdempotencyKey, (self.principal, self.key))
+        assert row is not None
+        row.state, row.status_code = DONE, answer.status_code
+        row.response, row.headers = answer.body, answer.headers
+        session.add(row)
+
+
+def _insert_if_absent(session: Session, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(IdempotencyKey)
+    session.execute(insert.values(**values).on_conflict_do_nothing())
+
+
+def claim(
+    session: Session, principal: str, key: str | None, request_hash: str, now: datetime
+) -> Claim | None:
+    """Hold `key` for this transaction, or raise Replay with the answer it already has."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_KEY:
+        raise IdempotencyMismatch(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
+    _insert_if_absent(
+        session,
+        {
+            "principal": principal,
+            "key": key,
+            "request_hash": request_hash,
+            "state": "in_flight",
+            "locked_at": now,
+        },
+    )
+    row = session.get(IdempotencyKey, (principal, key), with_for_update=True)
     assert row is not None
-    row.state, row.status_code = "done", answer.status_code
-    row.response, row.headers = answer.body, answer.headers
+    if row.request_hash != request_hash:
+        raise IdempotencyMismatch("this Idempotency-Key was used for a different request")
+    if row.state == DONE:
+        raise Replay(Answer(row.status_code or 200, row.response, row.headers or {}))
+    # Ours, or one left in flight by a request that died before this design: take it over.
+    row.locked_at = now
     session.add(row)
+    return Claim(principal, key)
+
+
+def remember_refusal(
+    engine: Engine, principal: str, key: str, request_hash: str, answer: Answer, now: datetime
+) -> None:
+    """Keep a refused request's answer, so a retry is refused the same way."""
+    with session_scope(engine) as session:
+        _insert_if_absent(
+            session,
+            {
+                "principal": principal,
+                "key": key,
+                "request_hash": request_hash,
+                "state": DONE,
+                "locked_at": now,
+                "status_code": answer.status_code,
+                "response": answer.body,
+                "headers": answer.headers,
+            },
+        )

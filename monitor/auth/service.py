@@ -28,10 +28,12 @@ class Principal:
     name: str
     role: str
     pool: str | None = None
+    credential: str = ""  # the token or account that authenticated, e.g. token:1a2b3c4d
 
     @property
     def key(self) -> str:
-        return f"{self.role}:{self.name}"
+        """What an Idempotency-Key belongs to: the very token or account that sent it."""
+        return self.credential or f"{self.role}:{self.name}"
 
 
 def _check_role(role: str, pool: str | None, known_pools: list[str]) -> None:
@@ -92,7 +94,7 @@ def authenticate_token(session: Session, value: str) -> Principal | None:
         return None
     if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
         return None
-    return Principal(row.name, row.role, row.pool)
+    return Principal(row.name, row.role, row.pool, f"token:{row.prefix}")
 
 
 def create_user(
@@ -142,4 +144,4 @@ def authenticate_user(session: Session, name: str, password: str) -> Principal |
         _hasher.verify(user.password_hash, password)
     except VerificationError:
         return None
-    return Principal(user.name, user.role, user.pool)
+    return Principal(user.name, user.role, user.pool, f"user:{user.id}")

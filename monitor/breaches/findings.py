@@ -10,11 +10,12 @@ from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Finding
 from monitor.calendars.calendar import WorkCalendar
+from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
 from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
-from monitor.sla.timer import Effective, apply_corrections
-from monitor.sla.vocab import EVENT_LABELS
+from monitor.sla.timer import Effective
+from monitor.sla.vocab import EVENT_LABELS, TargetStatus, TicketStatus
 from monitor.tickets.models import Event, Ticket
 
 KINDS = {
@@ -33,6 +34,14 @@ class Thresholds:
     overdue_factor: float = 3.0
     late_entry: timedelta = timedelta(hours=24)
     late_verification: timedelta = timedelta(hours=72)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Thresholds:
+        return cls(
+            overdue_factor=settings.finding_overdue_factor,
+            late_entry=timedelta(hours=settings.finding_late_entry_hours),
+            late_verification=timedelta(hours=settings.finding_late_verification_hours),
+        )
 
 
 @dataclass(frozen=True)
@@ -55,121 +64,187 @@ def _first(timeline: Sequence[Effective], kind: str) -> Effective | None:
     return next((x for x in timeline if x.type == kind), None)
 
 
-def ticket_findings(
-    ticket: Ticket,
-    events: Sequence[Event],
-    timeline: Sequence[Effective],
-    states: Sequence[TargetState],
-    policy: Policy,
-    now: datetime,
-    tz: tzinfo,
-    limits: Thresholds,
-) -> list[Found]:
-    """Every finding the ticket shows at `now` (pure)."""
-    found: list[Found] = []
-    tid = ticket.id
-    # "Open" means not resolved: measure against the clocks that run from the report.
+@dataclass(frozen=True)
+class Facts:
+    """Everything the finding rules look at for one ticket."""
+
+    ticket: Ticket
+    events: Sequence[Event]
+    timeline: Sequence[Effective]
+    states: Sequence[TargetState]
+    policy: Policy
+    now: datetime
+    tz: tzinfo
+    limits: Thresholds
+
+
+def overdue_open(f: Facts) -> list[Found]:
+    """Open three times longer than the longest clock that runs from the report."""
+    ticket = f.ticket
     longest = max(
         (
             t.span if t.calendar == "24x7" else timedelta(days=t.workdays * 1.4)
-            for t in policy.severities[ticket.current_severity].targets
+            for t in f.policy.severities[ticket.current_severity].targets
             if t.start == "reported"
         ),
         default=timedelta(hours=24),
     )
-    if ticket.status == "open" and now - ticket.reported_at > longest * limits.overdue_factor:
+    age = f.now - ticket.reported_at
+    if ticket.status != TicketStatus.OPEN or age <= longest * f.limits.overdue_factor:
+        return []
+    return [
+        Found(
+            "overdue_open",
+            f"overdue_open:{ticket.id}",
+            f"报障于 {show(ticket.reported_at, f.tz)}，已 {human_duration(age)} 仍未解决"
+            f"（超过该级别最长时限的 {f.limits.overdue_factor:g} 倍）",
+        )
+    ]
+
+
+def _last_resolution(f: Facts) -> Effective | None:
+    resolved = [x for x in f.timeline if x.type == "resolved"]
+    if not resolved or f.ticket.status == TicketStatus.OPEN:
+        return None
+    return resolved[-1]
+
+
+def no_evidence(f: Facts) -> list[Found]:
+    """Resolved with no evidence on the resolution or anything after it."""
+    last = _last_resolution(f)
+    if last is None:
+        return []
+    after = [x for x in f.timeline if (x.at, x.event.seq) >= (last.at, last.event.seq)]
+    by_seq = {e.seq: e for e in f.events}
+    if any(by_seq[x.event.seq].evidence for x in after):
+        return []
+    return [
+        Found(
+            "no_evidence",
+            f"no_evidence:{f.ticket.id}",
+            f"解决(resolved) 事件 {last.event.label} 于 {show(last.at, f.tz)}，"
+            "没有任何解决佐证材料",
+        )
+    ]
+
+
+def late_verification(f: Facts) -> list[Found]:
+    """The user confirmed the restoration long after it was claimed."""
+    last = _last_resolution(f)
+    if last is None:
+        return []
+    verified = [x for x in f.timeline if x.type == "verified" and x.at >= last.at]
+    if not verified or verified[0].at - last.at <= f.limits.late_verification:
+        return []
+    return [
+        Found(
+            "late_verification",
+            f"late_verification:{f.ticket.id}",
+            f"解决于 {show(last.at, f.tz)}，用户确认于 {show(verified[0].at, f.tz)}，"
+            f"相隔 {human_duration(verified[0].at - last.at)}",
+        )
+    ]
+
+
+def entry_lag(event: Event, limits: Thresholds) -> timedelta | None:
+    """How late an event was entered, if later than allowed; imports and corrections are
+    exempt (they are entered after the fact by nature)."""
+    if event.type == "correction" or event.source == "import":
+        return None
+    lag = event.recorded_at - event.occurred_at
+    return lag if lag > limits.late_entry else None
+
+
+def late_entries(f: Facts) -> list[Found]:
+    """Events entered long after they happened (back-dating)."""
+    found = []
+    for e in f.events:
+        lag = entry_lag(e, f.limits)
+        if lag is None:
+            continue
         found.append(
             Found(
-                "overdue_open",
-                f"overdue_open:{tid}",
-                f"报障于 {show(ticket.reported_at, tz)}，已 "
-                f"{human_duration(now - ticket.reported_at)} 仍未解决（超过该级别最长时限"
-                f"的 {limits.overdue_factor:g} 倍）",
+                "late_entry",
+                f"late_entry:{f.ticket.id}:{e.seq}",
+                f"事件 #{e.seq} {EVENT_LABELS.get(e.type, e.type)}({e.type}) 发生于 "
+                f"{show(e.occurred_at, f.tz)}，{show(e.recorded_at, f.tz)} 才登记，"
+                f"迟 {human_duration(lag)}",
             )
         )
-    resolved = [x for x in timeline if x.type == "resolved"]
-    if resolved and ticket.status in ("resolved", "closed"):
-        last = resolved[-1]
-        after = [x for x in timeline if (x.at, x.event.seq) >= (last.at, last.event.seq)]
-        by_seq = {e.seq: e for e in events}
-        if not any(by_seq[x.event.seq].evidence for x in after):
-            found.append(
-                Found(
-                    "no_evidence",
-                    f"no_evidence:{tid}",
-                    f"解决(resolved) 事件 {last.event.label} 于 {show(last.at, tz)}，"
-                    "没有任何解决佐证材料",
-                )
-            )
-        verified = [x for x in timeline if x.type == "verified" and x.at >= last.at]
-        if verified and verified[0].at - last.at > limits.late_verification:
-            found.append(
-                Found(
-                    "late_verification",
-                    f"late_verification:{tid}",
-                    f"解决于 {show(last.at, tz)}，用户确认于 "
-                    f"{show(verified[0].at, tz)}，相隔 "
-                    f"{human_duration(verified[0].at - last.at)}",
-                )
-            )
-    for e in events:
-        if e.type == "correction" or e.source == "import":
-            continue
-        lag = e.recorded_at - e.occurred_at
-        if lag > limits.late_entry:
-            found.append(
-                Found(
-                    "late_entry",
-                    f"late_entry:{tid}:{e.seq}",
-                    f"事件 #{e.seq} {EVENT_LABELS.get(e.type, e.type)}({e.type}) 发生于 "
-                    f"{show(e.occurred_at, tz)}，{show(e.recorded_at, tz)} 才登记，"
-                    f"迟 {human_duration(lag)}",
-                )
-            )
+    return found
+
+
+def impossible_order(f: Facts) -> list[Found]:
+    """Pairs of events in an order a real fault cannot have."""
+    found = []
     for earlier, later, words in ORDER_RULES:
-        a, b = _first(timeline, earlier), _first(timeline, later)
+        a, b = _first(f.timeline, earlier), _first(f.timeline, later)
         if a is not None and b is not None and b.at < a.at:
             found.append(
                 Found(
                     "impossible_order",
-                    f"impossible_order:{tid}:{earlier}:{later}",
-                    f"{words}：{EVENT_LABELS[later]}({later}) {show(b.at, tz)} 早于 "
-                    f"{EVENT_LABELS[earlier]}({earlier}) {show(a.at, tz)}",
-                )
-            )
-    open_pause = False
-    for x in timeline:
-        if x.type == "paused":
-            if open_pause:
-                found.append(
-                    Found(
-                        "impossible_order",
-                        f"impossible_order:{tid}:pause:{x.event.seq}",
-                        f"事件 {x.event.label} 在已暂停时再次暂停",
-                    )
-                )
-            open_pause = True
-        elif x.type == "resumed":
-            if not open_pause:
-                found.append(
-                    Found(
-                        "impossible_order",
-                        f"impossible_order:{tid}:resume:{x.event.seq}",
-                        f"事件 {x.event.label} 恢复计时，但此前没有暂停",
-                    )
-                )
-            open_pause = False
-    for s in states:
-        if s.status == "unknown_calendar":
-            found.append(
-                Found(
-                    "unknown_calendar",
-                    f"unknown_calendar:{tid}:{s.target}",
-                    f"目标 {s.name}({s.target}) 的截止日需要 {s.unknown_year} 年的工作日"
-                    "安排，该年日历尚未载入",
+                    f"impossible_order:{f.ticket.id}:{earlier}:{later}",
+                    f"{words}：{EVENT_LABELS[later]}({later}) {show(b.at, f.tz)} 早于 "
+                    f"{EVENT_LABELS[earlier]}({earlier}) {show(a.at, f.tz)}",
                 )
             )
     return found
+
+
+def pause_order(f: Facts) -> list[Found]:
+    """A pause while paused, or a resume with no pause."""
+    found = []
+    open_pause = False
+    for x in f.timeline:
+        if x.type == "paused" and open_pause:
+            found.append(
+                Found(
+                    "impossible_order",
+                    f"impossible_order:{f.ticket.id}:pause:{x.event.seq}",
+                    f"事件 {x.event.label} 在已暂停时再次暂停",
+                )
+            )
+        elif x.type == "resumed" and not open_pause:
+            found.append(
+                Found(
+                    "impossible_order",
+                    f"impossible_order:{f.ticket.id}:resume:{x.event.seq}",
+                    f"事件 {x.event.label} 恢复计时，但此前没有暂停",
+                )
+            )
+        if x.type in ("paused", "resumed"):
+            open_pause = x.type == "paused"
+    return found
+
+
+def unknown_calendar(f: Facts) -> list[Found]:
+    """A working-day deadline that needs a year the calendar does not know."""
+    return [
+        Found(
+            "unknown_calendar",
+            f"unknown_calendar:{f.ticket.id}:{s.target}",
+            f"目标 {s.name}({s.target}) 的截止日需要 {s.unknown_year} 年的工作日安排，"
+            "该年日历尚未载入",
+        )
+        for s in f.states
+        if s.status == TargetStatus.UNKNOWN_CALENDAR
+    ]
+
+
+TICKET_RULES = (
+    overdue_open,
+    no_evidence,
+    late_verification,
+    late_entries,
+    impossible_order,
+    pause_order,
+    unknown_calendar,
+)
+
+
+def ticket_findings(facts: Facts) -> list[Found]:
+    """Every finding the ticket shows at `facts.now` (pure)."""
+    return [found for rule in TICKET_RULES for found in rule(facts)]
 
 
 def calendar_findings(calendar: WorkCalendar, today: date) -> list[Found]:
@@ -235,20 +310,3 @@ def list_findings(
     if pool is not None:
         query = query.where(Finding.pool == pool)
     return list(session.exec(query.order_by(col(Finding.id))).all())
-
-
-def refresh_ticket_findings(
-    session: Session,
-    ticket: Ticket,
-    events: Sequence[Event],
-    states: Sequence[TargetState],
-    policy: Policy,
-    now: datetime,
-    tz: tzinfo,
-    limits: Thresholds,
-) -> int:
-    from monitor.sla.service import timeline_of
-
-    timeline = apply_corrections(timeline_of(events))
-    found = ticket_findings(ticket, events, timeline, states, policy, now, tz, limits)
-    return sync_findings(session, found, now, ticket=ticket)

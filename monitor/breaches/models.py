@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from monitor.core.models_base import instant, text
+from monitor.sla.vocab import Review
 
 
 class Breach(SQLModel, table=True):
@@ -26,7 +27,7 @@ class Breach(SQLModel, table=True):
     # Set while the current data no longer shows a breach (e.g. after a correction).
     cleared_at: datetime | None = instant(nullable=True)
     # The latest review's decision, kept here for filtering; the reviews are the record.
-    review: str = Field(default="pending", max_length=16, index=True)
+    review: Review = Field(default=Review.PENDING, sa_type=AutoString(length=16), index=True)
     reviewed_at: datetime | None = instant(nullable=True)
 
 

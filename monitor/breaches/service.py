@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -12,11 +12,12 @@ from monitor.audit import service as audit
 from monitor.breaches.models import Breach, BreachReview
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 from monitor.core.timeutil import year_bounds
-from monitor.metrics import totals
 from monitor.sla.models import TargetState
+from monitor.sla.vocab import DECISIONS, Review, TargetStatus
 from monitor.tickets.models import Ticket
 
-DECISIONS = ("confirmed", "waived")
+# Told of every breach row that stops (-1) or starts (+1) counting under its labels.
+Counter = Callable[[Breach, int], None]
 
 
 class BreachNotFound(NotFound):
@@ -24,14 +25,14 @@ class BreachNotFound(NotFound):
 
 
 def sync_breaches(
-    session: Session, ticket: Ticket, states: Sequence[TargetState], now: datetime
+    session: Session, ticket: Ticket, states: Sequence[TargetState], now: datetime, count: Counter
 ) -> list[Breach]:
     """Make the ticket's breach records match its judged targets; returns new breaches."""
     assert ticket.id is not None
     existing = {
         b.target: b for b in session.exec(select(Breach).where(Breach.ticket_id == ticket.id)).all()
     }
-    breached = {s.target: s for s in states if s.status == "breached" and s.deadline}
+    breached = {s.target: s for s in states if s.status == TargetStatus.BREACHED and s.deadline}
     created = []
     for target, state in breached.items():
         assert state.deadline is not None
@@ -47,7 +48,7 @@ def sync_breaches(
             )
             session.add(breach)
             session.flush()
-            totals.count_breach(session, breach, +1)
+            count(breach, +1)
             created.append(breach)
             _audit(session, breach, "breach.detected", now)
         elif (
@@ -56,17 +57,17 @@ def sync_breaches(
             or breach.severity != state.severity
         ):
             reinstated = breach.cleared_at is not None
-            totals.count_breach(session, breach, -1)
+            count(breach, -1)
             breach.cleared_at, breach.deadline = None, state.deadline
             breach.severity = state.severity
-            totals.count_breach(session, breach, +1)
+            count(breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.reinstated" if reinstated else "breach.moved", now)
     for target, breach in existing.items():
         if target not in breached and breach.cleared_at is None:
-            totals.count_breach(session, breach, -1)
+            count(breach, -1)
             breach.cleared_at = now
-            totals.count_breach(session, breach, +1)
+            count(breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.cleared", now)
     session.flush()
@@ -109,13 +110,19 @@ def reviews_of(session: Session, breach_id: int) -> list[BreachReview]:
 
 
 def review_breach(
-    session: Session, breach: Breach, decision: str, reason: str, reviewer: str, now: datetime
+    session: Session,
+    breach: Breach,
+    decision: str,
+    reason: str,
+    reviewer: str,
+    now: datetime,
+    count: Counter,
 ) -> BreachReview:
     """Record a supervisor's decision; a later one supersedes it and both stay on record."""
     problems = []
     if decision not in DECISIONS:
         problems.append(Problem("decision", f"must be one of {', '.join(DECISIONS)}"))
-    if decision == "waived" and not reason.strip():
+    if decision == Review.WAIVED and not reason.strip():
         problems.append(Problem("reason", "waiving a breach needs a reason"))
     if not reviewer.strip():
         problems.append(Problem("reviewer", "who reviews must be named"))
@@ -137,9 +144,9 @@ def review_breach(
         supersedes_id=previous[-1].id if previous else None,
     )
     session.add(review)
-    totals.count_breach(session, breach, -1)
-    breach.review, breach.reviewed_at = decision, now
-    totals.count_breach(session, breach, +1)
+    count(breach, -1)
+    breach.review, breach.reviewed_at = Review(decision), now
+    count(breach, +1)
     session.add(breach)
     session.flush()
     audit.append(
@@ -180,7 +187,7 @@ def list_breaches(
     if not include_cleared:
         query = query.where(col(Breach.cleared_at).is_(None))
     if pending:
-        query = query.where(Breach.review == "pending")
+        query = query.where(Breach.review == Review.PENDING)
     if pool is not None:
         query = query.where(Breach.pool == pool)
     if year is not None:

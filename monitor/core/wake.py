@@ -55,6 +55,7 @@ class Receiver:
 
     def __init__(self, engine: Engine, listener: Listener) -> None:
         self.engine, self.listener = engine, listener
+        self.listening = threading.Event()  # set once LISTEN is in place
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -72,10 +73,12 @@ class Receiver:
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0, stop_after=1):
                             self.listener(datetime.fromisoformat(note.payload))
             except Exception:
+                self.listening.clear()
                 log.exception("wake receiver lost its connection; reconnecting")
                 self._stop.wait(2)
 

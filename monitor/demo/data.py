@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from monitor.auth.service import create_token
+from monitor.judging.flow import WriteFlow
 from monitor.sla.service import SlaContext
 from monitor.tickets.schemas import TicketIn
-from monitor.tickets.service import Actor, count_tickets, create_ticket
+from monitor.tickets.service import Actor, count_tickets
 
 YEAR = 2022
 SEED = 20220810
@@ -199,9 +201,10 @@ def drafts(ctx: SlaContext) -> list[Draft]:
     return out
 
 
-def load_demo(session: Session, ctx: SlaContext) -> int:
+def load_demo(flow: WriteFlow) -> int:
     """Load the demo year into an empty database; returns how many tickets (0 if not empty)."""
-    if count_tickets(session):
+    ctx = flow.ctx
+    if count_tickets(flow.session):
         return 0
     drafted = drafts(ctx)
     for draft in drafted:
@@ -209,14 +212,12 @@ def load_demo(session: Session, ctx: SlaContext) -> int:
         pool = data.pool
         operator = ctx.catalog.operator_of(pool)
         actor = Actor(f"{operator.id if operator else pool}-ops", "operator", "operator", pool)
-        create_ticket(session, ctx, data, actor, recorded_at=draft.recorded)
+        flow.create_ticket(data, actor, recorded_at=draft.recorded)
     return len(drafted)
 
 
 def demo_tokens(session: Session, ctx: SlaContext) -> list[str]:
     """One API token per role for trying the demo; shown once, stored hashed like any other."""
-    from monitor.auth.service import create_token
-
     lines = ["demo API tokens (shown once):"]
     for name, role, pool in (
         ("demo-operator-pool1", "operator", "pool1"),

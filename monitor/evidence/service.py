@@ -12,8 +12,8 @@ from typing import BinaryIO
 
 from sqlmodel import Session, select
 
-from monitor.auth.models import Evidence, EvidenceLink
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
+from monitor.evidence.models import Evidence, EvidenceLink
 
 MAX_BYTES = 50 * 1024 * 1024
 ALLOWED = {

@@ -29,11 +29,12 @@ from monitor.catalog.models import load_catalog
 from monitor.core.db import read_scope
 from monitor.core.settings import Settings
 from monitor.metrics import totals
+from monitor.metrics.models import MetricTotal
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS, METRICS
-from monitor.metrics.totals import MetricTotal
 from monitor.scheduler.models import JobRun, Lease
-from monitor.scoring.rules import load_indicators
+from monitor.scoring.rules import load_indicators, occurrences_of, points_after
 from monitor.sla.models import PolicyVersion
+from monitor.sla.vocab import Review, TicketStatus
 from monitor.tickets.models import Ticket
 
 
@@ -85,7 +86,7 @@ class SlaCollector(Collector):
                 counts[(pool, severity)] = 0
         rows = session.exec(
             select(Ticket.pool, Ticket.current_severity, sa.func.count())
-            .where(Ticket.status == "open")
+            .where(Ticket.status == TicketStatus.OPEN)
             .group_by(col(Ticket.pool), col(Ticket.current_severity))
         ).all()
         for pool, severity, n in rows:
@@ -131,23 +132,21 @@ class SlaCollector(Collector):
                 .join(Ticket, col(Ticket.id) == Breach.ticket_id)
                 .where(
                     col(Breach.cleared_at).is_(None),
-                    col(Breach.review) != "waived",
+                    col(Breach.review) != Review.WAIVED,
                     col(Breach.severity).in_(rule.severities),
                     col(Ticket.current_severity).in_(rule.severities),
                 )
             ).all()
-            tickets: dict[int, set[int]] = defaultdict(set)
-            breaches: dict[int, int] = defaultdict(int)
+            standing: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
             waiting: dict[int, int] = defaultdict(int)
             for ticket_id, review, reported_at in rows:
                 year = _aware(reported_at).astimezone(tz).year
-                tickets[year].add(ticket_id)
-                breaches[year] += 1
-                waiting[year] += review == "pending"
+                standing[year][ticket_id] += 1
+                waiting[year] += review == Review.PENDING
             for year in years:
-                n = len(tickets[year]) if rule.count == "per_ticket" else breaches[year]
+                n = occurrences_of(rule, list(standing[year].values()))
                 labels = [indicator.id, str(year)]
-                score.add_metric(labels, max(0.0, indicator.points - rule.per_occurrence * n))
+                score.add_metric(labels, points_after(rule, indicator.points, n))
                 occurrences.add_metric(labels, n)
                 pending.add_metric(labels, waiting[year])
         yield from (score, occurrences, pending)

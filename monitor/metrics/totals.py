@@ -1,10 +1,10 @@
 """Running totals behind the largest metric families, kept in the same transaction as the
 writes they count, so a scrape reads a few hundred rows instead of every target state.
 
-Writers record deltas on the session; they are applied just before commit, in key order
-(so concurrent writers never deadlock on them) and vanish with a rollback. `reconcile`
-recomputes every total from the rows themselves; the daily job runs it, and tests check
-that the running totals always equal it.
+Writers collect changes in a `Deltas` that the write flow applies once, at the end of its
+unit of work and in key order (so concurrent writers never deadlock on them); a rollback
+takes them back with everything else. `reconcile` recomputes every total from the rows
+themselves; the daily job runs it, and tests check that the running totals always equal it.
 """
 
 from __future__ import annotations
@@ -12,30 +12,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Breach
+from monitor.metrics.models import MetricTotal
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS
 from monitor.sla.models import TargetState
 
 TARGETS = "targets"  # labels: pool, severity, target, status
 BREACHES = "breaches"  # labels: pool, severity, target, review (or "cleared")
 DURATIONS = "durations"  # labels: target, pool, severity, bucket index
-DELTAS = "metric_deltas"
-
-
-class MetricTotal(SQLModel, table=True):
-    __tablename__ = "metric_totals"
-
-    family: str = Field(max_length=16, primary_key=True)
-    labels: str = Field(max_length=400, primary_key=True, description="JSON list of values")
-    count: int = 0
-    total: float = 0.0
 
 
 def bucket_of(seconds: float) -> int:
@@ -45,14 +34,34 @@ def bucket_of(seconds: float) -> int:
     return len(DURATION_BUCKETS)
 
 
-def add(
-    session: Session, family: str, labels: Iterable[str | int], count: int, total: float = 0.0
-) -> None:
-    """Record a change to apply when the session commits."""
-    deltas = session.info.setdefault(DELTAS, defaultdict(lambda: [0, 0.0]))
-    entry = deltas[(family, json.dumps(list(labels), ensure_ascii=False))]
-    entry[0] += count
-    entry[1] += total
+class Deltas:
+    """Changes to the running totals, collected during a unit of work and applied once."""
+
+    def __init__(self) -> None:
+        self._rows: defaultdict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def add(self, family: str, labels: Iterable[str | int], count: int, total: float = 0.0) -> None:
+        entry = self._rows[(family, json.dumps(list(labels), ensure_ascii=False))]
+        entry[0] += count
+        entry[1] += total
+
+    def count_state(self, state: TargetState, sign: int) -> None:
+        for family, labels, total in state_keys(state):
+            self.add(family, labels, sign, sign * total)
+
+    def count_breach(self, breach: Breach, sign: int) -> None:
+        self.add(BREACHES, breach_labels(breach), sign)
+
+    def apply(self, session: Session) -> None:
+        """Write the collected changes in key order, then forget them."""
+        rows = [
+            {"family": family, "labels": labels, "count": int(count), "total": total}
+            for (family, labels), (count, total) in sorted(self._rows.items())
+            if count or total
+        ]
+        self._rows.clear()
+        if rows:
+            _upsert(session, rows)
 
 
 def state_keys(state: TargetState) -> list[tuple[str, list[str | int], float]]:
@@ -75,18 +84,9 @@ def state_keys(state: TargetState) -> list[tuple[str, list[str | int], float]]:
     return keys
 
 
-def count_state(session: Session, state: TargetState, sign: int) -> None:
-    for family, labels, total in state_keys(state):
-        add(session, family, labels, sign, sign * total)
-
-
 def breach_labels(breach: Breach) -> list[str]:
     review = "cleared" if breach.cleared_at is not None else breach.review
     return [breach.pool, breach.severity, breach.target, review]
-
-
-def count_breach(session: Session, breach: Breach, sign: int) -> None:
-    add(session, BREACHES, breach_labels(breach), sign)
 
 
 def _upsert(session: Session, rows: list[dict[str, object]]) -> None:
@@ -100,25 +100,6 @@ def _upsert(session: Session, rows: list[dict[str, object]]) -> None:
         },
     )
     session.execute(stmt, rows)
-
-
-@event.listens_for(Session, "before_commit")
-def _apply(session: Session) -> None:
-    deltas = session.info.pop(DELTAS, None)
-    if not deltas:
-        return
-    rows = [
-        {"family": family, "labels": labels, "count": count, "total": total}
-        for (family, labels), (count, total) in sorted(deltas.items())
-        if count or total
-    ]
-    if rows:
-        _upsert(session, rows)
-
-
-@event.listens_for(Session, "after_rollback")
-def _discard(session: Session) -> None:
-    session.info.pop(DELTAS, None)
 
 
 def computed(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
@@ -182,7 +163,7 @@ def stored(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
     }
 
 
-def reconcile(session: Session, now: datetime | None = None) -> int:
+def reconcile(session: Session) -> int:
     """Rewrite the totals from the rows; returns how many totals were wrong."""
     if session.get_bind().dialect.name == "postgresql":
         # Writers apply their deltas at commit: holding this lock first means every write is
@@ -194,7 +175,6 @@ def reconcile(session: Session, now: datetime | None = None) -> int:
         1 for key in set(truth) | set(have) if _close(truth.get(key), have.get(key)) is False
     )
     session.execute(sa.delete(MetricTotal))
-    session.info.pop(DELTAS, None)
     if truth:
         session.execute(
             sa.insert(MetricTotal),
@@ -203,7 +183,6 @@ def reconcile(session: Session, now: datetime | None = None) -> int:
                 for (f, labels), (n, total) in sorted(truth.items())
             ],
         )
-    del now
     return wrong
 
 

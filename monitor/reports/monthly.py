@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from monitor.breaches.findings import KINDS
+from monitor.breaches.findings import KINDS, Thresholds, entry_lag
 from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.core.timeutil import human_duration, month_bounds, show
-from monitor.sla.service import SlaContext, judge_ticket, ticket_events
-from monitor.sla.vocab import EVENT_LABELS
+from monitor.sla.service import SlaContext
+from monitor.sla.vocab import EVENT_LABELS, Review, TargetStatus
 from monitor.tickets.models import Event, Ticket
+from monitor.tickets.service import events_of, judge_ticket
 
 METHOD = [
     "工单：报障时间（经更正后）落在本月（{zone}）的全部工单，按资源池和严重程度计数。",
@@ -39,16 +40,18 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
     status_counts: Counter[str] = Counter()
     targets: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     breach_rows = []
-    reviews = _latest_reviews(session, [t.id for t in tickets if t.id is not None])
+    ids = [t.id for t in tickets if t.id is not None]
+    reviews = _latest_reviews(session, ids)
+    events = events_of(session, ids)
     for ticket in tickets:
         assert ticket.id is not None
-        judgement = judge_ticket(ctx, ticket, ticket_events(session, ticket.id), now)
+        judgement = judge_ticket(ctx, ticket, events.get(ticket.id, []), now)
         ref = ticket.external_id or str(ticket.id)
         by_pool[ticket.pool][judgement.severity] += 1
         status_counts[judgement.status] += 1
         for t in judgement.targets:
             targets[(ticket.pool, judgement.severity, t.target)][t.status] += 1
-            if t.status == "breached":
+            if t.status == TargetStatus.BREACHED:
                 review = reviews.get((ticket.id, t.target))
                 breach_rows.append(
                     {
@@ -61,7 +64,7 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
                         "deadline": show(t.deadline, ctx.tz),
                         "stop": show(t.stop, ctx.tz),
                         "overrun": human_duration(t.overrun) if t.overrun else "—",
-                        "review": review.decision if review else "pending",
+                        "review": review.decision if review else Review.PENDING,
                         "reviewer": review.reviewer if review else "",
                         "reason": review.reason if review else "",
                     }
@@ -72,20 +75,16 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
     closed = session.exec(
         select(Finding).where(col(Finding.closed_at) >= begin, col(Finding.closed_at) < end)
     ).all()
-    late = ctx.thresholds.late_entry
+    limits = Thresholds.of(ctx.settings)
+    late = limits.late_entry
     late_rows = []
     for e, ticket in session.exec(
         select(Event, Ticket)
         .join(Ticket, col(Ticket.id) == Event.ticket_id)
-        .where(
-            col(Event.recorded_at) >= begin,
-            col(Event.recorded_at) < end,
-            Event.source != "import",
-            Event.type != "correction",
-        )
+        .where(col(Event.recorded_at) >= begin, col(Event.recorded_at) < end)
         .order_by(col(Event.recorded_at))
     ).all():
-        if e.recorded_at - e.occurred_at > late:
+        if entry_lag(e, limits) is not None:
             late_rows.append(
                 {
                     "ref": ticket.external_id or str(ticket.id),

@@ -20,19 +20,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.breaches.detection import (
-    detect_breaches,
-    next_wake,
-    reconcile_metrics,
-    refresh_findings,
-)
 from monitor.core import wake
 from monitor.core.clock import Clock
-from monitor.core.db import session_scope
+from monitor.core.db import read_scope, session_scope
 from monitor.core.settings import Settings
+from monitor.judging.flow import WriteFlow, write_flow
+from monitor.judging.jobs import detect_breaches, refresh_findings
+from monitor.metrics.jobs import reconcile_metrics
 from monitor.scheduler.lease import acquire, release
 from monitor.scheduler.models import JobRun
-from monitor.sla.service import SlaContext, load_context
+from monitor.scheduler.wake import next_wake
+from monitor.sla.service import load_context
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"
@@ -41,7 +39,7 @@ LEASE = "scheduler"
 @dataclass(frozen=True)
 class Job:
     name: str
-    func: Callable[[Session, SlaContext], Any]
+    func: Callable[[WriteFlow], Any]
     why: str
 
 
@@ -68,16 +66,21 @@ JOBS: dict[str, Job] = {
 
 
 def count(result: Any) -> int:
-    return result if isinstance(result, int) else len(result)
+    """How many things a job changed, whatever it returns."""
+    if isinstance(result, int):
+        return result
+    changed = getattr(result, "changed", None)
+    return changed if isinstance(changed, int) else len(result)
 
 
 def run_job(
     engine: Engine, settings: Settings, clock: Clock, name: str, holder: str = "cli"
 ) -> Any:
-    """Run one job in its own transaction and record its success; usable by hand."""
+    """Run one job in its own transaction and record its success; `sla-monitor check` and the
+    scheduler both come through here."""
     with session_scope(engine) as session:
-        ctx = load_context(session, settings, clock)
-        result = JOBS[name].func(session, ctx)
+        with write_flow(session, load_context(session, settings, clock)) as flow:
+            result = JOBS[name].func(flow)
         record_success(session, name, holder, clock.now(), count(result))
     return result
 
@@ -110,6 +113,7 @@ class Runner:
         self.safety_interval = safety_interval
         self.is_leader = False
         self.armed_at: datetime | None = None
+        self.rearmed = threading.Event()  # set whenever a wake is armed (tests wait on it)
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
         self.receiver = wake.Receiver(engine, self._on_write)
@@ -154,9 +158,8 @@ class Runner:
             run_job(self.engine, self.settings, self.clock, "reconcile_metrics", self.holder)
 
     def _arm_next(self) -> None:
-        with Session(self.engine) as session:
+        with read_scope(self.engine) as session:
             instant = next_wake(session)
-            session.rollback()
         if instant is not None:
             self.rearm(instant)
 
@@ -165,6 +168,7 @@ class Runner:
         if self.armed_at is not None and self.armed_at <= instant:
             return
         self.armed_at = instant
+        self.rearmed.set()
         run_at = max(instant, self.clock.now())
         self.scheduler.add_job(
             self.sweep,

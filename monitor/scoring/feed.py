@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 from sqlmodel import Session, col, select
 
@@ -19,9 +19,19 @@ from monitor.scoring.rules import (
     load_indicators,
     score_breach_count,
 )
-from monitor.sla.service import SlaContext, judge_ticket, timeline_of
-from monitor.sla.timer import Judgement, apply_corrections
+from monitor.scoring.schemas import (
+    CountedBreachOut,
+    IndicatorScore,
+    ReviewRecord,
+    ScoreFeed,
+    TargetSnapshot,
+    TicketEvidence,
+)
+from monitor.sla.service import SlaContext
+from monitor.sla.timer import Judgement
+from monitor.sla.vocab import Review, TargetStatus
 from monitor.tickets.models import Event, Ticket
+from monitor.tickets.service import effective_timeline, events_out, judge_ticket
 
 
 def _reviews_as_of(
@@ -59,31 +69,138 @@ def _events_as_of(
     return out
 
 
-def _event_json(events: list[Event], ctx: SlaContext) -> list[dict[str, Any]]:
-    effective = {x.event.seq: x.at for x in apply_corrections(timeline_of(events))}
-    by_id = {e.id: e for e in events}
+@dataclass(frozen=True)
+class Judged:
+    """A ticket of the year, judged from what was recorded by as_of."""
+
+    ticket: Ticket
+    events: list[Event]
+    judgement: Judgement
+    reported: datetime
+
+    @property
+    def id(self) -> int:
+        assert self.ticket.id is not None
+        return self.ticket.id
+
+
+Reviews = dict[tuple[int, str], list[BreachReview]]
+
+
+def judge_year(
+    session: Session,
+    ctx: SlaContext,
+    year: int,
+    as_of: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Judged], Reviews]:
+    """Step 1: every ticket reported in the year (as recorded by as_of), re-judged at as_of."""
+    begin, end = year_bounds(year, ctx.tz)
+    # A reported time corrected after as_of may move a ticket across the year boundary:
+    # take a margin here and decide by the reported time as recorded by as_of below.
+    margin = timedelta(days=62)
+    candidates = session.exec(
+        select(Ticket)
+        .where(
+            col(Ticket.created_at) <= as_of,
+            col(Ticket.reported_at) >= begin - margin,
+            col(Ticket.reported_at) < end + margin,
+        )
+        .order_by(col(Ticket.id))
+    ).all()
+    ids = [t.id for t in candidates if t.id is not None]
+    events = _events_as_of(session, ids, as_of)
+    judged = []
+    for i, ticket in enumerate(candidates):
+        assert ticket.id is not None
+        evs = events.get(ticket.id, [])
+        reported = next((x.at for x in effective_timeline(evs) if x.type == "reported"), None)
+        if reported is not None and begin <= reported < end:
+            judged.append(Judged(ticket, evs, judge_ticket(ctx, ticket, evs, as_of), reported))
+        if progress and (i % 200 == 0 or i == len(candidates) - 1):
+            progress(i + 1, len(candidates))
+    return judged, _reviews_as_of(session, ids, as_of)
+
+
+def _review_of(reviews: Reviews, ticket_id: int, target: str) -> tuple[str, list[BreachReview]]:
+    found = reviews.get((ticket_id, target), [])
+    return (found[-1].decision if found else Review.PENDING), found
+
+
+def count_scope(judged: list[Judged], reviews: Reviews) -> list[ScopeTicket]:
+    """Step 2: each judged ticket's breaches with their review as of as_of (for the rules)."""
     return [
-        {
-            "id": e.client_id or str(e.seq),
-            "seq": e.seq,
-            "type": e.type,
-            "at": iso(e.occurred_at, ctx.tz),
-            "corrected_at": iso(effective[e.seq], ctx.tz)
-            if e.seq in effective and effective[e.seq] != e.occurred_at
-            else None,
-            "recorded_at": iso(e.recorded_at, ctx.tz),
-            "actor": e.actor,
-            "role": e.actor_role,
-            "source": e.source,
-            "note": e.note,
-            "evidence": e.evidence,
-            "corrects": (by_id[e.corrects_id].client_id or str(by_id[e.corrects_id].seq))
-            if e.corrects_id in by_id
-            else None,
-            "reason": e.reason,
-        }
-        for e in events
+        ScopeTicket(
+            j.id,
+            j.judgement.severity,
+            j.reported,
+            tuple(
+                CountedBreach(t.target, _review_of(reviews, j.id, t.target)[0])
+                for t in j.judgement.targets
+                if t.status == TargetStatus.BREACHED
+            ),
+        )
+        for j in judged
     ]
+
+
+def _severity_names(ctx: SlaContext, year: int, severities: list[str]) -> str:
+    begin, _ = year_bounds(year, ctx.tz)
+    policy = ctx.policies.in_force(begin.astimezone(ctx.tz).date()) or ctx.policies.policies[-1]
+    return "、".join(policy.severities[s].name if s in policy.severities else s for s in severities)
+
+
+def ticket_evidence(j: Judged, reviews: Reviews, occurrence: bool, tz: tzinfo) -> TicketEvidence:
+    """Step 4: what an evaluator needs to check one ticket in scope."""
+    breaches = []
+    for t in j.judgement.targets:
+        if t.status != TargetStatus.BREACHED:
+            continue
+        decision, found = _review_of(reviews, j.id, t.target)
+        breaches.append(
+            CountedBreachOut(
+                target=t.target,
+                name=t.name,
+                deadline=iso(t.deadline, tz),
+                stop=iso(t.stop, tz),
+                overrun_seconds=t.overrun.total_seconds() if t.overrun else None,
+                review=decision,
+                counted=decision != Review.WAIVED,
+                reviews=[
+                    ReviewRecord(
+                        decision=r.decision,
+                        reason=r.reason,
+                        reviewer=r.reviewer,
+                        at=iso(r.reviewed_at, tz),
+                    )
+                    for r in found
+                ],
+                explain=t.explain,
+            )
+        )
+    return TicketEvidence(
+        ticket=j.id,
+        external_id=j.ticket.external_id,
+        pool=j.ticket.pool,
+        severity=j.judgement.severity,
+        title=j.ticket.title,
+        reported_at=iso(j.reported, tz),
+        status=j.judgement.status,
+        occurrence=occurrence,
+        targets=[
+            TargetSnapshot(
+                id=t.target,
+                name=t.name,
+                status=t.status,
+                start=iso(t.start, tz),
+                deadline=iso(t.deadline, tz),
+                stop=iso(t.stop, tz),
+            )
+            for t in j.judgement.targets
+        ],
+        breaches=breaches,
+        events=events_out(j.events, tz),
+    )
 
 
 def scoring_feed(
@@ -93,137 +210,38 @@ def scoring_feed(
     as_of: datetime | None = None,
     indicators: IndicatorFile | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """The score JSON of the specification, judged only from what was recorded by `as_of`."""
+) -> ScoreFeed:
+    """The score JSON of the specification, judged only from what was recorded by `as_of`:
+    judge the year → count each rule's scope → score and comment (pure) → evidence."""
     as_of = as_of or ctx.now()
     indicators = indicators or load_indicators(ctx.settings.config_dir)
-    begin, end = year_bounds(year, ctx.tz)
-    # A reported time corrected after as_of may move a ticket across the year boundary:
-    # take a margin here and decide by the reported time as recorded by as_of below.
-    margin = timedelta(days=62)
-    tickets = session.exec(
-        select(Ticket)
-        .where(
-            col(Ticket.created_at) <= as_of,
-            col(Ticket.reported_at) >= begin - margin,
-            col(Ticket.reported_at) < end + margin,
-        )
-        .order_by(col(Ticket.id))
-    ).all()
-    candidates = [t for t in tickets if t.id is not None]
-    events = _events_as_of(session, [t.id for t in candidates if t.id], as_of)
-    reviews = _reviews_as_of(session, [t.id for t in candidates if t.id], as_of)
-
-    judged: list[tuple[Ticket, list[Event], Judgement, datetime]] = []
-    for i, ticket in enumerate(candidates):
-        assert ticket.id is not None
-        evs = events.get(ticket.id, [])
-        reported = next(
-            (x.at for x in apply_corrections(timeline_of(evs)) if x.type == "reported"), None
-        )
-        if reported is not None and begin <= reported < end:
-            judged.append((ticket, evs, judge_ticket(ctx, ticket, evs, as_of), reported))
-        if progress and (i % 200 == 0 or i == len(candidates) - 1):
-            progress(i + 1, len(candidates))
-
-    def review_of(ticket_id: int, target: str) -> tuple[str, list[BreachReview]]:
-        found = reviews.get((ticket_id, target), [])
-        return (found[-1].decision if found else "pending"), found
-
-    scope = []
-    for ticket, _, judgement, reported in judged:
-        assert ticket.id is not None
-        breaches = tuple(
-            CountedBreach(t.target, review_of(ticket.id, t.target)[0])
-            for t in judgement.targets
-            if t.status == "breached"
-        )
-        scope.append(ScopeTicket(ticket.id, judgement.severity, reported, breaches))
-
+    judged, reviews = judge_year(session, ctx, year, as_of, progress)
+    scope = count_scope(judged, reviews)
     out = []
     for indicator in indicators.indicators:
         rule = indicator.rule
-        names = []
-        for severity in rule.severities:
-            policy = (
-                ctx.policies.in_force(begin.astimezone(ctx.tz).date()) or ctx.policies.policies[-1]
-            )
-            names.append(
-                policy.severities[severity].name if severity in policy.severities else severity
-            )
-        score = score_breach_count(rule, indicator.points, scope, "、".join(names))
-        wanted = set(score.in_scope)
-        evidence = []
-        for ticket, evs, judgement, reported in judged:
-            if ticket.id not in wanted:
-                continue
-            assert ticket.id is not None
-            listed: list[dict[str, Any]] = []
-            for t in judgement.targets:
-                if t.status != "breached":
-                    continue
-                decision, revs = review_of(ticket.id, t.target)
-                listed.append(
-                    {
-                        "target": t.target,
-                        "name": t.name,
-                        "deadline": iso(t.deadline, ctx.tz),
-                        "stop": iso(t.stop, ctx.tz),
-                        "overrun_seconds": t.overrun.total_seconds() if t.overrun else None,
-                        "review": decision,
-                        "counted": decision != "waived",
-                        "reviews": [
-                            {
-                                "decision": r.decision,
-                                "reason": r.reason,
-                                "reviewer": r.reviewer,
-                                "at": iso(r.reviewed_at, ctx.tz),
-                            }
-                            for r in revs
-                        ],
-                        "explain": t.explain,
-                    }
-                )
-            evidence.append(
-                {
-                    "ticket": ticket.id,
-                    "external_id": ticket.external_id,
-                    "pool": ticket.pool,
-                    "severity": judgement.severity,
-                    "title": ticket.title,
-                    "reported_at": iso(reported, ctx.tz),
-                    "status": judgement.status,
-                    "occurrence": ticket.id in score.occurrence_tickets,
-                    "targets": [
-                        {
-                            "id": t.target,
-                            "name": t.name,
-                            "status": t.status,
-                            "start": iso(t.start, ctx.tz),
-                            "deadline": iso(t.deadline, ctx.tz),
-                            "stop": iso(t.stop, ctx.tz),
-                        }
-                        for t in judgement.targets
-                    ],
-                    "breaches": listed,
-                    "events": _event_json(evs, ctx),
-                }
-            )
+        names = _severity_names(ctx, year, rule.severities)
+        score = score_breach_count(rule, indicator.points, scope, names)
+        wanted, late = set(score.in_scope), set(score.occurrence_tickets)
         out.append(
-            {
-                "id": indicator.id,
-                "name": indicator.name,
-                "level1": indicator.level1,
-                "level2": indicator.level2,
-                "criteria": indicator.criteria,
-                "points": indicator.points,
-                "score": score.score,
-                "final": score.final,
-                "tickets_in_scope": score.tickets_in_scope,
-                "occurrences": score.occurrences,
-                "breaches": score.breaches,
-                "comment": score.comment,
-                "evidence": evidence,
-            }
+            IndicatorScore(
+                id=indicator.id,
+                name=indicator.name,
+                level1=indicator.level1,
+                level2=indicator.level2,
+                criteria=indicator.criteria,
+                points=indicator.points,
+                score=score.score,
+                final=score.final,
+                tickets_in_scope=score.tickets_in_scope,
+                occurrences=score.occurrences,
+                breaches=score.breaches,
+                comment=score.comment,
+                evidence=[
+                    ticket_evidence(j, reviews, j.id in late, ctx.tz)
+                    for j in judged
+                    if j.id in wanted
+                ],
+            )
         )
-    return {"year": year, "as_of": iso(as_of, ctx.tz), "indicators": out}
+    return ScoreFeed(year=year, as_of=iso(as_of, ctx.tz), indicators=out)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.core.config_files import load_config
+from monitor.sla.vocab import Review
 
 
 class BreachCountRule(BaseModel):
@@ -74,35 +75,45 @@ class Score:
     occurrence_tickets: list[int]
 
 
+def points_after(rule: BreachCountRule, points: float, occurrences: int) -> float:
+    """The indicator's score: points less per_occurrence for each occurrence, never below 0."""
+    return float(max(0.0, points - rule.per_occurrence * occurrences))
+
+
+def occurrences_of(rule: BreachCountRule, standing_breaches: Sequence[int]) -> int:
+    """Occurrences from each late ticket's number of standing (not waived) breaches."""
+    late = [n for n in standing_breaches if n]
+    return len(late) if rule.count == "per_ticket" else sum(late)
+
+
+def comment(in_scope: int, late: int, noun: str) -> str:
+    """The evaluators' sentence, e.g. 本年度共发生6次重大故障，其中1次故障处理超时。"""
+    if in_scope == 0:
+        return f"本年度未发生{noun}。"
+    if late == 0:
+        return f"本年度共发生{in_scope}次{noun}，均在约定时间内处理完成。"
+    return f"本年度共发生{in_scope}次{noun}，其中{late}次故障处理超时。"
+
+
 def score_breach_count(
     rule: BreachCountRule, points: float, tickets: Sequence[ScopeTicket], noun: str
 ) -> Score:
+    """Count the year's tickets of the rule's severities, then score and comment."""
     in_scope = [t for t in tickets if t.severity in rule.severities]
-    counts = {"pending": 0, "confirmed": 0, "waived": 0}
-    occurrences = 0
-    occurrence_tickets = []
+    counts = {review.value: 0 for review in Review}
     for t in in_scope:
         for b in t.breaches:
             counts[b.review] += 1
-        standing = [b for b in t.breaches if b.review != "waived"]
-        if standing:
-            occurrence_tickets.append(t.ticket_id)
-            occurrences += 1 if rule.count == "per_ticket" else len(standing)
-    score = max(0.0, points - rule.per_occurrence * occurrences)
-    n, late = len(in_scope), len(occurrence_tickets)
-    if n == 0:
-        comment = f"本年度未发生{noun}。"
-    elif late == 0:
-        comment = f"本年度共发生{n}次{noun}，均在约定时间内处理完成。"
-    else:
-        comment = f"本年度共发生{n}次{noun}，其中{late}次故障处理超时。"
+    standing = {t.ticket_id: sum(b.review != Review.WAIVED for b in t.breaches) for t in in_scope}
+    occurrences = occurrences_of(rule, list(standing.values()))
+    late = [ticket_id for ticket_id, n in standing.items() if n]
     return Score(
-        score=float(score),
-        final=counts["pending"] == 0,
-        tickets_in_scope=n,
+        score=points_after(rule, points, occurrences),
+        final=counts[Review.PENDING] == 0,
+        tickets_in_scope=len(in_scope),
         occurrences=occurrences,
         breaches=counts,
-        comment=comment,
+        comment=comment(len(in_scope), len(late), noun),
         in_scope=[t.ticket_id for t in in_scope],
-        occurrence_tickets=occurrence_tickets,
+        occurrence_tickets=late,
     )

@@ -6,9 +6,10 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from monitor.core.models_base import instant, text
+from monitor.sla.vocab import TargetStatus
 
 
 class TargetState(SQLModel, table=True):
@@ -32,7 +33,7 @@ class TargetState(SQLModel, table=True):
     pool: str = Field(max_length=32, description="the ticket's pool, kept here for aggregates")
     severity: str = Field(max_length=32)
     policy_version: str = Field(max_length=64)
-    status: str = Field(max_length=20)
+    status: TargetStatus = Field(sa_type=AutoString(length=20))
     start: datetime | None = instant(nullable=True)
     deadline: datetime | None = instant(nullable=True)
     stop: datetime | None = instant(nullable=True)

@@ -6,16 +6,24 @@ Pure: no database, no system time. Every rule of the specification's SLA semanti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, tzinfo
 
+from monitor.calendars.calendar import Count as WorkdayCount
 from monitor.calendars.calendar import WorkCalendar
 from monitor.core.errors import UnknownCalendarYear
 from monitor.core.timeutil import human_duration, show
 from monitor.sla.policy import Policy, Target
-from monitor.sla.vocab import EVENT_LABELS, RESOLUTION_EVENTS
+from monitor.sla.vocab import (
+    CLOCK_RUNNING,
+    EVENT_LABELS,
+    RESOLUTION_EVENTS,
+    TargetStatus,
+    TicketStatus,
+)
 
 END_OF_DAY = time(23, 59, 59, 999999)
+AFTER_DEADLINE = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Effective:
 class TargetResult:
     target: str
     name: str
-    status: str
+    status: TargetStatus
     start: datetime | None
     deadline: datetime | None
     stop: datetime | None
@@ -75,7 +83,7 @@ class TargetResult:
 @dataclass(frozen=True)
 class Judgement:
     severity: str
-    status: str  # open | resolved | closed
+    status: TicketStatus
     targets: list[TargetResult] = field(default_factory=list)
 
 
@@ -192,6 +200,195 @@ def _event_words(x: Effective, tz: tzinfo) -> str:
     return words
 
 
+@dataclass(frozen=True)
+class Measure:
+    """What the rules decide for one target, before any words are written about it."""
+
+    status: TargetStatus
+    start_ev: Effective | None = None
+    start_reopen: Effective | None = None
+    stop_ev: Effective | None = None
+    stop_reopen: Effective | None = None
+    count: WorkdayCount | None = None
+    unknown_year: int | None = None
+    allowed: timedelta | None = None
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+    ignored_pause: timedelta = timedelta()
+    deadline: datetime | None = None
+    paused: timedelta = timedelta()
+    elapsed: timedelta | None = None
+    risk_at: datetime | None = None
+
+    @property
+    def start(self) -> datetime | None:
+        return self.start_ev.at if self.start_ev else None
+
+    @property
+    def stop(self) -> datetime | None:
+        return self.stop_ev.at if self.stop_ev else None
+
+    def overrun(self, now: datetime) -> timedelta | None:
+        if self.status != TargetStatus.BREACHED or self.deadline is None:
+            return None
+        return (self.stop or now) - self.deadline
+
+
+def measure_target(
+    target: Target, timeline: Sequence[Effective], calendar: WorkCalendar, now: datetime, tz: tzinfo
+) -> Measure:
+    """The SLA rule for one target (semantics 2-6): start, deadline, stop, pauses, status."""
+    start_ev, start_reopen = _anchor(timeline, target.start)
+    if start_ev is None:
+        return Measure(TargetStatus.NOT_STARTED, start_reopen=start_reopen)
+    start = start_ev.at
+    stop_ev, stop_reopen = _anchor(timeline, target.stop, after=start)
+    stop = stop_ev.at if stop_ev else None
+    end = stop if stop is not None else max(now, start)
+
+    count = None
+    if target.calendar == "24x7":
+        base_deadline = start + target.span
+    else:
+        try:
+            count = calendar.count_workdays_after(start.astimezone(tz).date(), target.workdays)
+        except UnknownCalendarYear as exc:
+            return Measure(
+                TargetStatus.UNKNOWN_CALENDAR,
+                start_ev=start_ev,
+                start_reopen=start_reopen,
+                stop_ev=stop_ev,
+                stop_reopen=stop_reopen,
+                unknown_year=exc.year,
+            )
+        base_deadline = datetime.combine(count.deadline_day, END_OF_DAY, tz).astimezone(
+            start.tzinfo
+        )
+    allowed = base_deadline - start
+    in_window = pauses_between(timeline, start, end)
+    pauses = in_window if target.pausable else []
+    ignored = paused_total(in_window, end) if not target.pausable else timedelta()
+    deadline = after_active(start, allowed, pauses)
+    paused_for = paused_total(pauses, end)
+    elapsed = (end - start) - paused_for
+    risk_at = after_active(start, allowed * target.warn_at, pauses)
+    base = Measure(
+        TargetStatus.PAUSED,  # with the clock frozen: no deadline until it resumes
+        start_ev=start_ev,
+        start_reopen=start_reopen,
+        stop_ev=stop_ev,
+        stop_reopen=stop_reopen,
+        count=count,
+        allowed=allowed,
+        pauses=tuple(pauses),
+        ignored_pause=ignored,
+        paused=paused_for,
+        elapsed=elapsed,
+    )
+    if deadline is None:
+        return base
+    if stop is not None:
+        status = TargetStatus.MET if stop <= deadline else TargetStatus.BREACHED
+        return replace(base, status=status, deadline=deadline)
+    if now > deadline:
+        return replace(base, status=TargetStatus.BREACHED, deadline=deadline)
+    status = TargetStatus.AT_RISK if elapsed >= allowed * target.warn_at else TargetStatus.RUNNING
+    return replace(base, status=status, deadline=deadline, risk_at=risk_at)
+
+
+def explain_target(
+    target: Target, m: Measure, policy: Policy, severity: str, now: datetime, tz: tzinfo
+) -> str:
+    """The measure in words a supervisor can attach to a dispute (semantics 10)."""
+    sev_name = policy.severities[severity].name
+    calendar_words = "7×24 小时连续计时" if target.calendar == "24x7" else "按国家法定工作日计"
+    start_label, stop_label = EVENT_LABELS[target.start], EVENT_LABELS[target.stop]
+    lines = [
+        f"目标「{target.name}」({target.id})：依据策略 {policy.version}"
+        f"（{policy.effective_from.isoformat()} 起生效），{sev_name}({severity})，"
+        f"自{start_label}({target.start})至{stop_label}"
+        f"({target.stop})，时限 {target.duration}，{calendar_words}。"
+    ]
+    if m.start_ev is None:
+        if m.start_reopen is not None:
+            lines.append(
+                f"起点已被{_event_words(m.start_reopen, tz)}清除，等待新的"
+                f"{start_label}({target.start})。"
+            )
+        else:
+            lines.append(f"尚无{start_label}({target.start})事件，计时未开始。")
+        return "\n".join(lines)
+    lines.append(f"起点：{_event_words(m.start_ev, tz)}。")
+    if m.status == TargetStatus.UNKNOWN_CALENDAR:
+        lines.append(
+            f"{target.workdays} 个工作日的截止日需要 {m.unknown_year} 年的工作日安排，"
+            f"该年日历尚未载入，不作推测；请载入 {m.unknown_year} 年国务院节假日安排后重新计算。"
+        )
+        return "\n".join(lines)
+    if m.count is not None:
+        lines.append(_workday_words(m.count, target.workdays, m.start_ev.at.astimezone(tz).date()))
+    if m.ignored_pause:
+        lines.append(
+            f"该目标不可暂停：期间的暂停（共 {human_duration(m.ignored_pause)}）照常计时。"
+        )
+    if m.pauses:
+        lines.append(
+            f"暂停 {len(m.pauses)} 次，共 {human_duration(m.paused)} 不计时，截止时间相应顺延。"
+        )
+    if m.stop_ev is not None:
+        lines.append(f"终点：{_event_words(m.stop_ev, tz)}。")
+    elif m.stop_reopen is not None:
+        lines.append(
+            f"此前的{stop_label}已被{_event_words(m.stop_reopen, tz)}清除，"
+            f"以最后一次{stop_label}为准；目前尚未停止。"
+        )
+    else:
+        lines.append(f"尚无{stop_label}({target.stop})事件，截至 {show(now, tz)} 仍在计时。")
+    lines.append(_verdict(target, m, now, tz))
+    return "\n".join(lines)
+
+
+def _workday_words(count: WorkdayCount, n: int, start_day: date) -> str:
+    counted = "、".join(d.describe() for d in count.counted)
+    words = f"{n} 个工作日：自起点本地日期 {start_day.isoformat()} 的次日起逐日计数，计入 {counted}"
+    if count.skipped:
+        words += f"；跳过 {'、'.join(d.describe() for d in count.skipped)}"
+    sources = sorted({d.source for d in (*count.counted, *count.skipped)})
+    return (
+        f"{words}；截止为第 {n} 个工作日 {count.deadline_day.isoformat()} 的 "
+        f"23:59:59.999999（本地时间）。日历来源：{'、'.join(sources)}。"
+    )
+
+
+def _verdict(target: Target, m: Measure, now: datetime, tz: tzinfo) -> str:
+    assert m.elapsed is not None and m.allowed is not None
+    if m.deadline is None:
+        return (
+            f"当前暂停中，剩余时限 {human_duration(m.allowed - m.elapsed)}，"
+            "恢复计时后重新计算截止时间。"
+        )
+    words = f"截止时间：{show(m.deadline, tz)}。\n"
+    overrun = m.overrun(now)
+    if m.status == TargetStatus.MET:
+        assert m.stop is not None
+        return words + (
+            f"结果：按时完成（met），用时 {human_duration(m.elapsed)}，"
+            f"距截止尚余 {human_duration(m.deadline - m.stop)}。"
+        )
+    if m.status == TargetStatus.BREACHED and m.stop is not None:
+        return words + f"结果：超时（breached），超出 {human_duration(overrun or timedelta())}。"
+    if m.status == TargetStatus.BREACHED:
+        return words + (
+            f"结果：已超时（breached），截至 {show(now, tz)} 超出 "
+            f"{human_duration(overrun or timedelta())}。"
+        )
+    if m.status == TargetStatus.AT_RISK:
+        return words + (
+            f"结果：即将超时（at_risk），已用 {human_duration(m.elapsed)}，"
+            f"达到时限的 {target.warn_at:.0%} 预警线。"
+        )
+    return words + f"结果：计时中（running），已用 {human_duration(m.elapsed)}。"
+
+
 def judge_target(
     target: Target,
     timeline: Sequence[Effective],
@@ -201,165 +398,44 @@ def judge_target(
     now: datetime,
     tz: tzinfo,
 ) -> TargetResult:
-    sev_name = policy.severities[severity].name
-    calendar_words = "7×24 小时连续计时" if target.calendar == "24x7" else "按国家法定工作日计"
-    lines = [
-        f"目标「{target.name}」({target.id})：依据策略 {policy.version}"
-        f"（{policy.effective_from.isoformat()} 起生效），{sev_name}({severity})，"
-        f"自{EVENT_LABELS[target.start]}({target.start})至{EVENT_LABELS[target.stop]}"
-        f"({target.stop})，时限 {target.duration}，{calendar_words}。"
-    ]
-
-    def result(status: str, **kw: object) -> TargetResult:
-        base: dict[str, object] = {
-            "target": target.id,
-            "name": target.name,
-            "status": status,
-            "start": None,
-            "deadline": None,
-            "stop": None,
-            "elapsed": None,
-            "overrun": None,
-            "risk_at": None,
-            "paused": timedelta(),
-            "explain": "\n".join(lines),
-            "calendar": target.calendar,
-            "duration": target.duration,
-        }
-        base.update(kw)
-        return TargetResult(**base)  # type: ignore[arg-type]
-
-    start_ev, start_reopen = _anchor(timeline, target.start)
-    if start_ev is None:
-        if start_reopen is not None:
-            lines.append(
-                f"起点已被{_event_words(start_reopen, tz)}清除，等待新的"
-                f"{EVENT_LABELS[target.start]}({target.start})。"
-            )
-        else:
-            lines.append(f"尚无{EVENT_LABELS[target.start]}({target.start})事件，计时未开始。")
-        return result("not_started")
-    start = start_ev.at
-    lines.append(f"起点：{_event_words(start_ev, tz)}。")
-
-    stop_ev, stop_reopen = _anchor(timeline, target.stop, after=start)
-    stop = stop_ev.at if stop_ev else None
-    end = stop if stop is not None else max(now, start)
-
-    # Base deadline from the calendar, before pauses.
-    if target.calendar == "24x7":
-        base_deadline = start + target.span
-    else:
-        n = target.workdays
-        start_day = start.astimezone(tz).date()
-        try:
-            count = calendar.count_workdays_after(start_day, n)
-        except UnknownCalendarYear as exc:
-            lines.append(
-                f"{n} 个工作日的截止日需要 {exc.year} 年的工作日安排，该年日历尚未载入，"
-                f"不作推测；请载入 {exc.year} 年国务院节假日安排后重新计算。"
-            )
-            return result(
-                "unknown_calendar",
-                start=start,
-                stop=stop,
-                start_seq=start_ev.event.seq,
-                stop_seq=stop_ev.event.seq if stop_ev else None,
-                unknown_year=exc.year,
-            )
-        base_deadline = datetime.combine(count.deadline_day, END_OF_DAY, tz).astimezone(
-            start.tzinfo
-        )
-        counted = "、".join(d.describe() for d in count.counted)
-        words = (
-            f"{n} 个工作日：自起点本地日期 {start_day.isoformat()} 的次日起逐日计数，计入 {counted}"
-        )
-        if count.skipped:
-            words += f"；跳过 {'、'.join(d.describe() for d in count.skipped)}"
-        sources = sorted({d.source for d in (*count.counted, *count.skipped)})
-        words += (
-            f"；截止为第 {n} 个工作日 {count.deadline_day.isoformat()} 的 "
-            f"23:59:59.999999（本地时间）。日历来源：{'、'.join(sources)}。"
-        )
-        lines.append(words)
-    allowed = base_deadline - start
-
-    pauses = pauses_between(timeline, start, end) if target.pausable else []
-    if not target.pausable:
-        ignored = pauses_between(timeline, start, end)
-        if ignored:
-            lines.append(
-                f"该目标不可暂停：期间的暂停（共 {human_duration(paused_total(ignored, end))}）"
-                "照常计时。"
-            )
-    deadline = after_active(start, allowed, pauses)
-    paused_for = paused_total(pauses, end)
-    if pauses:
-        lines.append(
-            f"暂停 {len(pauses)} 次，共 {human_duration(paused_for)} 不计时，截止时间相应顺延。"
-        )
-    elapsed = (end - start) - paused_for
-    risk_at = after_active(start, allowed * target.warn_at, pauses)
-
-    if stop_ev is not None:
-        lines.append(f"终点：{_event_words(stop_ev, tz)}。")
-    elif stop_reopen is not None:
-        lines.append(
-            f"此前的{EVENT_LABELS[target.stop]}已被{_event_words(stop_reopen, tz)}清除，"
-            f"以最后一次{EVENT_LABELS[target.stop]}为准；目前尚未停止。"
-        )
-    else:
-        lines.append(
-            f"尚无{EVENT_LABELS[target.stop]}({target.stop})事件，截至 {show(now, tz)} 仍在计时。"
-        )
-
-    common = {
-        "start": start,
-        "stop": stop,
-        "paused": paused_for,
-        "start_seq": start_ev.event.seq,
-        "stop_seq": stop_ev.event.seq if stop_ev else None,
-    }
-    if deadline is None:
-        # Paused with the clock frozen: no deadline until it resumes.
-        remaining = allowed - elapsed
-        lines.append(
-            f"当前暂停中，剩余时限 {human_duration(remaining)}，恢复计时后重新计算截止时间。"
-        )
-        return result("paused", elapsed=elapsed, **common)
-    lines.append(f"截止时间：{show(deadline, tz)}。")
-    if stop is not None:
-        if stop <= deadline:
-            lines.append(
-                f"结果：按时完成（met），用时 {human_duration(elapsed)}，"
-                f"距截止尚余 {human_duration(deadline - stop)}。"
-            )
-            return result("met", deadline=deadline, elapsed=elapsed, **common)
-        overrun = stop - deadline
-        lines.append(f"结果：超时（breached），超出 {human_duration(overrun)}。")
-        return result("breached", deadline=deadline, elapsed=elapsed, overrun=overrun, **common)
-    if now > deadline:
-        overrun = now - deadline
-        lines.append(
-            f"结果：已超时（breached），截至 {show(now, tz)} 超出 {human_duration(overrun)}。"
-        )
-        return result("breached", deadline=deadline, elapsed=elapsed, overrun=overrun, **common)
-    if elapsed >= allowed * target.warn_at:
-        lines.append(
-            f"结果：即将超时（at_risk），已用 {human_duration(elapsed)}，"
-            f"达到时限的 {target.warn_at:.0%} 预警线。"
-        )
-        return result("at_risk", deadline=deadline, elapsed=elapsed, risk_at=risk_at, **common)
-    lines.append(f"结果：计时中（running），已用 {human_duration(elapsed)}。")
-    return result("running", deadline=deadline, elapsed=elapsed, risk_at=risk_at, **common)
+    """Measure the target, then explain it."""
+    m = measure_target(target, timeline, calendar, now, tz)
+    return TargetResult(
+        target=target.id,
+        name=target.name,
+        status=m.status,
+        start=m.start,
+        deadline=m.deadline,
+        stop=m.stop,
+        elapsed=m.elapsed,
+        overrun=m.overrun(now),
+        risk_at=m.risk_at,
+        paused=m.paused,
+        explain=explain_target(target, m, policy, severity, now, tz),
+        calendar=target.calendar,
+        duration=target.duration,
+        start_seq=m.start_ev.event.seq if m.start_ev else None,
+        stop_seq=m.stop_ev.event.seq if m.stop_ev else None,
+        unknown_year=m.unknown_year,
+    )
 
 
-def ticket_status(timeline: Sequence[Effective]) -> str:
+def wakes_at(status: str, deadline: datetime | None, risk_at: datetime | None) -> datetime | None:
+    """When a target changes by itself: its warning instant, or just after its deadline
+    (a breach is `now > deadline`)."""
+    if status == TargetStatus.RUNNING and risk_at is not None:
+        return risk_at
+    if status in CLOCK_RUNNING and deadline is not None:
+        return deadline + AFTER_DEADLINE
+    return None
+
+
+def ticket_status(timeline: Sequence[Effective]) -> TicketStatus:
     resolved, _ = _last_unreopened(timeline, "resolved")
     if resolved is None:
-        return "open"
+        return TicketStatus.OPEN
     verified, _ = _last_unreopened(timeline, "verified", after=resolved.at)
-    return "closed" if verified is not None else "resolved"
+    return TicketStatus.CLOSED if verified is not None else TicketStatus.RESOLVED
 
 
 def judge(
@@ -390,7 +466,5 @@ def judge(
 
 
 def _with_prefix(res: TargetResult, words: str) -> TargetResult:
-    from dataclasses import replace
-
     first, _, rest = res.explain.partition("\n")
     return replace(res, explain="\n".join(x for x in (first, words, rest) if x))

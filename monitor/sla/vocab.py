@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal, get_args
 
 EventType = Literal[
@@ -29,11 +30,41 @@ EventSource = Literal["operator", "supervisor", "system", "import"]
 
 Role = Literal["operator", "supervisor", "admin", "evaluator"]
 
-TargetStatus = Literal[
-    "not_started", "running", "at_risk", "met", "breached", "paused", "unknown_calendar"
-]
 
-TicketStatus = Literal["open", "resolved", "closed"]
+class TargetStatus(StrEnum):
+    """Where one target of a ticket stands against its deadline."""
+
+    NOT_STARTED = "not_started"
+    RUNNING = "running"
+    AT_RISK = "at_risk"
+    MET = "met"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    UNKNOWN_CALENDAR = "unknown_calendar"
+
+
+# A clock that is still running can still change by itself (turn at risk, or breach).
+CLOCK_RUNNING = (TargetStatus.RUNNING, TargetStatus.AT_RISK)
+
+
+class TicketStatus(StrEnum):
+    """A ticket's status, derived from its events: resolved needs `resolved`, closed `verified`."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Review(StrEnum):
+    """A breach's review state; the latest review decides it."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    WAIVED = "waived"
+
+
+Decision = Literal["confirmed", "waived"]
+DECISIONS: tuple[str, ...] = get_args(Decision)
 
 # Event types a clock may start or stop on.
 CLOCK_EVENTS = (

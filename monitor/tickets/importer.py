@@ -13,15 +13,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlmodel
 from pydantic import ValidationError
-from sqlmodel import Session
 
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
+from monitor.judging.flow import WriteFlow
+from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
-from monitor.tickets.service import Actor, create_ticket
+from monitor.tickets.service import Actor
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("外部单号", "外部工单号", "工单号", "运营商工单号"),
@@ -291,21 +293,19 @@ class ImportSummary:
 
 
 def import_rows(
-    session: Session,
-    ctx: SlaContext,
+    flow: WriteFlow,
     rows: list[SourceRow],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back)."""
-    from monitor.sla.models import TargetState
-
+    session, ctx = flow.session, flow.ctx
     parsed, problems = parse_rows(rows, ctx)
     taken: set[tuple[str, str]] = set()
     summary = ImportSummary()
     for row, ticket_in in parsed:
         try:
-            ticket = create_ticket(session, ctx, ticket_in, actor, taken=taken)
+            ticket = flow.create_ticket(ticket_in, actor, taken=taken)
         except InvalidInput as exc:
             problems += [Problem(row.where(p.loc), p.msg) for p in exc.problems]
         else:
@@ -320,12 +320,12 @@ def import_rows(
         order = {row.label: i for i, row in enumerate(rows)}
         problems.sort(key=lambda p: order.get(p.loc.split(",")[0].split(".")[0], 0))
         raise InvalidInput(problems)
-    from sqlmodel import col, select
-
     ids = [t.id for t in summary.created]
     for chunk in range(0, len(ids), 500):
         for state in session.exec(
-            select(TargetState).where(col(TargetState.ticket_id).in_(ids[chunk : chunk + 500]))
+            sqlmodel.select(TargetState).where(
+                sqlmodel.col(TargetState.ticket_id).in_(ids[chunk : chunk + 500])
+            )
         ).all():
             summary.targets[state.status] += 1
     return summary

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from monitor.core.models_base import instant, json_list, text
+from monitor.sla.vocab import TicketStatus
 
 
 class Ticket(SQLModel, table=True):
@@ -29,7 +30,7 @@ class Ticket(SQLModel, table=True):
     units: list[str] = json_list()
     systems: list[str] = json_list()
     policy_version: str = Field(max_length=64)
-    status: str = Field(max_length=16, index=True)
+    status: TicketStatus = Field(sa_type=AutoString(length=16), index=True)
     reported_at: datetime = instant(index=True)
     created_at: datetime = instant()
     updated_at: datetime = instant()

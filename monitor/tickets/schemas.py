@@ -14,7 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.sla.vocab import EventType, TicketSource
+from monitor.core.schemas import Input
+from monitor.sla.vocab import EventType, TargetStatus, TicketSource, TicketStatus
 
 # Accepts a time with or without an offset, so not JSON Schema's strict date-time format.
 LocalTime = Annotated[
@@ -31,29 +32,6 @@ def _reject_bare_date(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError("write the time as ISO 8601 text, not a number")
     return value
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
-
-
-class Input(BaseModel):
-    """Base of every client input: unknown fields and NUL characters are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("text must not contain NUL characters")
-        return value
 
 
 class EventIn(Input):
@@ -141,7 +119,7 @@ class EventOut(BaseModel):
 class TargetOut(BaseModel):
     id: str
     name: str
-    status: str
+    status: TargetStatus
     start: str | None
     deadline: str | None
     stop: str | None
@@ -164,10 +142,36 @@ class TicketOut(BaseModel):
     source: str
     units: list[str]
     systems: list[str]
-    status: str
+    status: TicketStatus
     policy_version: str
     reported_at: str
     created_at: str
     updated_at: str
     events: list[EventOut]
     targets: list[TargetOut]
+
+
+class TargetBrief(BaseModel):
+    id: str
+    status: TargetStatus
+    deadline: str | None
+
+
+class TicketSummary(BaseModel):
+    id: int
+    external_id: str | None
+    pool: str
+    severity: str
+    title: str
+    source: str
+    status: TicketStatus
+    reported_at: str
+    breached: bool
+    targets: list[TargetBrief]
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    total: int
+    page: int
+    per_page: int

@@ -1,5 +1,7 @@
-"""Writing tickets and events: validate everything, write nothing on error, judge in the same
-transaction as the write."""
+"""Tickets and their events: validate everything and write nothing on error; reading them back.
+
+Writing events is only the first step of the write flow (`monitor.judging.flow`), which
+judges the ticket in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from sqlmodel import Session, col, select
 from monitor.audit import service as audit
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
+from monitor.evidence.models import EvidenceLink
 from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
-from monitor.sla.service import SlaContext, rejudge, ticket_events, timeline_of
-from monitor.sla.timer import TimelineEvent, apply_corrections
+from monitor.sla.service import SlaContext
+from monitor.sla.timer import Effective, Judgement, TimelineEvent, apply_corrections, judge
+from monitor.sla.vocab import TargetStatus, TicketStatus
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
@@ -33,6 +37,63 @@ class Actor:
 
 SYSTEM = Actor("system", "admin", "system")
 EVIDENCE_REF = "sha256:"
+
+
+def ticket_events(session: Session, ticket_id: int) -> list[Event]:
+    return list(
+        session.exec(
+            select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.seq))
+        ).all()
+    )
+
+
+def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
+    """Many tickets' events in a few queries, each ticket's in order."""
+    out: dict[int, list[Event]] = {}
+    for chunk in range(0, len(ticket_ids), 500):
+        rows = session.exec(
+            select(Event)
+            .where(col(Event.ticket_id).in_(ticket_ids[chunk : chunk + 500]))
+            .order_by(col(Event.ticket_id), col(Event.seq))
+        ).all()
+        for e in rows:
+            out.setdefault(e.ticket_id, []).append(e)
+    return out
+
+
+def timeline_of(events: Sequence[Event]) -> list[TimelineEvent]:
+    """The events as the SLA clock sees them."""
+    by_id = {e.id: e for e in events}
+    out = []
+    for e in events:
+        corrected = by_id.get(e.corrects_id) if e.corrects_id else None
+        out.append(
+            TimelineEvent(
+                seq=e.seq,
+                type=e.type,
+                at=e.occurred_at,
+                ref=f"#{e.seq}" + (f"({e.client_id})" if e.client_id else ""),
+                severity=e.severity,
+                corrects=corrected.seq if corrected else None,
+                reason=e.reason,
+            )
+        )
+    return out
+
+
+def effective_timeline(events: Sequence[Event]) -> list[Effective]:
+    """The ticket's events at their corrected times, in time order."""
+    return apply_corrections(timeline_of(events))
+
+
+def judge_ticket(
+    ctx: SlaContext, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+) -> Judgement:
+    """The pure SLA clock over this ticket's events, at `now`."""
+    policy = ctx.policies.version(ticket.policy_version)
+    return judge(
+        timeline_of(events), ticket.severity, policy, ctx.calendar, now or ctx.now(), ctx.tz
+    )
 
 
 def as_utc(at: datetime, ctx: SlaContext) -> datetime:
@@ -90,8 +151,6 @@ def _evidence_problems(
     session: Session, ticket_id: int | None, ev: EventIn, loc: str
 ) -> list[Problem]:
     """A stored-file reference must name a file already uploaded to this ticket."""
-    from monitor.auth.models import EvidenceLink
-
     problems = []
     for i, ref in enumerate(ev.evidence):
         if not ref.startswith(EVIDENCE_REF):
@@ -228,17 +287,19 @@ def check_new_ticket(
 ) -> tuple[Policy | None, list[Problem]]:
     """Every problem with a new ticket (locations relative to the ticket); writes nothing."""
     problems: list[Problem] = []
+    foreign = actor.pool is not None and data.pool != actor.pool
     if ctx.catalog.pool(data.pool) is None:
         problems.append(
             Problem(
                 "pool", f"unknown pool {data.pool!r} (known: {', '.join(ctx.catalog.pool_ids)})"
             )
         )
-    elif actor.pool is not None and data.pool != actor.pool:
+    elif foreign:
         problems.append(
             Problem("pool", f"an operator of {actor.pool} cannot write tickets of {data.pool}")
         )
-    if data.external_id is not None:
+    # Another pool's ids are not looked up: the answer must not tell what that pool holds.
+    if data.external_id is not None and not foreign:
         key = (data.pool, data.external_id)
         if taken is not None and key in taken:
             problems.append(
@@ -357,7 +418,7 @@ def _insert_event(
     return row
 
 
-def create_ticket(
+def write_ticket(
     session: Session,
     ctx: SlaContext,
     data: TicketIn,
@@ -365,8 +426,8 @@ def create_ticket(
     *,
     recorded_at: Sequence[datetime] | None = None,
     taken: set[tuple[str, str]] | None = None,
-) -> Ticket:
-    """Create a ticket with its events and judged targets, or raise InvalidInput."""
+) -> tuple[Ticket, list[Event]]:
+    """Write a ticket with its events (not yet judged), or raise InvalidInput."""
     policy, problems = check_new_ticket(session, ctx, data, actor, taken)
     if problems:
         raise InvalidInput(problems)
@@ -386,7 +447,7 @@ def create_ticket(
         units=_resolve_names(data.units, units, "units", "")[0],
         systems=_resolve_names(data.systems, systems, "systems", "")[0],
         policy_version=policy.version,
-        status="open",
+        status=TicketStatus.OPEN,
         reported_at=reported.at,
         created_at=now,
         updated_at=now,
@@ -416,11 +477,10 @@ def create_ticket(
     for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
         at = recorded_at[i] if recorded_at is not None else now
         _insert_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)
-    _refresh(session, ctx, ticket, now)
-    return ticket
+    return ticket, list(by_seq.values())
 
 
-def add_event(
+def append_event(
     session: Session,
     ctx: SlaContext,
     ticket: Ticket,
@@ -428,10 +488,9 @@ def add_event(
     actor: Actor,
     *,
     recorded_at: datetime | None = None,
-) -> Event:
-    """Append one event and re-judge the ticket, or raise InvalidInput naming the field."""
-    if actor.pool is not None and ticket.pool != actor.pool:
-        raise TicketNotFound(f"ticket {ticket.id} not found")
+) -> tuple[Event, list[Event]]:
+    """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
+    and the ticket's whole timeline, read once."""
     assert ticket.id is not None
     # Lock the ticket so two writers append one after the other, never with the same seq.
     session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
@@ -460,13 +519,8 @@ def add_event(
     now = ctx.now()
     by_seq = {e.seq: e for e in existing}
     row = _insert_event(session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq)
-    _refresh(session, ctx, ticket, now)
-    return row
-
-
-def _refresh(session: Session, ctx: SlaContext, ticket: Ticket, now: datetime) -> None:
     ticket.updated_at = now
-    rejudge(session, ctx, ticket, now)
+    return row, [*existing, row]
 
 
 def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
@@ -494,16 +548,43 @@ def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
     return found[0]
 
 
-def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
-    assert ticket.id is not None
-    events = ticket_events(session, ticket.id)
+def events_out(events: Sequence[Event], tz: tzinfo) -> list[EventOut]:
+    """The timeline as people and clients read it: each event as recorded, and its time
+    after corrections where one changed it."""
     by_id = {e.id: e for e in events}
-    effective = {x.event.seq: x.at for x in apply_corrections(timeline_of(events))}
-    states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
-    tz = ctx.tz
+    effective = {x.event.seq: x.at for x in effective_timeline(events)}
 
     def event_id(e: Event) -> str:
         return e.client_id or str(e.seq)
+
+    return [
+        EventOut(
+            id=event_id(e),
+            seq=e.seq,
+            type=e.type,
+            at=iso(e.occurred_at, tz) or "",
+            recorded_at=iso(e.recorded_at, tz) or "",
+            actor=e.actor,
+            role=e.actor_role,
+            source=e.source,
+            note=e.note,
+            evidence=e.evidence,
+            severity=e.severity,
+            corrects=event_id(by_id[e.corrects_id]) if e.corrects_id in by_id else None,
+            reason=e.reason,
+            corrected_at=iso(effective[e.seq], tz)
+            if e.seq in effective and effective[e.seq] != e.occurred_at
+            else None,
+        )
+        for e in events
+    ]
+
+
+def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
+    assert ticket.id is not None
+    events = ticket_events(session, ticket.id)
+    states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
+    tz = ctx.tz
 
     return TicketOut(
         id=ticket.id,
@@ -521,27 +602,7 @@ def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
         reported_at=iso(ticket.reported_at, tz) or "",
         created_at=iso(ticket.created_at, tz) or "",
         updated_at=iso(ticket.updated_at, tz) or "",
-        events=[
-            EventOut(
-                id=event_id(e),
-                seq=e.seq,
-                type=e.type,
-                at=iso(e.occurred_at, tz) or "",
-                recorded_at=iso(e.recorded_at, tz) or "",
-                actor=e.actor,
-                role=e.actor_role,
-                source=e.source,
-                note=e.note,
-                evidence=e.evidence,
-                severity=e.severity,
-                corrects=event_id(by_id[e.corrects_id]) if e.corrects_id in by_id else None,
-                reason=e.reason,
-                corrected_at=iso(effective[e.seq], tz)
-                if e.seq in effective and effective[e.seq] != e.occurred_at
-                else None,
-            )
-            for e in events
-        ],
+        events=events_out(events, tz),
         targets=[
             TargetOut(
                 id=s.target,
@@ -607,7 +668,7 @@ def search_tickets(
     if breached is not None:
         exists = (
             select(TargetState.ticket_id)
-            .where(TargetState.ticket_id == Ticket.id, TargetState.status == "breached")
+            .where(TargetState.ticket_id == Ticket.id, TargetState.status == TargetStatus.BREACHED)
             .exists()
         )
         query = query.where(exists if breached else ~exists)

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ticket_body
+from tests.helpers import ticket_body
 
 API = "/api/v1"
 WHO = ("op2", "op1", "supervisor", "admin", "evaluator", "anonymous")

@@ -20,7 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import ticket_body
+from tests.helpers import ticket_body
 
 EXAMPLES = int(os.environ.get("SLAMON_SCHEMATHESIS_EXAMPLES", "30"))
 # Deterministic in CI; set SLAMON_SCHEMATHESIS_RANDOM=1 to explore new inputs.

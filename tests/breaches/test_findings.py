@@ -6,9 +6,10 @@ from datetime import date, timedelta
 
 from sqlmodel import Session
 
-from monitor.breaches.detection import refresh_findings
 from monitor.breaches.findings import calendar_findings, list_findings
 from monitor.core.clock import FixedClock
+from monitor.judging.flow import write_flow
+from monitor.judging.jobs import refresh_findings
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
 from tests.helpers import make_ticket, official, post_event
@@ -69,7 +70,8 @@ def test_a_long_open_ticket_is_overdue_after_the_daily_job(
     make_ticket(session, ctx, [("reported", (NOW - timedelta(minutes=10)).isoformat())])
     assert "overdue_open" not in kinds(session)
     clock.at = NOW + timedelta(hours=7)
-    refresh_findings(session, ctx)
+    with write_flow(session, ctx) as flow:
+        refresh_findings(flow)
     assert "overdue_open" in kinds(session)
 
 

@@ -9,11 +9,12 @@ from sqlmodel import Session, select
 
 from monitor.audit.service import verify
 from monitor.breaches.models import Breach, BreachReview
-from monitor.breaches.service import get_breach, list_breaches, review_breach
+from monitor.breaches.service import get_breach, list_breaches
+from monitor.core.clock import FixedClock
 from monitor.core.errors import InvalidInput
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
-from tests.helpers import make_ticket
+from tests.helpers import make_ticket, review
 
 LATE = [
     ("reported", "2022-08-10T11:41:00+08:00"),
@@ -30,10 +31,10 @@ def breach(session: Session, ctx: SlaContext) -> Breach:
 
 
 def test_waiving_needs_a_reason_and_writes_nothing_without_one(
-    session: Session, breach: Breach
+    session: Session, ctx: SlaContext, breach: Breach
 ) -> None:
     with pytest.raises(InvalidInput) as exc:
-        review_breach(session, breach, "waived", "  ", "监理-张工", NOW)
+        review(session, ctx, breach, "waived", "  ", "监理-张工")
     session.rollback()
     assert exc.value.problems[0].loc == "reason"
     assert session.exec(select(BreachReview)).all() == []
@@ -41,17 +42,11 @@ def test_waiving_needs_a_reason_and_writes_nothing_without_one(
 
 
 def test_a_later_review_supersedes_and_both_stay_on_record(
-    session: Session, breach: Breach
+    session: Session, ctx: SlaContext, breach: Breach, clock: FixedClock
 ) -> None:
-    first = review_breach(session, breach, "confirmed", "", "监理-张工", NOW)
-    second = review_breach(
-        session,
-        breach,
-        "waived",
-        "停电属不可抗力，经市政数局同意",
-        "监理-李工",
-        NOW + timedelta(hours=1),
-    )
+    first = review(session, ctx, breach, "confirmed", "", "监理-张工")
+    clock.at = NOW + timedelta(hours=1)
+    second = review(session, ctx, breach, "waived", "停电属不可抗力，经市政数局同意", "监理-李工")
     session.commit()
     assert second.supersedes_id == first.id
     assert [r.decision for r in session.exec(select(BreachReview)).all()] == ["confirmed", "waived"]
@@ -65,7 +60,7 @@ def test_listing_filters_pending_year_and_pool(
     assert len(list_breaches(session, pending=True, year=2022, tz=ctx.tz)) == 1
     assert list_breaches(session, year=2021, tz=ctx.tz) == []
     assert list_breaches(session, pool="pool1") == []
-    review_breach(session, breach, "confirmed", "", "监理-张工", NOW)
+    review(session, ctx, breach, "confirmed", "", "监理-张工")
     assert list_breaches(session, pending=True) == []
 
 

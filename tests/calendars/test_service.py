@@ -10,8 +10,9 @@ from monitor.audit.models import AuditRecord
 from monitor.calendars.loader import arrangements_from
 from monitor.calendars.service import current_calendar, load_arrangements
 from monitor.core.clock import FixedClock
+from monitor.judging.flow import write_flow
+from monitor.judging.jobs import load_calendar
 from monitor.sla.models import TargetState
-from monitor.sla.rejudge import rejudge_for_years
 from monitor.sla.service import SlaContext
 from tests.helpers import local, make_ticket
 
@@ -39,15 +40,11 @@ def test_loading_next_years_calendar_rejudges_unknown_targets(
     assert report is not None and report.status == "unknown_calendar"
     assert report.unknown_year == 2027
 
-    load_arrangements(
-        session,
-        arrangements_from(NOTICE_2027, "f"),
-        actor="zsj-admin",
-        at=clock.now(),
-        file_name="2027.yaml",
-    )
-    ctx.calendar = current_calendar(session, ctx.settings.config_dir)
-    assert rejudge_for_years(session, ctx, {2027}) == 1
+    with write_flow(session, ctx) as flow:
+        changed = load_calendar(
+            flow, arrangements_from(NOTICE_2027, "f"), actor="zsj-admin", file_name="2027.yaml"
+        )
+    assert changed == 1
     session.commit()
     session.refresh(report)
     assert report.status == "running"

@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from monitor.audit.service import verify
 from monitor.demo.data import drafts, load_demo
+from monitor.judging.flow import write_flow
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event, Ticket
@@ -17,7 +18,7 @@ from monitor.tickets.service import find_ticket
 def test_the_demo_year_loads_once_with_what_the_supervision_report_recorded(
     session: Session, ctx: SlaContext
 ) -> None:
-    count = load_demo(session, ctx)
+    count = demo(session, ctx)
     session.commit()
     assert 250 <= count <= 400
     tickets = session.exec(select(Ticket)).all()
@@ -53,8 +54,13 @@ def test_the_demo_year_loads_once_with_what_the_supervision_report_recorded(
     ]
     assert late_entries
     assert verify(session).ok
-    assert load_demo(session, ctx) == 0
+    assert demo(session, ctx) == 0
 
 
 def test_the_demo_is_the_same_every_time(ctx: SlaContext) -> None:
     assert [d.ticket for d in drafts(ctx)] == [d.ticket for d in drafts(ctx)]
+
+
+def demo(session: Session, ctx: SlaContext) -> int:
+    with write_flow(session, ctx) as flow:
+        return load_demo(flow)

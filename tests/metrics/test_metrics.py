@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
 from monitor.metrics.names import METRICS, exported_series_names
-from tests.api.conftest import ticket_body
+from tests.helpers import ticket_body
 from tests.metrics.tools import tool
 
 API = "/api/v1"

@@ -72,11 +72,11 @@ def test_prometheus_scrapes_the_demo_and_every_query_runs(db_url: str, tmp_path:
             ).json()
             return data
 
+        # Range functions need at least two samples: wait until Prometheus has them.
         wait_for(
-            lambda: run('up{job="sla-monitor"} == 1')["data"]["result"],
-            "the first successful scrape",
+            lambda: run('count_over_time(up{job="sla-monitor"}[5m]) >= 2')["data"]["result"],
+            "two successful scrapes",
         )
-        time.sleep(3)  # a few samples, so range functions have points
         failures = []
         for board, exprs in dashboard_exprs().items():
             for expr in exprs:

@@ -7,16 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from monitor.breaches.detection import detect_breaches
 from monitor.breaches.models import Breach
-from monitor.breaches.service import review_breach
 from monitor.core.clock import FixedClock
 from monitor.core.errors import InvalidInput
 from monitor.demo.data import load_demo
+from monitor.judging.flow import write_flow
 from monitor.metrics.totals import computed, reconcile, stored
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
-from tests.helpers import make_ticket, post_event
+from tests.helpers import detect, make_ticket, post_event, review
 
 
 def assert_in_step(session: Session) -> None:
@@ -64,13 +63,13 @@ def test_totals_follow_events_corrections_severity_reviews_and_sweeps(
     assert_in_step(session)
     other = make_ticket(session, ctx, [("reported", "2026-11-28T13:40:00+08:00")], external_id="B")
     clock.at = NOW + timedelta(hours=2)
-    detect_breaches(session, ctx)
+    detect(session, ctx)
     assert_in_step(session)
     breach = session.exec(select(Breach).where(Breach.ticket_id == other.id)).first()
     assert breach is not None
-    review_breach(session, breach, "waived", "计划停机", "监理", clock.now())
+    review(session, ctx, breach, "waived", "计划停机", "监理")
     assert_in_step(session)
-    review_breach(session, breach, "confirmed", "", "监理", clock.now())
+    review(session, ctx, breach, "confirmed", "", "监理")
     assert_in_step(session)
 
 
@@ -86,8 +85,13 @@ def test_a_refused_write_leaves_the_totals_alone(session: Session, ctx: SlaConte
 
 
 def test_the_demo_year_and_reconcile(session: Session, ctx: SlaContext) -> None:
-    load_demo(session, ctx)
+    demo(session, ctx)
     assert_in_step(session)
     assert reconcile(session) == 0
     session.commit()
     assert_in_step(session)
+
+
+def demo(session: Session, ctx: SlaContext) -> int:
+    with write_flow(session, ctx) as flow:
+        return load_demo(flow)

@@ -8,11 +8,9 @@ import openpyxl
 from sqlmodel import Session, select
 
 from monitor.breaches.models import Breach
-from monitor.breaches.service import review_breach
 from monitor.reports.monthly import monthly_report, to_markdown, write_xlsx
 from monitor.sla.service import SlaContext
-from tests.conftest import NOW
-from tests.helpers import make_ticket
+from tests.helpers import make_ticket, review
 
 
 def test_the_month_counts_tickets_targets_breaches_and_reviews(
@@ -44,7 +42,7 @@ def test_the_month_counts_tickets_targets_breaches_and_reviews(
     arrival = session.exec(
         select(Breach).where(Breach.target == "arrival", Breach.ticket_id == late.id)
     ).one()
-    review_breach(session, arrival, "confirmed", "", "监理-张工", NOW)
+    review(session, ctx, arrival, "confirmed", "", "监理-张工")
     session.commit()
 
     report = monthly_report(session, ctx, 2026, 10)

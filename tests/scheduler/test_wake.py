@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -34,11 +33,10 @@ def test_a_write_elsewhere_rearms_the_leader(
     runner.scheduler.start(paused=True)
     runner.receiver.start()
     try:
-        time.sleep(0.5 if postgres else 0)  # LISTEN is in place
+        assert not postgres or runner.receiver.listening.wait(10)
+        runner.rearmed.clear()
         make_ticket(session, ctx, [("reported", NOW.isoformat())], external_id="B")
-        deadline = time.time() + 5
-        while runner.armed_at != NOW + timedelta(minutes=24) and time.time() < deadline:
-            time.sleep(0.05)
+        assert runner.rearmed.wait(10)
         assert runner.armed_at == NOW + timedelta(minutes=24)
         assert runner.scheduler.get_job("breach_wake") is not None
     finally:

@@ -7,18 +7,18 @@ import io
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 from sqlmodel import Session, select
 
 from monitor.breaches.models import Breach
-from monitor.breaches.service import review_breach
 from monitor.core.clock import FixedClock
 from monitor.scoring.exporters import to_csv, to_json, write_xlsx
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
-from tests.helpers import make_ticket, post_event
+from tests.helpers import make_ticket, post_event, review
 
 ON_TIME = [("arrived", "T09:20"), ("resolved", "T10:30"), ("report_submitted", "T16:00")]
 
@@ -33,8 +33,13 @@ def major(
     make_ticket(session, ctx, events, external_id=ref, **kw)
 
 
-def indicator(feed: dict[str, object]) -> dict[str, object]:
-    return feed["indicators"][0]  # type: ignore[index]
+def indicator(feed: Any) -> dict[str, Any]:
+    out: dict[str, Any] = (
+        feed["indicators"][0]
+        if isinstance(feed, dict)
+        else (feed.model_dump(mode="json")["indicators"][0])
+    )
+    return out
 
 
 def test_scope_is_major_faults_reported_in_the_local_year(
@@ -62,7 +67,7 @@ def test_scope_is_major_faults_reported_in_the_local_year(
         [("reported", "2021-12-31T23:50:00+08:00"), ("arrived", "2022-01-01T02:00:00+08:00")],
         external_id="OLD",
     )
-    feed = scoring_feed(session, ctx, 2022)
+    feed = scoring_feed(session, ctx, 2022).model_dump(mode="json")
     ind = indicator(feed)
     assert ind["tickets_in_scope"] == 2 and ind["occurrences"] == 1 and ind["score"] == 2.0
     assert ind["comment"] == "本年度共发生2次重大故障，其中1次故障处理超时。"
@@ -80,8 +85,8 @@ def test_reviews_decide_final_and_waived_breaches_do_not_count(
     major(session, ctx, "A", "2022-03-01", late=True)
     major(session, ctx, "B", "2022-04-01", late=True)
     a, b = session.exec(select(Breach).order_by(Breach.id)).all()
-    review_breach(session, a, "confirmed", "", "监理", NOW)
-    review_breach(session, b, "waived", "市政数局批准的计划停机", "监理", NOW)
+    review(session, ctx, a, "confirmed", "", "监理")
+    review(session, ctx, b, "waived", "市政数局批准的计划停机", "监理")
     session.commit()
     ind = indicator(scoring_feed(session, ctx, 2022))
     assert (ind["score"], ind["occurrences"], ind["final"]) == (2.0, 1, True)
@@ -128,7 +133,7 @@ def test_the_xlsx_and_csv_hold_the_figures_of_the_json(
 ) -> None:
     major(session, ctx, "A", "2022-03-01", late=True)
     major(session, ctx, "B", "2022-06-01")
-    feed = scoring_feed(session, ctx, 2022)
+    feed = scoring_feed(session, ctx, 2022).model_dump(mode="json")
     data = json.loads(to_json(feed))
     ind = data["indicators"][0]
     path = tmp_path / "score.xlsx"

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from monitor.core.errors import InvalidInput
+from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
 from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.service import Actor, find_ticket, ticket_out
@@ -25,15 +26,16 @@ HEADER = (
 
 
 def run(session: Session, ctx: SlaContext, path: Path) -> object:
-    summary = import_rows(session, ctx, read_rows(path), IMPORTER)
+    with write_flow(session, ctx) as flow:
+        summary = import_rows(flow, read_rows(path), IMPORTER)
     session.commit()
     return summary
 
 
 def refused(session: Session, ctx: SlaContext, path: Path) -> list[str]:
     before = counts(session)
-    with pytest.raises(InvalidInput) as exc:
-        import_rows(session, ctx, read_rows(path), IMPORTER)
+    with pytest.raises(InvalidInput) as exc, write_flow(session, ctx) as flow:
+        import_rows(flow, read_rows(path), IMPORTER)
     session.rollback()
     assert counts(session) == before, "a refused import wrote something"
     return [str(p) for p in exc.value.problems]

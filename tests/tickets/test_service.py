@@ -9,10 +9,11 @@ from sqlmodel import Session, select
 
 from monitor.audit.service import verify
 from monitor.core.errors import InvalidInput, TicketNotFound
+from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event
-from monitor.tickets.service import create_ticket, find_ticket, ticket_out
+from monitor.tickets.service import find_ticket, ticket_out
 from tests.conftest import NOW
 from tests.helpers import (
     OPERATOR2,
@@ -170,7 +171,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
 ) -> None:
     before = counts(session)
     with pytest.raises(InvalidInput) as exc:
-        create_ticket(session, ctx, make_ticket_in(evs, **fields), OPERATOR2)
+        WriteFlow(session, ctx).create_ticket(make_ticket_in(evs, **fields), OPERATOR2)
     session.rollback()
     assert any(p.loc == loc and message in p.msg for p in exc.value.problems), exc.value.problems
     assert counts(session) == before
@@ -182,7 +183,7 @@ def test_a_duplicate_external_id_in_the_same_pool_is_refused(
     make_ticket(session, ctx, SEED)
     before = counts(session)
     with pytest.raises(InvalidInput) as exc:
-        create_ticket(session, ctx, make_ticket_in(SEED), OPERATOR2)
+        WriteFlow(session, ctx).create_ticket(make_ticket_in(SEED), OPERATOR2)
     session.rollback()
     assert exc.value.problems[0].loc == "external_id"
     assert counts(session) == before
@@ -192,7 +193,7 @@ def test_a_duplicate_external_id_in_the_same_pool_is_refused(
 
 def test_an_operator_cannot_write_another_pool(session: Session, ctx: SlaContext) -> None:
     with pytest.raises(InvalidInput) as exc:
-        create_ticket(session, ctx, make_ticket_in(SEED, pool="pool1"), OPERATOR2)
+        WriteFlow(session, ctx).create_ticket(make_ticket_in(SEED, pool="pool1"), OPERATOR2)
     assert exc.value.problems[0].loc == "pool"
 
 
@@ -232,5 +233,18 @@ def test_bad_events_are_refused_naming_the_field(
 
 
 def test_future_tolerance_is_five_minutes(session: Session, ctx: SlaContext) -> None:
-    at = (NOW + timedelta(minutes=4, seconds=59)).isoformat()
-    make_ticket(session, ctx, [("reported", at)])
+    # A server clock a little behind the operator's is tolerated; five minutes is the limit.
+    at = NOW + timedelta(minutes=4, seconds=59)
+    ticket = make_ticket(session, ctx, [("reported", at.isoformat())])
+    assert ticket.reported_at == at
+    with pytest.raises(InvalidInput) as exc:
+        make_ticket(
+            session,
+            ctx,
+            [("reported", (NOW + timedelta(minutes=5, seconds=1)).isoformat())],
+            external_id="LATER",
+        )
+    session.rollback()
+    assert (
+        exc.value.problems[0].loc == "events[0].at" and "in the future" in exc.value.problems[0].msg
+    )

@@ -6,14 +6,15 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from monitor.breaches.detection import AFTER_DEADLINE, detect_breaches, next_wake
 from monitor.breaches.models import Breach
 from monitor.core import wake
 from monitor.core.clock import FixedClock
+from monitor.scheduler.wake import next_wake
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
+from monitor.sla.timer import AFTER_DEADLINE
 from tests.conftest import NOW
-from tests.helpers import make_ticket, post_event
+from tests.helpers import detect, make_ticket, post_event
 
 
 def breaches(session: Session) -> list[tuple[int, str]]:
@@ -74,13 +75,13 @@ def test_a_sweep_marks_exactly_the_clocks_past_their_deadline(
     assert breaches(session) == []
     deadline = start + timedelta(minutes=30)
     clock.at = deadline  # at the deadline itself nothing is breached yet
-    assert [c.after for c in detect_breaches(session, ctx)] == ["at_risk"]
+    assert [c.after for c in detect(session, ctx)] == ["at_risk"]
     clock.at = deadline + AFTER_DEADLINE
-    changes = detect_breaches(session, ctx)
+    changes = detect(session, ctx)
     session.commit()
     assert [(c.ticket_id, c.target, c.after) for c in changes] == [(late.id, "arrival", "breached")]
     assert breaches(session) == [(late.id, "arrival")]
-    assert detect_breaches(session, ctx) == []  # a rerun changes nothing
+    assert detect(session, ctx) == []  # a rerun changes nothing
     assert breaches(session) == [(late.id, "arrival")]
 
 

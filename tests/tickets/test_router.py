@@ -10,8 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from tests.api.conftest import ticket_body
-from tests.helpers import counts
+from tests.helpers import counts, ticket_body
 
 API = "/api/v1"
 

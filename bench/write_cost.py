@@ -1,0 +1,117 @@
+"""What one write costs: SQL statements and wall time to create a major ticket of four events
+and to append one event to it, through the HTTP API on SQLite (a fresh file per run).
+
+    .venv/bin/python bench/write_cost.py          # prints one JSON line per figure
+
+Statement counts do not depend on the machine's load, so a before/after comparison of the
+write path holds even on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.api.app import create_app  # noqa: E402
+from monitor.auth.service import create_token  # noqa: E402
+from monitor.core.clock import FixedClock  # noqa: E402
+from monitor.core.db import make_engine, session_scope, upgrade  # noqa: E402
+from monitor.core.settings import Settings  # noqa: E402
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+N = 200
+
+
+def ticket(i: int) -> dict[str, object]:
+    return {
+        "external_id": f"B-{i}",
+        "pool": "pool2",
+        "severity": "major",
+        "title": "重要业务系统异常",
+        "source": "monitoring",
+        "events": [
+            {"type": "reported", "at": "2026-11-20T09:00:00+08:00"},
+            {"type": "arrived", "at": "2026-11-20T09:20:00+08:00"},
+            {"type": "resolved", "at": "2026-11-20T10:30:00+08:00"},
+            {"type": "report_submitted", "at": "2026-11-23T10:00:00+08:00"},
+        ],
+    }
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp())
+    url = f"sqlite:///{folder / 'bench.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    statements = [0]
+    sa.event.listen(
+        engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1)
+    )
+    settings = Settings(database_url=url, config_dir=ROOT / "config", evidence_dir=folder / "ev")
+    app = create_app(settings, clock=FixedClock(NOW), engine=engine)
+    with TestClient(app) as client:
+        with session_scope(engine) as session:
+            _, value = create_token(
+                session,
+                name="b",
+                role="operator",
+                pool="pool2",
+                known_pools=["pool1", "pool2"],
+                now=NOW,
+            )
+        headers = {"Authorization": f"Bearer {value}"}
+        figures = {}
+        for name, send in (
+            (
+                "create_ticket_4_events",
+                lambda i: client.post("/api/v1/tickets", json=ticket(i), headers=headers),
+            ),
+            (
+                "append_one_event",
+                lambda i: client.post(
+                    f"/api/v1/tickets/{i + 1}/events",
+                    json={"type": "comment", "at": "2026-11-25T09:00:00+08:00", "note": "x"},
+                    headers=headers,
+                ),
+            ),
+        ):
+            times, counts = [], []
+            for i in range(N):
+                statements[0] = 0
+                start = time.perf_counter()
+                r = send(i)
+                times.append(time.perf_counter() - start)
+                counts.append(statements[0])
+                assert r.status_code == 201, r.text
+            figures[name] = (statistics.median(counts), statistics.median(times) * 1000)
+    machine = f"{platform.machine()}, {platform.python_version()}"
+    for name, (count, ms) in figures.items():
+        for unit, value in (("statements", count), ("ms", round(ms, 2))):
+            print(
+                json.dumps(
+                    {
+                        "name": f"{name}_{unit}",
+                        "value": value,
+                        "unit": unit,
+                        "n": N,
+                        "database": "sqlite",
+                        "machine": machine,
+                    }
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()

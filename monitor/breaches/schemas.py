@@ -1,0 +1,59 @@
+"""What the breach and finding routes receive and answer."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from monitor.core.schemas import Input
+from monitor.sla.vocab import Decision
+
+
+class ReviewOut(BaseModel):
+    id: int
+    decision: str
+    reason: str
+    reviewer: str
+    at: str
+    supersedes: int | None
+
+
+class BreachOut(BaseModel):
+    id: int
+    ticket: int
+    external_id: str | None
+    pool: str
+    severity: str
+    target: str
+    deadline: str
+    detected_at: str
+    stop: str | None = Field(description="when the clock stopped; null while it still runs")
+    overrun_seconds: float = Field(description="how far past the deadline, now if still running")
+    review: str
+    reviewed_at: str | None
+    reviews: list[ReviewOut]
+
+
+class BreachPage(BaseModel):
+    items: list[BreachOut]
+    total: int
+
+
+class ReviewIn(Input):
+    decision: Decision
+    reason: str = Field(default="", max_length=2000)
+
+
+class FindingOut(BaseModel):
+    id: int
+    kind: str
+    label: str
+    ticket: int | None
+    pool: str | None
+    detail: str
+    opened_at: str
+    closed_at: str | None
+
+
+class FindingPage(BaseModel):
+    items: list[FindingOut]
+    total: int

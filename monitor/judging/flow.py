@@ -1,0 +1,200 @@
+"""The write flow: everything that follows when a ticket's events change, or when time
+passes one of its deadlines, in the transaction that caused it.
+
+    events written → judge (pure clock) → target states → breaches → findings
+    → metric totals → wake the scheduler
+
+It reads a ticket's events once per write and hands them down. Totals and the wake are
+applied once per unit of work, in `finish`, so that a transaction touching many tickets
+(an import, a sweep) writes its totals in key order and concurrent writers never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
+from monitor.breaches.models import Breach, BreachReview
+from monitor.breaches.service import review_breach, sync_breaches
+from monitor.core import wake
+from monitor.metrics.totals import Deltas
+from monitor.sla.models import TargetState
+from monitor.sla.service import SlaContext
+from monitor.sla.timer import Judgement, judge, wakes_at
+from monitor.sla.vocab import TargetStatus
+from monitor.tickets.models import Event, Ticket
+from monitor.tickets.schemas import EventIn, TicketIn
+from monitor.tickets.service import (
+    Actor,
+    append_event,
+    effective_timeline,
+    ticket_events,
+    timeline_of,
+    write_ticket,
+)
+
+
+@dataclass
+class Settled:
+    """What one ticket's judgement changed."""
+
+    ticket: Ticket
+    judgement: Judgement
+    states: list[TargetState]
+    before: dict[str, TargetStatus]  # each target's status before this judgement
+    new_breaches: list[Breach] = field(default_factory=list)
+
+    def changed(self) -> list[tuple[str, str, str]]:
+        """(target, before, after) for every target whose status moved."""
+        return [
+            (s.target, self.before.get(s.target, "—"), s.status)
+            for s in self.states
+            if self.before.get(s.target) != s.status
+        ]
+
+
+class WriteFlow:
+    """One unit of work's writes to tickets; `finish` before the transaction commits."""
+
+    def __init__(self, session: Session, ctx: SlaContext) -> None:
+        self.session, self.ctx = session, ctx
+        self.deltas = Deltas()
+        self.wake_at: datetime | None = None
+        self.limits = Thresholds.of(ctx.settings)
+
+    # Writes ------------------------------------------------------------------------------
+    def create_ticket(
+        self,
+        data: TicketIn,
+        actor: Actor,
+        *,
+        recorded_at: Sequence[datetime] | None = None,
+        taken: set[tuple[str, str]] | None = None,
+    ) -> Ticket:
+        """A new ticket with its events, judged at once; or InvalidInput, writing nothing."""
+        ticket, events = write_ticket(
+            self.session, self.ctx, data, actor, recorded_at=recorded_at, taken=taken
+        )
+        self.settle(ticket, events)
+        return ticket
+
+    def add_event(
+        self, ticket: Ticket, data: EventIn, actor: Actor, *, recorded_at: datetime | None = None
+    ) -> Event:
+        """Append one event (or a correction) and re-judge the ticket."""
+        row, events = append_event(
+            self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at
+        )
+        self.settle(ticket, events)
+        return row
+
+    def review(self, breach: Breach, decision: str, reason: str, reviewer: str) -> BreachReview:
+        """A supervisor's decision on a breach; it moves the breach totals."""
+        now, count = self.ctx.now(), self.deltas.count_breach
+        return review_breach(self.session, breach, decision, reason, reviewer, now, count)
+
+    # Re-judging --------------------------------------------------------------------------
+    def rejudge(self, ticket: Ticket, now: datetime | None = None) -> Settled:
+        """Judge a ticket again (time passed, or the calendar changed) from its events."""
+        assert ticket.id is not None
+        return self.settle(ticket, ticket_events(self.session, ticket.id), now)
+
+    def settle(
+        self, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+    ) -> Settled:
+        """Judge the ticket at `now` and store all that follows from it."""
+        ctx = self.ctx
+        now = now or ctx.now()
+        timeline = effective_timeline(events)
+        # The reported time follows its latest correction; scoring and lists go by it.
+        ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
+        policy = ctx.policies.version(ticket.policy_version)
+        judgement = judge(timeline_of(events), ticket.severity, policy, ctx.calendar, now, ctx.tz)
+        states, before = self._store_states(ticket, judgement, now)
+        new = sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
+        facts = Facts(ticket, events, timeline, states, policy, now, ctx.tz, self.limits)
+        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket)
+        for state in states:
+            self._wake(wakes_at(state.status, state.deadline, state.risk_at))
+        return Settled(ticket, judgement, states, before, new)
+
+    def _store_states(
+        self, ticket: Ticket, judgement: Judgement, now: datetime
+    ) -> tuple[list[TargetState], dict[str, TargetStatus]]:
+        """Rewrite the ticket's target states and derived fields to match the judgement."""
+        assert ticket.id is not None
+        existing = {
+            s.target: s
+            for s in self.session.exec(
+                select(TargetState).where(TargetState.ticket_id == ticket.id)
+            ).all()
+        }
+        before = {target: state.status for target, state in existing.items()}
+        states = []
+        for res in judgement.targets:
+            values: dict[str, Any] = {
+                "name": res.name,
+                "pool": ticket.pool,
+                "severity": judgement.severity,
+                "policy_version": ticket.policy_version,
+                "status": res.status,
+                "start": res.start,
+                "deadline": res.deadline,
+                "stop": res.stop,
+                "risk_at": res.risk_at,
+                "elapsed_seconds": _seconds(res.elapsed),
+                "overrun_seconds": _seconds(res.overrun),
+                "paused_seconds": res.paused.total_seconds(),
+                "calendar": res.calendar,
+                "duration": res.duration,
+                "unknown_year": res.unknown_year,
+                "explain": res.explain,
+                "judged_at": now,
+            }
+            state = existing.pop(res.target, None)
+            if state is None:
+                state = TargetState(ticket_id=ticket.id, target=res.target, **values)
+            else:
+                self.deltas.count_state(state, -1)
+                for key, value in values.items():
+                    setattr(state, key, value)
+            self.deltas.count_state(state, +1)
+            self.session.add(state)
+            states.append(state)
+        for state in existing.values():  # targets the current severity no longer has
+            self.deltas.count_state(state, -1)
+            self.session.delete(state)
+        ticket.current_severity = judgement.severity
+        ticket.status = judgement.status
+        self.session.add(ticket)
+        self.session.flush()
+        return states, before
+
+    def _wake(self, instant: datetime | None) -> None:
+        if instant is not None and (self.wake_at is None or instant < self.wake_at):
+            self.wake_at = instant
+
+    # End of the unit of work -------------------------------------------------------------
+    def finish(self) -> None:
+        """Apply the metric totals and tell the scheduler of the earliest new wake."""
+        self.deltas.apply(self.session)
+        wake.publish(self.session, self.wake_at)
+        self.wake_at = None
+
+
+def _seconds(delta: Any) -> float | None:
+    return None if delta is None else delta.total_seconds()
+
+
+@contextmanager
+def write_flow(session: Session, ctx: SlaContext) -> Iterator[WriteFlow]:
+    """A WriteFlow over this session, finished when the block ends without an error."""
+    flow = WriteFlow(session, ctx)
+    yield flow
+    flow.finish()

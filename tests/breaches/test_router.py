@@ -1,0 +1,72 @@
+"""Reviewing breaches over HTTP: optimistic concurrency, and what a breach says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import ticket_body
+
+API = "/api/v1"
+PDF = b"%PDF-1.4\n" + "故障分析报告".encode() * 100
+
+
+@pytest.fixture
+def breach(client: TestClient, auth: Any) -> dict[str, Any]:
+    client.post(f"{API}/tickets", json=ticket_body(), headers=auth["op2"])
+    item = client.get(
+        f"{API}/breaches", params={"pending": True}, headers=auth["supervisor"]
+    ).json()["items"][0]
+    return item
+
+
+def test_reviews_need_the_current_etag(client: TestClient, auth: Any, breach: Any) -> None:
+    url = f"{API}/breaches/{breach['id']}"
+    tag = client.get(url, headers=auth["supervisor"]).headers["ETag"]
+    body = {"decision": "waived", "reason": "计划内停机，经市政数局同意"}
+    assert client.post(f"{url}/review", json=body, headers=auth["supervisor"]).status_code == 428
+    ok = client.post(f"{url}/review", json=body, headers={**auth["supervisor"], "If-Match": tag})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["review"] == "waived" and ok.json()["reviews"][0]["reviewer"] == "supervisor"
+    stale = client.post(
+        f"{url}/review",
+        json={"decision": "confirmed"},
+        headers={**auth["supervisor"], "If-Match": tag},
+    )
+    assert stale.status_code == 412
+    again = client.post(
+        f"{url}/review",
+        json={"decision": "confirmed"},
+        headers={**auth["admin"], "If-Match": ok.headers["ETag"]},
+    )
+    assert again.status_code == 200
+    assert [r["decision"] for r in again.json()["reviews"]] == ["waived", "confirmed"]
+    assert again.json()["reviews"][1]["supersedes"] == again.json()["reviews"][0]["id"]
+
+
+def test_a_review_cannot_smuggle_fields(client: TestClient, auth: Any, breach: Any) -> None:
+    url = f"{API}/breaches/{breach['id']}"
+    tag = client.get(url, headers=auth["supervisor"]).headers["ETag"]
+    r = client.post(
+        f"{url}/review",
+        json={"decision": "waived", "reason": "x", "reviewer": "someone else"},
+        headers={**auth["supervisor"], "If-Match": tag},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "reviewer"
+    r = client.post(
+        f"{url}/review",
+        json={"decision": "waived"},
+        headers={**auth["supervisor"], "If-Match": tag},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "reason"
+
+
+def test_a_breach_says_how_late_it_was(client: TestClient, auth: Any) -> None:
+    client.post(f"{API}/tickets", json=ticket_body(), headers=auth["op2"])
+    items = client.get(f"{API}/breaches", headers=auth["supervisor"]).json()["items"]
+    arrival = next(b for b in items if b["target"] == "arrival")
+    # Reported 11:41, arrived 12:30: 19 minutes past the 12:11 deadline.
+    assert arrival["overrun_seconds"] == 19 * 60
+    assert arrival["stop"] == "2022-08-10T12:30:00+08:00"
