@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.audit.service import head, verify
+from monitor.audit.service import head
+from monitor.audit.verify import verify
 from monitor.auth.service import create_token, create_user
 from monitor.breaches.findings import KINDS, list_findings
 from monitor.breaches.service import get_breach, list_breaches, overrun
@@ -24,6 +25,7 @@ from monitor.calendars.loader import read_calendar_file
 from monitor.core.clock import Clock, FixedClock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope, upgrade
 from monitor.core.errors import ConfigError, DomainError, InvalidInput
+from monitor.core.grants import grant
 from monitor.core.settings import Settings, get_settings
 from monitor.core.timeutil import human_duration, parse_instant, show
 from monitor.demo.data import load_demo
@@ -116,6 +118,23 @@ def db_upgrade() -> None:
     make_engine(settings.database_url)  # creates the SQLite folder
     upgrade(settings.database_url)
     out.print("database schema is current")
+
+
+@db_app.command("grant")
+def db_grant(
+    role: Annotated[str, typer.Argument(help="an existing PostgreSQL role the server logs in as")],
+) -> None:
+    """Give the serving role exactly the rights the product needs (PostgreSQL; run as the
+    owner after `db upgrade`): no TRUNCATE, no UPDATE or DELETE of append-only tables."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        statements = grant(engine, role)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for statement in statements:
+        out.print(statement, markup=False)
+    out.print(f"role {role} may now serve; keep migrating as the owner")
 
 
 @app.command("import")

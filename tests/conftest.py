@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel
 
 import monitor.models  # noqa: F401
@@ -20,6 +20,7 @@ from monitor.api.app import create_app
 from monitor.auth.service import create_token
 from monitor.core.clock import FixedClock
 from monitor.core.db import make_engine, session_scope, upgrade
+from monitor.core.grants import grant
 from monitor.core.settings import Settings
 from monitor.sla.service import SlaContext, load_context
 
@@ -29,6 +30,8 @@ PG_URL = os.environ.get(
     "SLAMON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+APP_ROLE = "slamon_test_app"
+APP_URL = make_url(PG_URL).set(username=APP_ROLE).render_as_string(hide_password=False)
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
 
@@ -59,6 +62,16 @@ def pg_engine() -> Iterator[Engine]:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     upgrade(PG_URL)
+    # Migrate as the owner, serve as the app role: every test talks to PostgreSQL as the role
+    # the product is deployed with, so a right it lacks fails here first.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            )
+        )
+    grant(engine, APP_ROLE)
     yield engine
     engine.dispose()
 
@@ -66,6 +79,7 @@ def pg_engine() -> Iterator[Engine]:
 def _truncate(engine: Engine) -> None:
     names = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # past the guards
         conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
@@ -76,7 +90,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     _truncate(request.getfixturevalue("pg_engine"))
-    return PG_URL
+    return APP_URL
 
 
 @pytest.fixture

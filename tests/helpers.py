@@ -111,9 +111,15 @@ def policy(
 
 
 def tamper(engine: Any, *statements: str) -> None:
-    """Change rows behind the application's back, as someone with database access could."""
+    """Change rows behind the application's back, as someone with database access could
+    (on PostgreSQL: the owner, who can switch the triggers off; the app role cannot)."""
     import sqlalchemy as sa
 
+    from monitor.core.db import make_engine
+    from tests.conftest import PG_URL
+
+    if engine.dialect.name == "postgresql":
+        engine = make_engine(PG_URL)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))

@@ -20,6 +20,7 @@ class ApiToken(SQLModel, table=True):
     pool: str | None = Field(default=None, max_length=32)
     created_at: datetime = instant()
     revoked_at: datetime | None = instant(nullable=True)
+    expires_at: datetime | None = instant(nullable=True)
 
 
 class User(SQLModel, table=True):

@@ -30,4 +30,8 @@ class EvidenceLink(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
     sha256: str = Field(foreign_key="evidence.sha256", max_length=64, index=True)
     filename: str = Field(max_length=255)
+    # Per upload: what this uploader declared, so nobody learns of another's upload.
+    media_type: str = Field(max_length=128)
+    size: int
+    uploaded_by: str = Field(max_length=128)
     linked_at: datetime = instant()

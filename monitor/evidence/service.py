@@ -10,22 +10,50 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlmodel import Session, select
+from sqlalchemy import event
+from sqlmodel import Session, col, select
 
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 from monitor.evidence.models import Evidence, EvidenceLink
 
 MAX_BYTES = 50 * 1024 * 1024
+HEAD = 64  # bytes kept to check the content against the declared type
+ZIP = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _text(head: bytes) -> bool:
+    """Text, not a binary in disguise: no NUL, and decodable as UTF-8 or GB18030."""
+    if b"\x00" in head:
+        return False
+    for codec in ("utf-8", "gb18030"):
+        try:
+            head.decode(codec)
+            return True
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut by the end of the sample
+                return True
+    return False
+
+
+def _zip(head: bytes) -> bool:
+    return head.startswith(ZIP)
+
+
+# Every accepted type and how its content is recognised.
 ALLOWED = {
-    "application/pdf": (b"%PDF",),
-    "image/png": (b"\x89PNG",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/webp": (b"RIFF",),
-    "text/plain": (),
-    "text/csv": (),
-    "application/zip": (b"PK",),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (b"PK",),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (b"PK",),
+    "application/pdf": lambda h: h.startswith(b"%PDF-"),
+    "image/png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
+    "image/jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
+    "image/webp": lambda h: h.startswith(b"RIFF") and h[8:12] == b"WEBP",
+    "text/plain": _text,
+    "text/csv": _text,
+    "application/zip": lambda h: h.startswith(ZIP),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": lambda h: h.startswith(
+        ZIP
+    ),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": lambda h: (
+        h.startswith(ZIP)
+    ),
 }
 
 
@@ -48,9 +76,13 @@ def store(
     uploader: str,
     now: datetime,
     max_bytes: int = MAX_BYTES,
-) -> Evidence:
-    """Store a file (or find it stored already) and link it to the ticket."""
+) -> EvidenceLink:
+    """Store a file (or find it stored already) and link it to the ticket; returns this
+    upload's own record. A file this call placed is removed again if the transaction
+    rolls back, so a refused upload leaves nothing on disk."""
     media_type = media_type.split(";")[0].strip().lower()
+    if problem := text_problem(filename, "file.filename", 255):
+        raise InvalidInput([problem])
     if media_type not in ALLOWED:
         raise InvalidInput(
             [
@@ -72,20 +104,20 @@ def store(
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(f"file: larger than the limit of {max_bytes} bytes")
-                if len(head) < 16:
-                    head += chunk[:16]
+                if len(head) < HEAD:
+                    head += chunk[: HEAD - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        magic = ALLOWED[media_type]
-        if magic and not any(head.startswith(m) for m in magic):
+        if size == 0 or not ALLOWED[media_type](head):
             raise InvalidInput([Problem("file", f"the content is not {media_type}")])
         sha = digest.hexdigest()
         target = path_of(root, sha)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, target)  # content-addressed: same name, same bytes
+            _remove_on_rollback(session, target)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
@@ -95,23 +127,55 @@ def store(
             sha256=sha, size=size, media_type=media_type, uploaded_by=uploader, uploaded_at=now
         )
         session.add(row)
-    session.add(
-        EvidenceLink(ticket_id=ticket_id, sha256=sha, filename=filename[:255], linked_at=now)
+    link = EvidenceLink(
+        ticket_id=ticket_id,
+        sha256=sha,
+        filename=filename,
+        media_type=media_type,
+        size=size,
+        uploaded_by=uploader,
+        linked_at=now,
     )
+    session.add(link)
     session.flush()
-    return row
+    return link
 
 
-def linked(session: Session, ticket_id: int, sha256: str) -> tuple[Evidence, EvidenceLink]:
+def text_problem(value: str, loc: str, limit: int) -> Problem | None:
+    """A name or note a person typed: bounded, no NUL, no lone surrogate."""
+    if len(value) > limit:
+        return Problem(loc, f"at most {limit} characters")
+    if "\x00" in value:
+        return Problem(loc, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(loc, "is not valid text (a lone surrogate)")
+    return None
+
+
+def _remove_on_rollback(session: Session, path: Path) -> None:
+    def remove(*_: object) -> None:
+        path.unlink(missing_ok=True)
+        event.remove(session, "after_commit", keep)
+
+    def keep(*_: object) -> None:
+        event.remove(session, "after_rollback", remove)
+
+    event.listen(session, "after_rollback", remove, once=True)
+    event.listen(session, "after_commit", keep, once=True)
+
+
+def linked(session: Session, ticket_id: int, sha256: str) -> EvidenceLink:
+    """This ticket's first upload of the file; another ticket's uploads are not found."""
     link = session.exec(
-        select(EvidenceLink).where(
-            EvidenceLink.ticket_id == ticket_id, EvidenceLink.sha256 == sha256
-        )
+        select(EvidenceLink)
+        .where(EvidenceLink.ticket_id == ticket_id, EvidenceLink.sha256 == sha256)
+        .order_by(col(EvidenceLink.id))
     ).first()
-    row = session.get(Evidence, sha256) if link else None
-    if link is None or row is None:
+    if link is None:
         raise NotFound(f"no evidence {sha256} on this ticket")
-    return row, link
+    return link
 
 
 def read_chunks(root: Path, sha256: str) -> Iterator[bytes]:

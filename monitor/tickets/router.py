@@ -24,6 +24,7 @@ from monitor.api.deps import (
 )
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
+from monitor.core.errors import InvalidInput
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
 from monitor.sla.models import TargetState
@@ -149,11 +150,13 @@ def post_evidence(
     write: EventWriter,
     app: App,
     file: Annotated[UploadFile, File(description="the evidence file")],
-    note: Annotated[str, Form(max_length=2000)] = "",
+    note: Annotated[str, Form()] = "",
 ) -> JSONResponse:
     """Upload evidence; it is stored by content and recorded as an evidence_added event."""
     assert ticket.id is not None
     filename = file.filename or "evidence"
+    if problem := evidence.text_problem(note, "note", 2000):
+        raise InvalidInput([problem])
     now = write.ctx.now()
     row = evidence.store(
         write.session,
@@ -173,7 +176,7 @@ def post_evidence(
         sha256=row.sha256,
         size=row.size,
         media_type=row.media_type,
-        filename=filename,
+        filename=row.filename,
         ref=ref,
         url=f"/api/v1/tickets/{ticket.id}/evidence/{row.sha256}",
     )
@@ -190,13 +193,14 @@ def get_evidence(
 ) -> StreamingResponse:
     """Download evidence with the same rights as its ticket."""
     assert ticket.id is not None
-    row, link = evidence.linked(session, ticket.id, sha256)
+    link = evidence.linked(session, ticket.id, sha256)
     return StreamingResponse(
-        evidence.read_chunks(app.settings.evidence_dir, row.sha256),
-        media_type=row.media_type,
+        evidence.read_chunks(app.settings.evidence_dir, link.sha256),
+        media_type=link.media_type,
         headers={
-            "Content-Length": str(row.size),
-            "ETag": f'"{row.sha256}"',
+            "Content-Length": str(link.size),
+            "ETag": f'"{link.sha256}"',
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(link.filename)}",
+            "X-Content-Type-Options": "nosniff",
         },
     )

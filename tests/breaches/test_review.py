@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from monitor.audit.service import verify
+from monitor.audit.verify import verify
 from monitor.breaches.models import Breach, BreachReview
 from monitor.breaches.service import get_breach, list_breaches
 from monitor.core.clock import FixedClock

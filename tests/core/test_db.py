@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.audit.models import AuditRecord
-from monitor.audit.service import append, verify
+from monitor.audit.service import append
+from monitor.audit.verify import verify
 from monitor.calendars.models import CalendarLoad
 from monitor.core.db import alembic_config, ensure_schema, make_engine, read_scope
 
@@ -41,7 +42,7 @@ def test_a_reader_does_not_block_a_writer(engine: Engine) -> None:
     with read_scope(engine) as reader:
         assert verify(reader).ok
         with engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM calendar_loads"))
+            conn.execute(sa.text("UPDATE findings SET detail = detail WHERE id < 0"))
 
 
 def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: object) -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from monitor.audit.service import verify
+from monitor.audit.verify import verify
 from monitor.demo.data import drafts, load_demo
 from monitor.judging.flow import write_flow
 from monitor.sla.models import TargetState

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from monitor.audit.service import verify
+from monitor.audit.verify import verify
 from monitor.core.errors import InvalidInput, TicketNotFound
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
