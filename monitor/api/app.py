@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.api import errors, ops
 from monitor.api.deps import AppState
+from monitor.api.limits import BodyLimit
 from monitor.breaches.router import router as breaches_router
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, session_scope
@@ -75,6 +76,11 @@ def create_app(
     )
     app.state.monitor = app_state
     errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        uploads=settings.evidence_max_bytes + 64 * 1024,  # the file and its form fields
+    )
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(tickets_router)
     api.include_router(breaches_router)

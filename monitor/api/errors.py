@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from monitor.core.config_files import loc_path, pin_field
 from monitor.core.errors import DomainError, InvalidInput
+
+log = logging.getLogger("monitor")
 
 
 def responses(thing: str) -> dict[int | str, dict[str, Any]]:
@@ -29,6 +33,14 @@ def error_body(exc: DomainError) -> dict[str, Any]:
     return {"detail": exc.message if not exc.loc else f"{exc.loc}: {exc.message}"}
 
 
+def _server_error(exc: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal error: the request was not carried out; it has been logged"},
+        status_code=500,
+    )
+
+
 def install(app: FastAPI) -> None:
     from monitor.api.idempotency import Replay  # idempotency answers with error_body
 
@@ -40,6 +52,21 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _busy(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            log.warning("database busy: %s", exc.orig)
+            return JSONResponse(
+                {"detail": "the database is busy with another write; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return _server_error(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return _server_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

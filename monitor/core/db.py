@@ -47,20 +47,21 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the durability settings the product relies on."""
+def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
+    """An engine with the durability settings the product relies on. On SQLite a writer
+    waits `busy_seconds` for another process's write lock before the request answers 503."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _tune_sqlite(engine)
+        engine = sa.create_engine(url, connect_args={"timeout": busy_seconds}, **kwargs)
+        _tune_sqlite(engine, busy_seconds)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's BEGIN below decide when a transaction starts.
@@ -68,7 +69,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

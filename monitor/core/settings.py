@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     config_dir: Path = Path("config")
     evidence_dir: Path = Path("var/evidence")
     evidence_max_bytes: int = 50 * 1024 * 1024
+    # The largest request body other than an evidence upload (JSON writes, forms).
+    max_body_bytes: int = 1024 * 1024
+    # A ticket's whole timeline is bounded: appends past this are refused.
+    max_events_per_ticket: int = 1000
     timezone: str = "Asia/Shanghai"
     # When set, /metrics asks for `Authorization: Bearer <this>`.
     metrics_token: str | None = None

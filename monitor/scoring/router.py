@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
 from monitor.api.deps import READ_SCORING, ReadContext, ReadSession
 from monitor.auth.service import Principal
+from monitor.core.schemas import BoundedTime
 from monitor.scoring.feed import scoring_feed
 from monitor.scoring.schemas import ScoreFeed
 
@@ -25,7 +25,7 @@ def get_scoring(
     session: ReadSession,
     ctx: ReadContext,
     who: Annotated[Principal, Depends(READ_SCORING)],
-    as_of: datetime | None = None,
+    as_of: BoundedTime | None = None,
 ) -> ScoreFeed:
     """The score JSON: indicators, scores, and the evidence behind them."""
     when = None

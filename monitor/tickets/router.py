@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
 from typing import Annotated
 from urllib.parse import quote
@@ -25,6 +24,7 @@ from monitor.api.deps import (
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
 from monitor.core.errors import InvalidInput
+from monitor.core.schemas import BoundedTime
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
 from monitor.sla.models import TargetState
@@ -69,8 +69,8 @@ def list_tickets(
     severity: Word = None,
     status: Annotated[str | None, Query(pattern="^(open|resolved|closed)$")] = None,
     breached: bool | None = None,
-    reported_from: datetime | None = None,
-    reported_to: datetime | None = None,
+    reported_from: BoundedTime | None = None,
+    reported_to: BoundedTime | None = None,
     q: Annotated[
         str | None,
         Query(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,12 +15,16 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.core.schemas import Input
+from monitor.core.schemas import MAX_EVIDENCE_ITEMS, MAX_REF, Input, bounded, visible
 from monitor.sla.vocab import EventType, TargetStatus, TicketSource, TicketStatus
+
+# Events one request may carry; a ticket's whole history is bounded by a setting.
+MAX_EVENTS_PER_REQUEST = 200
 
 # Accepts a time with or without an offset, so not JSON Schema's strict date-time format.
 LocalTime = Annotated[
     datetime,
+    AfterValidator(bounded),
     WithJsonSchema(
         {"type": "string", "examples": ["2022-08-10T11:41:00+08:00", "2022-08-10 11:41"]}
     ),
@@ -34,16 +39,25 @@ def _reject_bare_date(value: Any) -> Any:
     return value
 
 
+def _not_a_seq(value: str | None) -> str | None:
+    if value is not None and value.lstrip("#").isdigit():
+        raise ValueError(
+            f"{value!r} is reserved: #n names the ticket's n-th event; give an id with a letter"
+        )
+    return value
+
+
 class EventIn(Input):
     """One timeline event as a client states it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(
+    id: Annotated[str | None, AfterValidator(visible), AfterValidator(_not_a_seq)] = Field(
         default=None,
         min_length=1,
         max_length=128,
-        description="the client's own id, unique within the ticket",
+        description="the client's own id, unique within the ticket; #n and plain numbers are "
+        "reserved for sequence numbers",
     )
     type: EventType
     at: LocalTime = Field(
@@ -51,9 +65,15 @@ class EventIn(Input):
         "zone (for a correction: the corrected time)"
     )
     note: str = Field(default="", max_length=10000)
-    evidence: list[str] = Field(default=[], description="links or uploaded evidence ids")
-    severity: str | None = Field(default=None, description="severity_changed: the new severity")
-    corrects: str | None = Field(default=None, description="correction: id of the corrected event")
+    evidence: list[Annotated[str, Field(min_length=1, max_length=MAX_REF)]] = Field(
+        default=[], max_length=MAX_EVIDENCE_ITEMS, description="links or uploaded evidence ids"
+    )
+    severity: str | None = Field(
+        default=None, max_length=64, description="severity_changed: the new severity"
+    )
+    corrects: str | None = Field(
+        default=None, max_length=128, description="correction: id of the corrected event"
+    )
     reason: str | None = Field(default=None, max_length=2000, description="correction: why")
 
     _at_text = field_validator("at", mode="before")(_reject_bare_date)
@@ -79,17 +99,21 @@ class TicketIn(Input):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str | None = Field(
+    external_id: Annotated[str | None, AfterValidator(visible)] = Field(
         default=None, min_length=1, max_length=128, description="the operator's own ticket number"
     )
-    pool: str
-    severity: str = Field(description="the severity the ticket was reported with")
-    title: str = Field(min_length=1, max_length=500)
+    pool: str = Field(max_length=64)
+    severity: str = Field(max_length=64, description="the severity the ticket was reported with")
+    title: Annotated[str, AfterValidator(visible)] = Field(min_length=1, max_length=500)
     description: str = Field(default="", max_length=20000)
     source: TicketSource = "other"
-    units: list[str] = Field(default=[], description="affected user units (id or name)")
-    systems: list[str] = Field(default=[], description="affected business systems (id or name)")
-    events: list[EventIn] = Field(min_length=1)
+    units: list[Annotated[str, Field(max_length=200)]] = Field(
+        default=[], max_length=50, description="affected user units (id or name)"
+    )
+    systems: list[Annotated[str, Field(max_length=200)]] = Field(
+        default=[], max_length=50, description="affected business systems (id or name)"
+    )
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
 
 
 class ImportFile(Input):

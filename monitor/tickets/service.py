@@ -508,6 +508,15 @@ def append_event(
             )
         )
     seq = (existing[-1].seq if existing else 0) + 1
+    limit = ctx.settings.max_events_per_ticket
+    if len(existing) >= limit:
+        problems.append(
+            Problem(
+                "type",
+                f"this ticket already has {len(existing)} events, the limit "
+                f"(SLAMON_MAX_EVENTS_PER_TICKET = {limit}); open a new ticket for a new fault",
+            )
+        )
     timeline, _, id_problems = _candidate_events([data], seq, existing, ctx, "")
     problems += id_problems
     problems += [

@@ -1,0 +1,176 @@
+"""Every input is bounded and a bad one is answered with a 4xx naming the field, never a
+500; nothing is written."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from monitor.api.app import create_app
+from monitor.core.clock import FixedClock
+from monitor.core.db import make_engine
+from monitor.core.settings import Settings
+from tests.conftest import CONFIG
+from tests.helpers import ticket_body
+
+API = "/api/v1"
+AT = "2022-08-10T13:00:00+08:00"
+
+
+def created(client: TestClient, auth: Any) -> int:
+    r = client.post(f"{API}/tickets", json=ticket_body(), headers=auth["op2"])
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def count(client: TestClient, auth: Any) -> int:
+    return int(client.get(f"{API}/tickets", headers=auth["admin"]).json()["total"])
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-12:00"])
+def test_times_outside_the_years_are_named_not_500(client: TestClient, auth: Any, at: str) -> None:
+    body = ticket_body()
+    body["events"][0]["at"] = at
+    r = client.post(f"{API}/tickets", json=body, headers=auth["op2"])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "events[0].at"
+    tid = created(client, auth)
+    r = client.post(
+        f"{API}/tickets/{tid}/events", json={"type": "comment", "at": at}, headers=auth["op2"]
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "at"
+    r = client.get(f"{API}/tickets", params={"reported_from": at}, headers=auth["op2"])
+    assert r.status_code == 422 and "reported_from" in r.json()["detail"][0]["loc"]
+    r = client.get(f"{API}/scoring/2022", params={"as_of": at}, headers=auth["admin"])
+    assert r.status_code == 422 and "as_of" in r.json()["detail"][0]["loc"]
+    assert count(client, auth) == 1
+
+
+def test_bad_text_is_refused_by_name(client: TestClient, auth: Any) -> None:
+    tid = created(client, auth)
+    surrogate = '{"type": "comment", "at": "AT", "evidence": ["\\ud800"]}'.replace("AT", AT)
+    r = client.post(
+        f"{API}/tickets/{tid}/events",
+        content=surrogate.encode(),
+        headers={**auth["op2"], "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"].startswith("evidence")
+    for field, value in (("title", "   "), ("external_id", "DX\u200b-1"), ("external_id", " ")):
+        r = client.post(f"{API}/tickets", json=ticket_body(**{field: value}), headers=auth["op2"])
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == field, (field, r.text)
+    for name, note, loc in ((b"a\x00.pdf", b"ok", "file.filename"), (b"a.pdf", b"x\x00", "note")):
+        r = client.post(
+            f"{API}/tickets/{tid}/evidence",
+            headers={**auth["op2"], "Content-Type": "multipart/form-data; boundary=B"},
+            content=multipart(name, note),
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc, r.text
+
+
+def multipart(filename: bytes, note: bytes) -> bytes:
+    """A form as a client may really send it (httpx would escape the NUL in a file name)."""
+    return (
+        b'--B\r\nContent-Disposition: form-data; name="note"\r\n\r\n' + note + b"\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n%PDF-1.4 x\r\n--B--\r\n"
+    )
+
+
+def test_sequence_numbers_are_reserved_event_ids(client: TestClient, auth: Any) -> None:
+    body = ticket_body()
+    body["events"][0]["id"] = "#1"
+    r = client.post(f"{API}/tickets", json=body, headers=auth["op2"])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "events[0].id"
+    body["events"][0]["id"] = "1"
+    assert client.post(f"{API}/tickets", json=body, headers=auth["op2"]).status_code == 422
+    assert count(client, auth) == 0
+
+
+def test_counts_and_sizes_are_bounded(client: TestClient, auth: Any, settings: Settings) -> None:
+    tid = created(client, auth)
+    many = {"type": "comment", "at": AT, "evidence": [f"https://x/{i}" for i in range(21)]}
+    r = client.post(f"{API}/tickets/{tid}/events", json=many, headers=auth["op2"])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "evidence"
+    body = ticket_body("BIG")
+    body["events"] += [{"type": "comment", "at": AT}] * 200
+    r = client.post(f"{API}/tickets", json=body, headers=auth["op2"])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "events"
+    huge = {"type": "comment", "at": AT, "note": "x", "evidence": ["y" * 5_000_000]}
+    r = client.post(f"{API}/tickets/{tid}/events", json=huge, headers=auth["op2"])
+    assert r.status_code == 413 and "body" in r.json()["detail"]
+    assert len(client.get(f"{API}/tickets/{tid}", headers=auth["op2"]).json()["events"]) == 3
+
+
+def test_a_tickets_history_is_bounded(
+    settings: Settings, engine: Engine, clock: FixedClock, auth: Any, client: TestClient
+) -> None:
+    tid = created(client, auth)
+    small = create_app(
+        settings.model_copy(update={"max_events_per_ticket": 4}), clock=clock, engine=engine
+    )
+    with TestClient(small) as other:
+        ok = other.post(
+            f"{API}/tickets/{tid}/events", json={"type": "comment", "at": AT}, headers=auth["op2"]
+        )
+        assert ok.status_code == 201
+        r = other.post(
+            f"{API}/tickets/{tid}/events", json={"type": "comment", "at": AT}, headers=auth["op2"]
+        )
+        assert r.status_code == 422 and "limit" in r.json()["detail"][0]["msg"]
+
+
+def test_an_over_limit_upload_is_refused_and_leaves_no_file(
+    settings: Settings, engine: Engine, clock: FixedClock, auth: Any, client: TestClient
+) -> None:
+    tid = created(client, auth)
+    small = create_app(
+        settings.model_copy(update={"evidence_max_bytes": 1000}), clock=clock, engine=engine
+    )
+    with TestClient(small) as other:
+        for size in (2000, 200_000):
+            r = other.post(
+                f"{API}/tickets/{tid}/evidence",
+                headers=auth["op2"],
+                files={"file": ("big.pdf", io.BytesIO(b"%PDF-" + b"x" * size), "application/pdf")},
+            )
+            assert r.status_code == 413, r.text
+    files = [p for p in Path(settings.evidence_dir).rglob("*") if p.is_file()]
+    assert files == []
+
+
+def test_a_write_waiting_too_long_for_sqlites_lock_gets_503(
+    tmp_path: Path, sqlite_template: Path, clock: FixedClock
+) -> None:
+    import shutil
+
+    from monitor.auth.service import create_token
+    from monitor.core.db import session_scope
+
+    path = tmp_path / "busy.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url, busy_seconds=0.3)
+    settings = Settings(database_url=url, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+    app = create_app(settings, clock=clock, engine=engine)
+    with TestClient(app) as client:
+        with session_scope(engine) as session:
+            _, value = create_token(
+                session,
+                name="o",
+                role="operator",
+                pool="pool2",
+                known_pools=["pool2"],
+                now=clock.now(),
+            )
+        with make_engine(url).begin() as conn:  # another process holds the write lock
+            conn.exec_driver_sql("SELECT 1")
+            r = client.post(
+                f"{API}/tickets", json=ticket_body(), headers={"Authorization": f"Bearer {value}"}
+            )
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "busy" in json.loads(r.text)["detail"]
