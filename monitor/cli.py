@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from monitor.audit.service import head
 from monitor.audit.verify import verify
-from monitor.auth.service import create_token, create_user
+from monitor.auth.service import create_token, create_user, list_tokens, revoke_token
 from monitor.breaches.findings import KINDS, list_findings
 from monitor.breaches.service import get_breach, list_breaches, overrun
 from monitor.calendars.loader import read_calendar_file
@@ -304,9 +304,21 @@ def serve_cmd(
         # Refuse a bad catalog, policy or calendar file here, with its message, not a traceback.
         with read_scope(engine) as session:
             load_context(session, settings, clock, write=False)
+        loopback = host in ("127.0.0.1", "::1", "localhost")
         application = create_app(
-            settings, clock=clock, engine=engine, scheduler=not no_scheduler, demo=demo
+            settings,
+            clock=clock,
+            engine=engine,
+            scheduler=not no_scheduler,
+            demo=demo,
+            metrics_open=loopback,
         )
+        if not loopback and not settings.metrics_token:
+            err.print(
+                f"/metrics is closed on {host}: set SLAMON_METRICS_TOKEN and give Prometheus "
+                "the same token (README: Security)",
+                highlight=False,
+            )
         err.print(
             f"SLA Monitor on http://{host}:{port}  (API {'/api/v1'}, OpenAPI "
             "/openapi.json, health /healthz /readyz)",
@@ -347,9 +359,13 @@ def token_create(
     role: Annotated[str, typer.Option("--role", help="operator|supervisor|admin|evaluator")],
     pool: Annotated[str | None, typer.Option("--pool", help="an operator's pool")] = None,
     name: Annotated[str | None, typer.Option("--name", help="who uses it")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="refused from this time on, e.g. 2027-06-30T00:00+08:00"),
+    ] = None,
 ) -> None:
     """Create an API token; it is printed once, as the last word, and stored only hashed."""
-
+    until = parse_time_option("--expires", expires).now() if expires else None
     with unit_of_work() as (session, ctx):
         row, value = create_token(
             session,
@@ -358,12 +374,46 @@ def token_create(
             pool=pool,
             known_pools=ctx.catalog.pool_ids,
             now=ctx.now(),
+            expires_at=until,
         )
+    until_text = f", valid until {show(until, ctx.tz)}" if until else ""
     out.print(
-        f"token for {row.name} ({row.role}{', ' + row.pool if row.pool else ''}), "
-        f"shown once: {value}",
+        f"token {row.id} for {row.name} ({row.role}{', ' + row.pool if row.pool else ''})"
+        f"{until_text}, shown once: {value}",
         markup=False,
     )
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every API token (never its secret): who it is for, and whether it still works."""
+    with reading() as (session, ctx):
+        rows = list_tokens(session)
+        now = ctx.now()
+    for t in rows:
+        if t.revoked_at is not None:
+            state = f"revoked {show(t.revoked_at, ctx.tz)}"
+        elif t.expires_at is not None and t.expires_at <= now:
+            state = f"expired {show(t.expires_at, ctx.tz)}"
+        else:
+            state = "active" + (f" until {show(t.expires_at, ctx.tz)}" if t.expires_at else "")
+        out.print(
+            f"{t.id:>5}  slm_{t.prefix}_…  {t.name}  {t.role}{' ' + t.pool if t.pool else ''}  "
+            f"created {show(t.created_at, ctx.tz)}  {state}",
+            markup=False,
+        )
+    out.print(f"{len(rows)} token(s)")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="the id or prefix from `token list`")],
+    actor: Annotated[str, typer.Option("--as", help="who revokes it (audited)")] = "admin",
+) -> None:
+    """Revoke a token: every replica refuses it from the next request on (audited)."""
+    with unit_of_work() as (session, ctx):
+        row = revoke_token(session, ref.strip(), actor=actor, now=ctx.now())
+    out.print(f"token {row.id} ({row.name}) revoked", markup=False)
 
 
 @user_app.command("create")

@@ -60,7 +60,10 @@ def create_app(
     engine: Engine | None = None,
     scheduler: bool = False,
     demo: bool = False,
+    metrics_open: bool = True,
 ) -> FastAPI:
+    """The application. `metrics_open` False closes /metrics unless SLAMON_METRICS_TOKEN is
+    set: `serve` passes it for any address beyond loopback."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     clock = clock or SystemClock()
@@ -88,5 +91,6 @@ def create_app(
     app.include_router(api)
 
     app.state.registry = make_registry(engine, settings)
+    app.state.metrics_open = metrics_open
     app.include_router(ops.router)
     return app

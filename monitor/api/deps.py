@@ -70,7 +70,7 @@ def principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
     with read_scope(app.engine) as session:
-        found = authenticate_token(session, credentials.credentials)
+        found = authenticate_token(session, credentials.credentials, app.clock.now())
     if found is None:
         raise Unauthorized("the token is not valid")
     return found

@@ -20,6 +20,12 @@ router = APIRouter()
 def metrics(request: Request, app: App) -> Response:
     """Prometheus exposition, read from the database at scrape time."""
     expected = app.settings.metrics_token
+    if not expected and not request.app.state.metrics_open:
+        return Response(
+            "/metrics is closed: this server listens beyond loopback and "
+            "SLAMON_METRICS_TOKEN is not set (see the README, section Security)\n",
+            status_code=403,
+        )
     if expected:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given, f"Bearer {expected}"):

@@ -8,13 +8,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
 from monitor.auth.models import ApiToken, User
-from monitor.core.errors import InvalidInput, Problem
+from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 
 ROLES = ("operator", "supervisor", "admin", "evaluator")
 TOKEN_PREFIX = "slm"
@@ -63,13 +64,22 @@ def create_token(
     known_pools: list[str],
     now: datetime,
     actor: str = "admin",
+    expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token; the plain value is returned once and never stored."""
     _check_role(role, pool, known_pools)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput([Problem("expires", "the expiry must lie in the future")])
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)  # 256 random bits
     row = ApiToken(
-        prefix=prefix, secret_hash=_digest(secret), name=name, role=role, pool=pool, created_at=now
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        name=name,
+        role=role,
+        pool=pool,
+        created_at=now,
+        expires_at=expires_at,
     )
     session.add(row)
     session.flush()
@@ -80,17 +90,55 @@ def create_token(
         action="token.created",
         entity="token",
         entity_id=prefix,
-        payload={"name": name, "role": role, "pool": pool},
+        payload={
+            "name": name,
+            "role": role,
+            "pool": pool,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
     return row, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 
-def authenticate_token(session: Session, value: str) -> Principal | None:
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.exec(select(ApiToken).order_by(col(ApiToken.id))).all())
+
+
+def revoke_token(session: Session, ref: str, *, actor: str, now: datetime) -> ApiToken:
+    """Revoke a token by id or prefix (audited); every replica refuses it from now on,
+    since each request looks its token up."""
+    query = select(ApiToken).where(ApiToken.prefix == ref)
+    if ref.isdigit() and len(ref) <= 9:
+        query = select(ApiToken).where(
+            sa.or_(col(ApiToken.id) == int(ref), col(ApiToken.prefix) == ref)
+        )
+    row = session.exec(query).first()
+    if row is None:
+        raise NotFound(f"no token {ref!r} (see `sla-monitor token list`)")
+    if row.revoked_at is not None:
+        raise DomainError(f"token {ref} was already revoked at {row.revoked_at.isoformat()}")
+    row.revoked_at = now
+    session.add(row)
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="token.revoked",
+        entity="token",
+        entity_id=row.prefix,
+        payload={"name": row.name, "role": row.role, "pool": row.pool},
+    )
+    return row
+
+
+def authenticate_token(session: Session, value: str, now: datetime) -> Principal | None:
     parts = value.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     row = session.exec(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
     if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
         return None
     if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
         return None

@@ -108,7 +108,9 @@ class Runner:
         safety_interval: timedelta = timedelta(seconds=60),
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # An opaque name: metrics and /readyz show it, and they must not name hosts or pids.
+        self.holder = holder or uuid.uuid4().hex[:12]
+        log.info("scheduler %s is process %d on %s", self.holder, os.getpid(), socket.gethostname())
         self.lease_ttl = lease_ttl
         self.safety_interval = safety_interval
         self.is_leader = False
