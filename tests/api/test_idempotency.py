@@ -52,3 +52,41 @@ def test_a_retry_after_a_refusal_is_refused_the_same_way_and_a_fixed_body_is_new
     assert bad.status_code == again.status_code == 422 and bad.json() == again.json()
     fixed = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
     assert fixed.status_code == 422 and "different request" in fixed.text
+
+
+def test_a_slow_first_request_cannot_be_overtaken_by_its_retry(
+    client: TestClient, engine: Engine, clock: FixedClock
+) -> None:
+    """The first request waits on a lock someone else holds; its retry arrives meanwhile.
+    Both answer the same, and the event is stored once (no timeout hands the key over)."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from monitor.core.db import make_engine
+
+    ops = token(engine, clock, "ops", "pool2")
+    ticket = client.post(f"{API}/tickets", json=ticket_body(), headers=ops).json()
+    headers = {**ops, "Idempotency-Key": "slow"}
+    event = {"type": "comment", "at": "2022-08-10T13:00:00+08:00", "note": "到场检查"}
+    answers: list[tuple[int, str]] = []
+
+    def send() -> None:
+        r = client.post(f"{API}/tickets/{ticket['id']}/events", json=event, headers=headers)
+        answers.append((r.status_code, r.text))
+
+    blocker = make_engine(engine.url.render_as_string(hide_password=False))
+    with blocker.begin() as conn:  # another writer holds the ticket (or, on SQLite, the file)
+        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE
+        conn.execute(sa.text(f"SELECT id FROM tickets WHERE id = {ticket['id']}{lock}"))
+        first = threading.Thread(target=send)
+        first.start()
+        retry = threading.Thread(target=send)
+        retry.start()
+        first.join(0.5)
+        assert first.is_alive() and retry.is_alive()  # both wait; neither wrote
+    first.join(30)
+    retry.join(30)
+    assert [code for code, _ in answers] == [201, 201] and answers[0][1] == answers[1][1]
+    events = client.get(f"{API}/tickets/{ticket['id']}", headers=ops).json()["events"]
+    assert [e["note"] for e in events].count("到场检查") == 1
