@@ -36,7 +36,7 @@ from monitor.scheduler.runner import Runner, run_job
 from monitor.scoring import exporters
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext, load_context
-from monitor.sla.vocab import Review
+from monitor.sla.vocab import CorrectionState, Review
 from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.render import ticket_text
 from monitor.tickets.service import Actor, find_ticket, ticket_out
@@ -535,6 +535,25 @@ def breaches_review(
         f"breach {breach_id}: {review.decision} by {review.reviewer}"
         + (f" (supersedes review {review.supersedes_id})" if review.supersedes_id else "")
     )
+
+
+@breaches_app.command("decide-correction")
+def breaches_decide_correction(
+    ticket_ref: Annotated[str, typer.Argument(metavar="TICKET", help="id or external id")],
+    seq: Annotated[int, typer.Argument(metavar="SEQ", help="the correction's #number")],
+    accept: Annotated[bool, typer.Option("--accept")] = False,
+    reject: Annotated[bool, typer.Option("--reject")] = False,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    reviewer: Annotated[str, typer.Option("--as", help="the supervisor's name")] = "",
+) -> None:
+    """Accept or reject a correction that would clear a reviewed breach (audited)."""
+    if accept == reject:
+        raise fail("give exactly one of --accept or --reject")
+    with writing() as flow:
+        ticket = find_ticket(flow.session, ticket_ref)
+        decision = CorrectionState.ACCEPTED if accept else CorrectionState.REJECTED
+        row = flow.decide_correction(ticket, seq, decision, reason, reviewer)
+    out.print(f"correction #{seq} of ticket {ticket_ref}: {row.decision} by {row.actor}")
 
 
 @app.command("findings")

@@ -3,7 +3,7 @@
 from monitor.api.models import IdempotencyKey
 from monitor.audit.models import AuditRecord
 from monitor.auth.models import ApiToken, User
-from monitor.breaches.models import Breach, BreachReview, Finding
+from monitor.breaches.models import Breach, BreachReview, CorrectionDecision, Finding
 from monitor.calendars.models import CalendarLoad
 from monitor.evidence.models import Evidence, EvidenceLink
 from monitor.metrics.models import MetricTotal
@@ -17,6 +17,7 @@ __all__ = [
     "Breach",
     "BreachReview",
     "CalendarLoad",
+    "CorrectionDecision",
     "Event",
     "Evidence",
     "EvidenceLink",

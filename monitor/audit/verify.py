@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from monitor.audit.service import Audited, VerifyResult, verify_chain
 from monitor.breaches.models import Breach, BreachReview
+from monitor.breaches.service import held_corrections
 from monitor.core.timeutil import utc
 from monitor.sla.timer import current_severity, ticket_status
 from monitor.sla.vocab import Review
@@ -56,6 +57,7 @@ def _check_tickets(
     session: Session, audited: Audited, events: dict[int, list[Event]]
 ) -> Problem | None:
     """A ticket's facts are as created; its derived fields follow from its events."""
+    held = held_corrections(session, sorted(events))
     for t in session.exec(select(Ticket).order_by(col(Ticket.id))).all():
         entry = audited.tickets.get(str(t.id))
         if entry is None:
@@ -80,7 +82,7 @@ def _check_tickets(
                     f"ticket {t.id} was changed after it was created ({name}: audit says "
                     f"{claimed!s}, table has {stored!s})"
                 )
-        timeline = effective_timeline(events.get(t.id or 0, []))
+        timeline = effective_timeline(events.get(t.id or 0, []), held.get(t.id or 0, set()))
         reported = next((x.at for x in timeline if x.type == "reported"), None)
         derived: dict[str, Any] = {
             "current_severity": current_severity(t.severity, timeline)[0],

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from sqlmodel import Session, col, select
 
-from monitor.breaches.models import Finding
+from monitor.breaches.models import CorrectionDecision, Finding
 from monitor.calendars.calendar import WorkCalendar
 from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
@@ -26,6 +26,7 @@ KINDS = {
     "impossible_order": "时间顺序矛盾",
     "unknown_calendar": "工作日历缺失",
     "calendar_missing": "次年日历未载入",
+    "disputed_correction": "更正待监理确认",
 }
 
 
@@ -76,6 +77,7 @@ class Facts:
     now: datetime
     tz: tzinfo
     limits: Thresholds
+    disputed: tuple[CorrectionDecision, ...] = ()
 
 
 def overdue_open(f: Facts) -> list[Found]:
@@ -231,6 +233,18 @@ def unknown_calendar(f: Facts) -> list[Found]:
     ]
 
 
+def disputed_correction(f: Facts) -> list[Found]:
+    """A correction that would overturn a reviewed breach, waiting for the supervision unit."""
+    return [
+        Found(
+            "disputed_correction",
+            f"disputed_correction:{f.ticket.id}:{d.correction_seq}",
+            f"更正事件 #{d.correction_seq} {d.reason}；在监理单位确认前不计入时限计算",
+        )
+        for d in f.disputed
+    ]
+
+
 TICKET_RULES = (
     overdue_open,
     no_evidence,
@@ -239,6 +253,7 @@ TICKET_RULES = (
     impossible_order,
     pause_order,
     unknown_calendar,
+    disputed_correction,
 )
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import AutoString, Field, SQLModel
 
 from monitor.core.models_base import instant, text
-from monitor.sla.vocab import Review
+from monitor.sla.vocab import CorrectionState, Review
 
 
 class Breach(SQLModel, table=True):
@@ -59,3 +59,18 @@ class Finding(SQLModel, table=True):
     detail: str = text()
     opened_at: datetime = instant(index=True)
     closed_at: datetime | None = instant(nullable=True)
+
+
+class CorrectionDecision(SQLModel, table=True):
+    """A disputed correction and the supervision unit's decision on it; append-only, the
+    latest row for a correction decides whether the clock uses it."""
+
+    __tablename__ = "correction_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    correction_seq: int
+    decision: CorrectionState = Field(sa_type=AutoString(length=16))
+    reason: str = Field(default="", max_length=2000)
+    actor: str = Field(max_length=128)
+    decided_at: datetime = instant()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
@@ -17,8 +17,10 @@ from monitor.api.deps import (
     ReviewedBreach,
     Reviewer,
     ScopedBreach,
+    TicketId,
     Word,
     pool_scope,
+    scoped,
 )
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
@@ -27,14 +29,17 @@ from monitor.breaches.models import Breach
 from monitor.breaches.schemas import (
     BreachOut,
     BreachPage,
+    CorrectionDecisionIn,
+    CorrectionDecisionOut,
     FindingOut,
     FindingPage,
     ReviewIn,
     ReviewOut,
 )
-from monitor.breaches.service import list_breaches, overrun, reviews_of
+from monitor.breaches.service import correction_states, list_breaches, overrun, reviews_of
 from monitor.core.errors import PreconditionFailed, PreconditionRequired
 from monitor.core.timeutil import iso
+from monitor.sla.vocab import CorrectionState
 from monitor.tickets.models import Ticket
 
 router = APIRouter(tags=["breaches"])
@@ -51,7 +56,11 @@ def breach_out(
 ) -> BreachOut:
     assert breach.id is not None
     stop, late = overrun(session, breach, now)
+    disputes = correction_states(session, [breach.ticket_id]).get(breach.ticket_id, {})
     return BreachOut(
+        disputed_by=[
+            f"#{seq}" for seq, d in disputes.items() if d.decision == CorrectionState.DISPUTED
+        ],
         stop=iso(stop, tz),
         overrun_seconds=late.total_seconds(),
         id=breach.id,
@@ -134,6 +143,33 @@ def post_review(
     ticket = write.session.get(Ticket, breach.ticket_id)
     out = breach_out(write.session, breach, ticket, write.ctx.tz, write.ctx.now())
     return write.reply(200, out, {"ETag": etag(write.session, breach)})
+
+
+@router.post(
+    "/tickets/{ticket_id}/corrections/{seq}/decision",
+    response_model=CorrectionDecisionOut,
+    responses={**ERRORS, 409: {"description": "already decided"}},
+)
+def post_correction_decision(
+    ticket_id: TicketId,
+    seq: Annotated[int, Path(ge=1, le=1_000_000)],
+    body: CorrectionDecisionIn,
+    write: Reviewer,
+) -> JSONResponse:
+    """Accept or reject, with a reason, a correction that would clear a reviewed breach."""
+    ticket = scoped(
+        write.session.get(Ticket, ticket_id, with_for_update=True), write.who, ticket_id
+    )
+    row = write.flow.decide_correction(ticket, seq, body.decision, body.reason, write.who.name)
+    out = CorrectionDecisionOut(
+        ticket=ticket_id,
+        correction=f"#{seq}",
+        decision=row.decision,
+        reason=row.reason,
+        decided_by=row.actor,
+        decided_at=iso(row.decided_at, write.ctx.tz) or "",
+    )
+    return write.reply(200, out)
 
 
 @router.get("/findings", response_model=FindingPage, responses=ERRORS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from monitor.core.schemas import Input
@@ -31,6 +33,11 @@ class BreachOut(BaseModel):
     review: str
     reviewed_at: str | None
     reviews: list[ReviewOut]
+    disputed_by: list[str] = Field(
+        default=[],
+        description="corrections (#seq) that would clear this breach, waiting for the "
+        "supervision unit's decision; until then the breach stands",
+    )
 
 
 class BreachPage(BaseModel):
@@ -41,6 +48,20 @@ class BreachPage(BaseModel):
 class ReviewIn(Input):
     decision: Decision
     reason: str = Field(default="", max_length=2000)
+
+
+class CorrectionDecisionIn(Input):
+    decision: Literal["accepted", "rejected"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CorrectionDecisionOut(BaseModel):
+    ticket: int
+    correction: str
+    decision: str
+    reason: str
+    decided_by: str
+    decided_at: str
 
 
 class FindingOut(BaseModel):

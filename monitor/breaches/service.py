@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
-from monitor.breaches.models import Breach, BreachReview
-from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
+from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
+from monitor.core.errors import Conflict, DomainError, InvalidInput, NotFound, Problem
 from monitor.core.timeutil import year_bounds
 from monitor.sla.models import TargetState
-from monitor.sla.vocab import DECISIONS, Review, TargetStatus
+from monitor.sla.vocab import DECISIONS, HELD, CorrectionState, Review, TargetStatus
 from monitor.tickets.models import Ticket
 
 # Told of every breach row that stops (-1) or starts (+1) counting under its labels.
@@ -201,3 +201,86 @@ def overrun(session: Session, breach: Breach, now: datetime) -> tuple[datetime |
     state = session.get(TargetState, (breach.ticket_id, breach.target))
     stop = state.stop if state is not None else None
     return stop, max(timedelta(), (stop or now) - breach.deadline)
+
+
+# Disputed corrections ------------------------------------------------------------------------
+def correction_states(
+    session: Session, ticket_ids: Sequence[int], as_of: datetime | None = None
+) -> dict[int, dict[int, CorrectionDecision]]:
+    """Each ticket's disputed corrections and their latest decision (as of `as_of`)."""
+    out: dict[int, dict[int, CorrectionDecision]] = {}
+    for chunk in range(0, len(ticket_ids), 500):
+        query = select(CorrectionDecision).where(
+            col(CorrectionDecision.ticket_id).in_(ticket_ids[chunk : chunk + 500])
+        )
+        if as_of is not None:
+            query = query.where(col(CorrectionDecision.decided_at) <= as_of)
+        for row in session.exec(query.order_by(col(CorrectionDecision.id))).all():
+            out.setdefault(row.ticket_id, {})[row.correction_seq] = row
+    return out
+
+
+def held_corrections(
+    session: Session, ticket_ids: Sequence[int], as_of: datetime | None = None
+) -> dict[int, set[int]]:
+    """The corrections the clock leaves out: disputed and not accepted, or rejected."""
+    return {
+        ticket_id: {seq for seq, row in rows.items() if row.decision in HELD}
+        for ticket_id, rows in correction_states(session, ticket_ids, as_of).items()
+    }
+
+
+def record_correction_state(
+    session: Session,
+    ticket: Ticket,
+    seq: int,
+    decision: CorrectionState,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> CorrectionDecision:
+    """One step of a disputed correction (disputed by the system, then accepted or rejected
+    by the supervision unit), appended and audited."""
+    assert ticket.id is not None
+    row = CorrectionDecision(
+        ticket_id=ticket.id,
+        correction_seq=seq,
+        decision=decision,
+        reason=reason,
+        actor=actor,
+        decided_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action=f"correction.{decision.value}",
+        entity="ticket",
+        entity_id=str(ticket.id),
+        payload={"seq": seq, "decision": decision.value, "reason": reason},
+    )
+    return row
+
+
+def check_decision(
+    session: Session, ticket: Ticket, seq: int, decision: str, reason: str, reviewer: str
+) -> CorrectionState:
+    """A supervision unit's decision must name a correction that waits for one."""
+    assert ticket.id is not None
+    problems = []
+    if decision not in (CorrectionState.ACCEPTED, CorrectionState.REJECTED):
+        problems.append(Problem("decision", "must be accepted or rejected"))
+    if not reason.strip():
+        problems.append(Problem("reason", "a decision on a disputed correction needs a reason"))
+    if not reviewer.strip():
+        problems.append(Problem("reviewer", "who decides must be named"))
+    if problems:
+        raise InvalidInput(problems)
+    current = correction_states(session, [ticket.id]).get(ticket.id, {}).get(seq)
+    if current is None:
+        raise NotFound(f"event #{seq} of ticket {ticket.id} is not a disputed correction")
+    if current.decision != CorrectionState.DISPUTED:
+        raise Conflict(f"the correction #{seq} was already {current.decision} by {current.actor}")
+    return CorrectionState(decision)

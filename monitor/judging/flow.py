@@ -20,20 +20,28 @@ from typing import Any
 from sqlmodel import Session, select
 
 from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
-from monitor.breaches.models import Breach, BreachReview
-from monitor.breaches.service import review_breach, sync_breaches
+from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
+from monitor.breaches.service import (
+    check_decision,
+    correction_states,
+    held_corrections,
+    record_correction_state,
+    review_breach,
+    sync_breaches,
+)
 from monitor.core import wake
 from monitor.metrics.totals import Deltas
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import Judgement, judge, wakes_at
-from monitor.sla.vocab import TargetStatus
+from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import (
     Actor,
     append_event,
     effective_timeline,
+    judge_ticket,
     ticket_events,
     timeline_of,
     write_ticket,
@@ -91,8 +99,52 @@ class WriteFlow:
         row, events = append_event(
             self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at
         )
+        if row.type == "correction" and actor.role != "supervisor":
+            self._dispute_if_it_clears_a_review(ticket, row, events)
         self.settle(ticket, events)
         return row
+
+    def decide_correction(
+        self, ticket: Ticket, seq: int, decision: str, reason: str, reviewer: str
+    ) -> CorrectionDecision:
+        """The supervision unit accepts (the clock uses it from now on) or rejects (it never
+        does) a correction that would have cleared a reviewed breach."""
+        state = check_decision(self.session, ticket, seq, decision, reason, reviewer)
+        row = record_correction_state(
+            self.session, ticket, seq, state, reason.strip(), reviewer, self.ctx.now()
+        )
+        self.rejudge(ticket)
+        return row
+
+    def _dispute_if_it_clears_a_review(
+        self, ticket: Ticket, row: Event, events: Sequence[Event]
+    ) -> None:
+        """A correction by the evaluated party that would clear a breach the supervision unit
+        already reviewed is held until the unit decides (the evaluation found supervisors
+        copying the operator's figures: the operator must not overturn a review alone)."""
+        assert ticket.id is not None
+        reviewed = [
+            b
+            for b in self.session.exec(select(Breach).where(Breach.ticket_id == ticket.id)).all()
+            if b.cleared_at is None and b.review != Review.PENDING
+        ]
+        if not reviewed:
+            return
+        held = held_corrections(self.session, [ticket.id]).get(ticket.id, set())
+        after = judge_ticket(self.ctx, ticket, events, held=held)
+        still = {t.target for t in after.targets if t.status == TargetStatus.BREACHED}
+        overturned = [b for b in reviewed if b.target not in still]
+        if overturned:
+            names = "、".join(f"{b.target}（{b.review}）" for b in overturned)
+            record_correction_state(
+                self.session,
+                ticket,
+                row.seq,
+                CorrectionState.DISPUTED,
+                f"会撤销监理单位已审核的超时：{names}",
+                "system",
+                self.ctx.now(),
+            )
 
     def review(self, breach: Breach, decision: str, reason: str, reviewer: str) -> BreachReview:
         """A supervisor's decision on a breach; it moves the breach totals."""
@@ -111,18 +163,49 @@ class WriteFlow:
         """Judge the ticket at `now` and store all that follows from it."""
         ctx = self.ctx
         now = now or ctx.now()
-        timeline = effective_timeline(events)
+        assert ticket.id is not None
+        disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
+        held = {seq for seq, d in disputes.items() if d.decision in HELD}
+        timeline = effective_timeline(events, held)
         # The reported time follows its latest correction; scoring and lists go by it.
         ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
         policy = ctx.policies.version(ticket.policy_version)
-        judgement = judge(timeline_of(events), ticket.severity, policy, ctx.calendar, now, ctx.tz)
+        judgement = judge(
+            timeline_of(events, held), ticket.severity, policy, ctx.calendar, now, ctx.tz
+        )
         states, before = self._store_states(ticket, judgement, now)
         new = sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
-        facts = Facts(ticket, events, timeline, states, policy, now, ctx.tz, self.limits)
+        facts = self.facts(ticket, events, states, now, disputes)
         sync_findings(self.session, ticket_findings(facts), now, ticket=ticket)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
         return Settled(ticket, judgement, states, before, new)
+
+    def facts(
+        self,
+        ticket: Ticket,
+        events: Sequence[Event],
+        states: Sequence[TargetState],
+        now: datetime,
+        disputes: dict[int, CorrectionDecision] | None = None,
+    ) -> Facts:
+        """What the finding rules look at for one ticket."""
+        assert ticket.id is not None
+        if disputes is None:
+            disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
+        held = {seq for seq, d in disputes.items() if d.decision in HELD}
+        waiting = tuple(d for d in disputes.values() if d.decision == CorrectionState.DISPUTED)
+        return Facts(
+            ticket,
+            events,
+            effective_timeline(events, held),
+            states,
+            self.ctx.policies.version(ticket.policy_version),
+            now,
+            self.ctx.tz,
+            self.limits,
+            waiting,
+        )
 
     def _store_states(
         self, ticket: Ticket, judgement: Judgement, now: datetime

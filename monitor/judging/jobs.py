@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.breaches.findings import (
-    Facts,
     calendar_findings,
     sync_findings,
     ticket_findings,
@@ -21,7 +20,7 @@ from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
 from monitor.sla.vocab import CLOCK_RUNNING, TargetStatus, TicketStatus
 from monitor.tickets.models import Ticket
-from monitor.tickets.service import effective_timeline, ticket_events
+from monitor.tickets.service import ticket_events
 
 
 @dataclass(frozen=True)
@@ -98,10 +97,7 @@ def refresh_findings(flow: WriteFlow) -> Refresh:
         assert ticket.id is not None
         events = ticket_events(session, ticket.id)
         states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
-        policy = ctx.policies.version(ticket.policy_version)
-        facts = Facts(
-            ticket, events, effective_timeline(events), states, policy, now, ctx.tz, flow.limits
-        )
+        facts = flow.facts(ticket, events, states, now)
         changed += sync_findings(session, ticket_findings(facts), now, ticket=ticket)
     return Refresh(len(open_tickets), changed)
 

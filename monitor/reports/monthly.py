@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from monitor.breaches.findings import KINDS, Thresholds, entry_lag
 from monitor.breaches.models import Breach, BreachReview, Finding
+from monitor.breaches.service import held_corrections
 from monitor.core.timeutil import human_duration, month_bounds, show
 from monitor.sla.service import SlaContext
 from monitor.sla.vocab import EVENT_LABELS, Review, TargetStatus
@@ -43,9 +44,12 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
     ids = [t.id for t in tickets if t.id is not None]
     reviews = _latest_reviews(session, ids)
     events = events_of(session, ids)
+    held = held_corrections(session, ids)
     for ticket in tickets:
         assert ticket.id is not None
-        judgement = judge_ticket(ctx, ticket, events.get(ticket.id, []), now)
+        judgement = judge_ticket(
+            ctx, ticket, events.get(ticket.id, []), now, held.get(ticket.id, set())
+        )
         ref = ticket.external_id or str(ticket.id)
         by_pool[ticket.pool][judgement.severity] += 1
         status_counts[judgement.status] += 1

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Breach, BreachReview
+from monitor.breaches.service import held_corrections
 from monitor.core.timeutil import iso, year_bounds
 from monitor.scoring.rules import (
     CountedBreach,
@@ -110,13 +111,17 @@ def judge_year(
     ).all()
     ids = [t.id for t in candidates if t.id is not None]
     events = _events_as_of(session, ids, as_of)
+    held = held_corrections(session, ids, as_of)
     judged = []
     for i, ticket in enumerate(candidates):
         assert ticket.id is not None
         evs = events.get(ticket.id, [])
-        reported = next((x.at for x in effective_timeline(evs) if x.type == "reported"), None)
+        kept = held.get(ticket.id, set())
+        timeline = effective_timeline(evs, kept)
+        reported = next((x.at for x in timeline if x.type == "reported"), None)
         if reported is not None and begin <= reported < end:
-            judged.append(Judged(ticket, evs, judge_ticket(ctx, ticket, evs, as_of), reported))
+            judgement = judge_ticket(ctx, ticket, evs, as_of, kept)
+            judged.append(Judged(ticket, evs, judgement, reported))
         if progress and (i % 200 == 0 or i == len(candidates) - 1):
             progress(i + 1, len(candidates))
     return judged, _reviews_as_of(session, ids, as_of)

@@ -63,6 +63,18 @@ class Review(StrEnum):
     WAIVED = "waived"
 
 
+class CorrectionState(StrEnum):
+    """A correction that would clear a breach the supervision unit already reviewed waits for
+    the unit's decision; until it is accepted the clock ignores it."""
+
+    DISPUTED = "disputed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+# Corrections the clock ignores while their latest decision is one of these.
+HELD = (CorrectionState.DISPUTED, CorrectionState.REJECTED)
+
 Decision = Literal["confirmed", "waived"]
 DECISIONS: tuple[str, ...] = get_args(Decision)
 

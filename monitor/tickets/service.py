@@ -5,7 +5,7 @@ judges the ticket in the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -61,11 +61,14 @@ def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Eve
     return out
 
 
-def timeline_of(events: Sequence[Event]) -> list[TimelineEvent]:
-    """The events as the SLA clock sees them."""
+def timeline_of(events: Sequence[Event], held: Collection[int] = ()) -> list[TimelineEvent]:
+    """The events as the SLA clock sees them; `held` corrections (by seq) are left out until
+    the supervision unit accepts them."""
     by_id = {e.id: e for e in events}
     out = []
     for e in events:
+        if e.seq in held:
+            continue
         corrected = by_id.get(e.corrects_id) if e.corrects_id else None
         out.append(
             TimelineEvent(
@@ -81,18 +84,22 @@ def timeline_of(events: Sequence[Event]) -> list[TimelineEvent]:
     return out
 
 
-def effective_timeline(events: Sequence[Event]) -> list[Effective]:
+def effective_timeline(events: Sequence[Event], held: Collection[int] = ()) -> list[Effective]:
     """The ticket's events at their corrected times, in time order."""
-    return apply_corrections(timeline_of(events))
+    return apply_corrections(timeline_of(events, held))
 
 
 def judge_ticket(
-    ctx: SlaContext, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+    ctx: SlaContext,
+    ticket: Ticket,
+    events: Sequence[Event],
+    now: datetime | None = None,
+    held: Collection[int] = (),
 ) -> Judgement:
     """The pure SLA clock over this ticket's events, at `now`."""
     policy = ctx.policies.version(ticket.policy_version)
     return judge(
-        timeline_of(events), ticket.severity, policy, ctx.calendar, now or ctx.now(), ctx.tz
+        timeline_of(events, held), ticket.severity, policy, ctx.calendar, now or ctx.now(), ctx.tz
     )
 
 

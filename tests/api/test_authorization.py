@@ -28,6 +28,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/breaches"): (200, 200, 200, 200, 200, 401),
     ("GET", "/breaches/{breach_id}"): (200, 404, 200, 200, 200, 401),
     ("POST", "/breaches/{breach_id}/review"): (403, 403, 200, 200, 403, 401),
+    # No correction of this world is disputed: the supervision unit is told so (404).
+    ("POST", "/tickets/{ticket_id}/corrections/{seq}/decision"): (403, 403, 404, 404, 403, 401),
     ("GET", "/findings"): (200, 200, 200, 200, 403, 401),
     ("GET", "/scoring/{year}"): (403, 403, 200, 200, 200, 401),
 }
@@ -62,6 +64,7 @@ def world(client: TestClient, auth: dict[str, dict[str, str]]) -> dict[str, Any]
         "sha256": upload.json()["sha256"],
         "breach_id": breach["id"],
         "year": 2022,
+        "seq": 1,
     }
 
 
@@ -93,6 +96,9 @@ def call(
         ]
         headers["If-Match"] = tag
         return client.post(url, json={"decision": "confirmed"}, headers=headers).status_code
+    if path.endswith("/decision"):
+        body = {"decision": "accepted", "reason": "核实"}
+        return client.post(url, json=body, headers=headers).status_code
     raise AssertionError(f"no request for {method} {path}")
 
 

@@ -25,16 +25,30 @@ TICKET_FACTS = (
     "policy_version", "created_at", "created_by",
 )
 # Rows that are never updated or deleted (events, reviews and the audit log already are).
-IMMUTABLE = ("evidence", "evidence_links", "calendar_loads")
+IMMUTABLE = ("evidence", "evidence_links", "calendar_loads", "correction_decisions")
 # Tables whose rows may change but never vanish.
 NO_DELETE = ("tickets", "breaches")
 NO_TRUNCATE = (
     "audit_log", "events", "breach_reviews", "tickets", "breaches", "evidence",
     "evidence_links", "calendar_loads", "policy_versions", "api_tokens", "users",
+    "correction_decisions",
 )
 
 
 def upgrade() -> None:
+    op.create_table('correction_decisions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('correction_seq', sa.Integer(), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('decided_at', monitor.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_correction_decisions_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_correction_decisions'))
+    )
+    with op.batch_alter_table('correction_decisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_correction_decisions_ticket_id'), ['ticket_id'], unique=False)
     with op.batch_alter_table('evidence_links', schema=None) as batch_op:
         batch_op.add_column(sa.Column('media_type', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('size', sa.Integer(), nullable=False, server_default='0'))
@@ -83,6 +97,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_column('expires_at')
+    op.drop_table('correction_decisions')
     with op.batch_alter_table('evidence_links', schema=None) as batch_op:
         batch_op.drop_column('uploaded_by')
         batch_op.drop_column('size')
