@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from monitor.api.deps import READ_SCORING, ReadContext, ReadSession
+from monitor.api.errors import responses
 from monitor.auth.service import Principal
 from monitor.core.schemas import BoundedTime
 from monitor.scoring.feed import scoring_feed
@@ -18,7 +19,7 @@ router = APIRouter(tags=["scoring"])
 @router.get(
     "/scoring/{year}",
     response_model=ScoreFeed,
-    responses={401: {"description": "no or bad token"}, 403: {"description": "role not allowed"}},
+    responses=responses("year"),
 )
 def get_scoring(
     year: Annotated[int, Path(ge=2000, le=2100)],
