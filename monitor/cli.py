@@ -657,3 +657,75 @@ def report_monthly(
         out.print(f"wrote {out_file}")
     else:
         sys.stdout.write(monthly.to_markdown(report))
+
+
+notifications_app = typer.Typer(help="发给值班人员的通知：查看与重发。", no_args_is_help=True)
+app.add_typer(notifications_app, name="notifications")
+
+
+@notifications_app.command("list")
+def notifications_list(
+    failed: Annotated[bool, typer.Option("--failed", help="只列出有投递失败的通知")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="最多列出几条")] = 100,
+) -> None:
+    """Notices, newest first, with each channel's delivery state."""
+    from monitor.notifications.models import (
+        DELIVERY_LABELS,
+        KIND_LABELS,
+        DeliveryStatus,
+        NoticeKind,
+    )
+    from monitor.notifications.routing import EVERYONE
+    from monitor.notifications.service import list_notices
+
+    with runtime() as (settings, engine, _), read_scope(engine) as session:
+        rows = list_notices(session, failed=failed, limit=limit)
+    for row in rows:
+        n = row.notice
+        what = (
+            n.title
+            if n.kind == NoticeKind.CALENDAR_MISSING
+            else f"{n.ticket_ref} {n.pool_name} {n.severity_name} {n.target_name}"
+        )
+        kind = KIND_LABELS.get(n.kind, n.kind)
+        out.print(f"#{n.id}  {show(n.created_at, settings.tz)}  {kind}  {what}", markup=False)
+        if not row.deliveries:
+            out.print("    （没有配置接收渠道）", markup=False)
+        for d in row.deliveries:
+            channel = "SLAMON_NOTIFY_URLS" if d.channel == EVERYONE else d.channel
+            line = (
+                f"    {channel}  {d.endpoint_label}  {DELIVERY_LABELS.get(d.status, d.status)}"
+                f"（{d.attempts} 次尝试"
+            )
+            if d.status == DeliveryStatus.SENT:
+                line += f"，{show(d.sent_at, settings.tz)} 送达）"
+            elif d.status == DeliveryStatus.PENDING:
+                line += f"，下次 {show(d.next_attempt_at, settings.tz)}）"
+            else:
+                line += "）"
+            if d.status != DeliveryStatus.SENT and d.last_error:
+                line += f"  最近错误：{d.last_error}"
+            out.print(line, markup=False)
+    out.print(f"共 {len(rows)} 条通知" + ("（有投递失败）" if failed else ""), markup=False)
+
+
+@notifications_app.command("retry")
+def notifications_retry(notice_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Send a notice's failed deliveries again now, with a fresh round of retries."""
+    from monitor.notifications.sender import send_due
+    from monitor.notifications.service import retry_notice
+
+    with runtime() as (settings, engine, clock):
+        with session_scope(engine) as session:
+            again = retry_notice(session, notice_id, clock.now())
+        if not again:
+            out.print(f"通知 #{notice_id} 没有发送失败的投递，无需重发", markup=False)
+            return
+        report = send_due(engine, settings, clock, notice_id=notice_id)
+    if report.errors:
+        raise fail(
+            f"通知 #{notice_id}：重发 {len(again)} 个投递，{report.sent} 个送达，"
+            f"{report.errors} 个仍失败，将按退避计划继续重试"
+            "（`sla-monitor notifications list` 查看原因）"
+        )
+    out.print(f"通知 #{notice_id}：已重发，{report.sent} 个投递送达", markup=False)

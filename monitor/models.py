@@ -7,6 +7,7 @@ from monitor.breaches.models import Breach, BreachReview, CorrectionDecision, Fi
 from monitor.calendars.models import CalendarLoad
 from monitor.evidence.models import Evidence, EvidenceLink
 from monitor.metrics.models import MetricTotal
+from monitor.notifications.models import Delivery, DeliveryAttempt, Notice
 from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
@@ -18,6 +19,8 @@ __all__ = [
     "BreachReview",
     "CalendarLoad",
     "CorrectionDecision",
+    "Delivery",
+    "DeliveryAttempt",
     "Event",
     "Evidence",
     "EvidenceLink",
@@ -26,6 +29,7 @@ __all__ = [
     "JobRun",
     "Lease",
     "MetricTotal",
+    "Notice",
     "PolicyVersion",
     "TargetState",
     "Ticket",

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from monitor.calendars.loader import CalendarFile
 from monitor.catalog.models import Catalog
+from monitor.notifications.routing import NotificationsFile
 from monitor.scoring.rules import IndicatorFile
 from monitor.sla.policy import PolicyFile
 from monitor.tickets.schemas import ImportFile
@@ -20,6 +21,10 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "calendar.schema.json": (CalendarFile, "SLA Monitor working-day arrangements"),
     "catalog.schema.json": (Catalog, "SLA Monitor catalog (config/catalog.yaml)"),
     "indicators.schema.json": (IndicatorFile, "SLA Monitor scoring rules (config/indicators.yaml)"),
+    "notifications.schema.json": (
+        NotificationsFile,
+        "SLA Monitor notice routing (config/notifications.yaml)",
+    ),
 }
 
 

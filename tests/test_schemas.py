@@ -23,6 +23,7 @@ def test_the_shipped_config_files_match_their_schemas() -> None:
         ("catalog.schema.json", "catalog.yaml"),
         ("indicators.schema.json", "indicators.yaml"),
         ("calendar.schema.json", "calendar.yaml"),
+        ("notifications.schema.json", "notifications.yaml"),
     ):
         schema = json.loads((ROOT / "schemas" / name).read_text(encoding="utf-8"))
         data = json.loads(

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     finding_overdue_factor: float = 3.0
     finding_late_entry_hours: float = 24.0
     finding_late_verification_hours: float = 72.0
+    # Notices: Apprise URLs (space-separated) that receive every notice; the address people
+    # open a ticket at (links in notices); how long a sender holds a delivery it is sending.
+    notify_urls: str = ""
+    public_url: str = ""
+    notify_claim_seconds: float = 60.0
 
     @field_validator("timezone")
     @classmethod
@@ -42,6 +47,13 @@ class Settings(BaseSettings):
         except Exception as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"SLAMON_PUBLIC_URL must start with http:// or https://: {value!r}")
+        return value.rstrip("/")
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -1,8 +1,8 @@
 """The write flow: everything that follows when a ticket's events change, or when time
 passes one of its deadlines, in the transaction that caused it.
 
-    events written → judge (pure clock) → target states → breaches → findings
-    → metric totals → wake the scheduler
+    events written → judge (pure clock) → target states → breaches → findings → notices
+    → metric totals → wake the scheduler (and the notice sender)
 
 It reads a ticket's events once per write and hands them down. Totals and the wake are
 applied once per unit of work, in `finish`, so that a transaction touching many tickets
@@ -31,6 +31,7 @@ from monitor.breaches.service import (
 )
 from monitor.core import wake
 from monitor.metrics.totals import Deltas
+from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import Judgement, judge, wakes_at
@@ -74,6 +75,7 @@ class WriteFlow:
         self.session, self.ctx = session, ctx
         self.deltas = Deltas()
         self.wake_at: datetime | None = None
+        self.notices = 0  # written to the outbox in this unit of work
         self.limits = Thresholds.of(ctx.settings)
 
     # Writes ------------------------------------------------------------------------------
@@ -177,6 +179,7 @@ class WriteFlow:
         new = sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
         facts = self.facts(ticket, events, states, now, disputes)
         sync_findings(self.session, ticket_findings(facts), now, ticket=ticket)
+        self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
         return Settled(ticket, judgement, states, before, new)
@@ -265,10 +268,13 @@ class WriteFlow:
 
     # End of the unit of work -------------------------------------------------------------
     def finish(self) -> None:
-        """Apply the metric totals and tell the scheduler of the earliest new wake."""
+        """Apply the metric totals and tell the scheduler of the earliest new wake, and the
+        sender of new notices (a wake at or before now)."""
         self.deltas.apply(self.session)
         wake.publish(self.session, self.wake_at)
-        self.wake_at = None
+        if self.notices:
+            wake.publish(self.session, self.ctx.now())
+        self.wake_at, self.notices = None, 0
 
 
 def _seconds(delta: Any) -> float | None:

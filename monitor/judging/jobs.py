@@ -17,6 +17,7 @@ from monitor.breaches.findings import (
 from monitor.calendars.calendar import YearArrangement
 from monitor.calendars.service import current_calendar, load_arrangements
 from monitor.judging.flow import WriteFlow
+from monitor.notifications.service import enqueue_calendar_missing
 from monitor.sla.models import TargetState
 from monitor.sla.vocab import CLOCK_RUNNING, TargetStatus, TicketStatus
 from monitor.tickets.models import Ticket
@@ -86,12 +87,9 @@ def refresh_findings(flow: WriteFlow) -> Refresh:
     `--now` cannot undo what was already judged."""
     session, ctx = flow.session, flow.ctx
     now = ctx.now()
-    changed = sync_findings(
-        session,
-        calendar_findings(ctx.calendar, now.astimezone(ctx.tz).date()),
-        now,
-        kinds=["calendar_missing"],
-    )
+    missing = calendar_findings(ctx.calendar, now.astimezone(ctx.tz).date())
+    changed = sync_findings(session, missing, now, kinds=["calendar_missing"])
+    flow.notices += enqueue_calendar_missing(session, ctx, missing, now)
     open_tickets = session.exec(select(Ticket).where(Ticket.status == TicketStatus.OPEN)).all()
     for ticket in open_tickets:
         assert ticket.id is not None

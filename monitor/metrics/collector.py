@@ -31,6 +31,7 @@ from monitor.core.settings import Settings
 from monitor.metrics import totals
 from monitor.metrics.models import MetricTotal
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS, METRICS
+from monitor.notifications.service import outbox_stats
 from monitor.scheduler.models import JobRun, Lease
 from monitor.scoring.rules import load_indicators, occurrences_of, points_after
 from monitor.sla.models import PolicyVersion
@@ -73,6 +74,7 @@ class SlaCollector(Collector):
             yield from self._findings(session)
             yield from self._scheduler(session)
             yield from self._histograms(session)
+            yield from self._notifications(session)
 
     def _severities(self, session: Session) -> list[str]:
         rows = session.exec(select(PolicyVersion).order_by(col(PolicyVersion.effective_from))).all()
@@ -107,8 +109,18 @@ class SlaCollector(Collector):
 
     def _breaches(self, session: Session) -> Iterator[Metric]:
         family = counter("slamon_sla_breaches_total")
-        for labels, n, _ in sorted(self._totals(session, totals.BREACHES)):
-            family.add_metric([str(x) for x in labels], n)
+        counts = {
+            tuple(map(str, labels)): n for labels, n, _ in self._totals(session, totals.BREACHES)
+        }
+        # Every pool × target starts at 0 pending: a series born at 1 shows no increase(),
+        # and the first breach of a pool's target would never fire SlaBreachDetected.
+        rows = session.exec(select(PolicyVersion).order_by(col(PolicyVersion.effective_from))).all()
+        for severity, level in (rows[-1].body["severities"] if rows else {}).items():
+            for target in level["targets"]:
+                for pool in self.pools:
+                    counts.setdefault((pool, severity, target["id"], str(Review.PENDING)), 0)
+        for labels, n in sorted(counts.items()):
+            family.add_metric(list(labels), n)
         yield family
 
     def _indicators(self, session: Session) -> Iterator[Metric]:
@@ -207,6 +219,22 @@ class SlaCollector(Collector):
                 points.append(("+Inf", float(sum(counts))))
                 family.add_metric([pool, severity], points, sums[0])
             yield family
+
+    def _notifications(self, session: Session) -> Iterator[Metric]:
+        stats = outbox_stats(session)
+        total = counter("slamon_notifications_total")
+        for kind, channel, result, n in sorted(stats.attempts):
+            total.add_metric([kind, channel, result], n)
+        yield total
+        outbox = gauge("slamon_notifications_outbox")
+        for channel, status, n in sorted(stats.undelivered):
+            outbox.add_metric([channel, status], n)
+        yield outbox
+        age = gauge("slamon_notifications_oldest_undelivered_age_seconds")
+        oldest = stats.oldest_undelivered
+        waited = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        age.add_metric([], max(0.0, waited))
+        yield age
 
 
 def _aware(value: datetime) -> datetime:

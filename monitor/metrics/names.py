@@ -50,6 +50,22 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "The last year the working-day calendar knows.",
         (),
     ),
+    "slamon_notifications_total": (
+        "counter",
+        "Attempts to deliver a notice, by kind, channel and result (sent or error).",
+        ("kind", "channel", "result"),
+    ),
+    "slamon_notifications_outbox": (
+        "gauge",
+        "Notice deliveries not yet sent: pending (being tried) or failed (given up, "
+        "`sla-monitor notifications retry` sends them again).",
+        ("channel", "status"),
+    ),
+    "slamon_notifications_oldest_undelivered_age_seconds": (
+        "gauge",
+        "How long the oldest notice delivery not yet sent has waited (0 when none).",
+        (),
+    ),
     "slamon_arrival_duration_seconds": (
         "histogram",
         "Report to engineer on site, for tickets that arrived.",

@@ -24,9 +24,11 @@ from monitor.core import wake
 from monitor.core.clock import Clock
 from monitor.core.db import read_scope, session_scope
 from monitor.core.settings import Settings
-from monitor.judging.flow import WriteFlow, write_flow
+from monitor.judging.flow import write_flow
 from monitor.judging.jobs import detect_breaches, refresh_findings
 from monitor.metrics.jobs import reconcile_metrics
+from monitor.notifications.jobs import notify_review_due, send_notifications
+from monitor.notifications.sender import Worker
 from monitor.scheduler.lease import acquire, release
 from monitor.scheduler.models import JobRun
 from monitor.scheduler.wake import next_wake
@@ -39,8 +41,11 @@ LEASE = "scheduler"
 @dataclass(frozen=True)
 class Job:
     name: str
-    func: Callable[[WriteFlow], Any]
+    func: Callable[..., Any]
     why: str
+    # The job opens its own short transactions (it talks to the outside world in between):
+    # it is called with (engine, settings, clock) instead of a WriteFlow.
+    own_transactions: bool = False
 
 
 JOBS: dict[str, Job] = {
@@ -55,6 +60,17 @@ JOBS: dict[str, Job] = {
             "refresh_findings",
             refresh_findings,
             "raises findings that only the passing of time creates (overdue, next year's calendar)",
+        ),
+        Job(
+            "send_notifications",
+            send_notifications,
+            "delivers the notice outbox to WeCom, DingTalk, e-mail and webhooks, with retries",
+            own_transactions=True,
+        ),
+        Job(
+            "notify_review_due",
+            notify_review_due,
+            "tells the supervision unit of breaches left unreviewed too long",
         ),
         Job(
             "reconcile_metrics",
@@ -78,9 +94,16 @@ def run_job(
 ) -> Any:
     """Run one job in its own transaction and record its success; `sla-monitor check` and the
     scheduler both come through here."""
+    job = JOBS[name]
+    if job.own_transactions:
+        result = job.func(engine, settings, clock)
+        if count(result):
+            with session_scope(engine) as session:
+                record_success(session, name, holder, clock.now(), count(result))
+        return result
     with session_scope(engine) as session:
         with write_flow(session, load_context(session, settings, clock)) as flow:
-            result = JOBS[name].func(flow)
+            result = job.func(flow)
         record_success(session, name, holder, clock.now(), count(result))
     return result
 
@@ -119,6 +142,11 @@ class Runner:
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
         self.receiver = wake.Receiver(engine, self._on_write)
+        self.sender = Worker(
+            lambda: run_job(engine, settings, clock, "send_notifications", self.holder),
+            lambda: self.is_leader,
+            clock,
+        )
         self.scheduler = BackgroundScheduler(
             timezone=settings.tz,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -135,6 +163,7 @@ class Runner:
         self.is_leader = leader
         if became:
             self.sweep("takeover")
+            self.sender.kick()
         return leader
 
     # Jobs ------------------------------------------------------------------------------
@@ -195,17 +224,29 @@ class Runner:
             kwargs={"why": "safety"},
         )
         self.scheduler.add_job(self.findings, "cron", hour=2, minute=7, id="refresh_findings")
+        self.scheduler.add_job(self.review_due, "interval", minutes=10, id="notify_review_due")
         wake.subscribe(self._on_write)
         self.receiver.start()
+        self.sender.start()
         self.scheduler.start()
 
+    def review_due(self) -> None:
+        if self.is_leader:
+            run_job(self.engine, self.settings, self.clock, "notify_review_due", self.holder)
+
     def _on_write(self, instant: datetime) -> None:
-        if self.is_leader and self.scheduler.running:
-            self.rearm(instant if instant.tzinfo else instant.replace(tzinfo=UTC))
+        instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        if not (self.is_leader and self.scheduler.running):
+            return
+        if instant <= self.clock.now():
+            self.sender.kick()  # not a deadline: a notice was written (or a retry asked for)
+        else:
+            self.rearm(instant)
 
     def stop(self) -> None:
         wake.unsubscribe(self._on_write)
         self.receiver.stop()
+        self.sender.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.is_leader:
