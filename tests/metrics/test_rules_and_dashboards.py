@@ -27,7 +27,14 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
     checked = run(tool("promtool"), "check", "rules", "alerts.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = run(tool("promtool"), "test", "rules", "alerts_test.yml", "alerts_calendar_test.yml")
+    tested = run(
+        tool("promtool"),
+        "test",
+        "rules",
+        "alerts_test.yml",
+        "alerts_calendar_test.yml",
+        "alerts_notifications_test.yml",
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 

@@ -14,10 +14,10 @@ DASHBOARDS = ROOT / "dashboards"
 SCHEMA_CHECK = DASHBOARDS / "schema-check"
 
 
-def tool(name: str) -> str:
+def tool(name: str, package: str = "prometheus") -> str:
     path = shutil.which(name)
     if path is None:
-        unavailable(f"{name} is not installed (Debian package prometheus)")
+        unavailable(f"{name} is not installed (Debian package {package})")
     assert path is not None
     return path
 
