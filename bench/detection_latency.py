@@ -28,14 +28,16 @@ from sqlmodel import Session, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import percentile, write_section  # noqa: E402
 from monitor.breaches.models import Breach  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
+from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import SYSTEM, create_ticket  # noqa: E402
+from monitor.tickets.service import SYSTEM  # noqa: E402
 
 POLICY = """policies:
   - version: bench
@@ -47,12 +49,6 @@ POLICY = """policies:
           - {id: arrival, name: 到场, start: reported, stop: arrived, duration: 1m,
              calendar: 24x7, warn_at: 0.99, pausable: false}
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def main() -> None:
@@ -80,14 +76,14 @@ def main() -> None:
 
     deadlines: dict[int, float] = {}
     start = clock.now()
-    with session_scope(engine) as session:
-        ctx = load_context(session, settings, clock)
+    with (
+        session_scope(engine) as session,
+        write_flow(session, load_context(session, settings, clock)) as flow,
+    ):
         for i in range(args.tickets):
             # Deadlines spread from 3 s to ~23 s from now, 0.5 s apart.
             reported = start - timedelta(seconds=60) + timedelta(seconds=3 + i * 0.5)
-            ticket = create_ticket(
-                session,
-                ctx,
+            ticket = flow.create_ticket(
                 TicketIn.model_validate(
                     {
                         "pool": "pool1",
@@ -141,13 +137,7 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines))
-    results = ROOT / "bench" / "RESULTS.md"
-    old = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n\n"
-    head = lines[0]
-    kept = old.split(head)[0].rstrip() + "\n\n" if head in old else old.rstrip() + "\n\n"
-    after = old.split(head, 1)[1].split("\n### ", 1) if head in old else []
-    tail = ("### " + after[1]) if len(after) > 1 else ""
-    results.write_text(kept + "\n".join(lines) + "\n" + tail, encoding="utf-8")
+    write_section(lines)
     shutil.rmtree(work, ignore_errors=True)
 
 
