@@ -40,6 +40,8 @@ def render(notice: Notice, now: datetime, tz: tzinfo, public_url: str = "") -> M
         left = notice.deadline - now
         if left > timedelta():
             lines.append(f"剩余时间：{human_duration(_whole(left))}")
+        elif -left < timedelta(seconds=1):
+            lines.append("已超时：刚过截止时间")
         else:
             lines.append(f"已超时：{human_duration(_whole(-left))}")
     if notice.kind == NoticeKind.REVIEW_DUE and notice.since is not None:

@@ -56,6 +56,8 @@ def test_a_breach_notice_says_how_late_and_review_due_how_long_it_waited() -> No
     late = render(notice("breached"), DEADLINE + timedelta(hours=1, seconds=2), SH)
     assert "已超时：1小时2秒" in late.body
     assert "查看" not in late.body  # no SLAMON_PUBLIC_URL, no link
+    just = render(notice("breached"), DEADLINE + timedelta(milliseconds=300), SH)
+    assert "已超时：刚过截止时间" in just.body
     waiting = render(notice("review_due"), DEADLINE + timedelta(days=3, hours=1), SH)
     assert waiting.title.startswith("【超时待复核】")
     assert "待复核：2022-08-10 12:11:00+08:00 记录超时，已等待 3天1小时" in waiting.body
