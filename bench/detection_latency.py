@@ -16,22 +16,20 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import percentile, write_section  # noqa: E402
+from bench.results import fresh_database, percentile, write_section  # noqa: E402
 from monitor.breaches.models import Breach  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
-from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
+from monitor.core.db import session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
 from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
@@ -39,34 +37,13 @@ from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import TicketIn  # noqa: E402
 from monitor.tickets.service import SYSTEM  # noqa: E402
 
-POLICY = """policies:
-  - version: bench
-    effective_from: 2019-01-01
-    severities:
-      major:
-        name: bench
-        targets:
-          - {id: arrival, name: 到场, start: reported, stop: arrived, duration: 1m,
-             calendar: 24x7, warn_at: 0.99, pausable: false}
-"""
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=40)
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp())
-    config = work / "config"
-    shutil.copytree(ROOT / "config", config)
-    (config / "sla.yaml").write_text(POLICY, encoding="utf-8")
-    url = args.database or f"sqlite:///{work}/bench.db"
-    engine = make_engine(url)
-    if args.database:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    ensure_schema(engine)
+    work, config, url, engine = fresh_database(args.database)
     settings = Settings(database_url=url, config_dir=config)
     clock = SystemClock()
     runner = Runner(engine, settings, clock, holder="bench")

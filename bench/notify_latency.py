@@ -16,20 +16,16 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.detection_latency import POLICY  # noqa: E402
-from bench.results import percentile, write_section  # noqa: E402
+from bench.results import fresh_database, percentile, write_section  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
-from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
+from monitor.core.db import session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
 from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
@@ -44,17 +40,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=40)
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp())
-    config = work / "config"
-    shutil.copytree(ROOT / "config", config)
-    (config / "sla.yaml").write_text(POLICY, encoding="utf-8")
-    url = args.database or f"sqlite:///{work}/bench.db"
-    engine = make_engine(url)
-    if args.database:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    ensure_schema(engine)
+    work, config, url, engine = fresh_database(args.database)
     arrived: dict[str, float] = {}
     with http_receiver() as receiver:
         settings = Settings(database_url=url, config_dir=config, notify_urls=receiver.url)
