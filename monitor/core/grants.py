@@ -27,6 +27,7 @@ UPDATABLE = {
     "api_tokens",  # revoked_at
     "users",
     "policy_versions",  # only a version no ticket uses yet may be edited
+    "notice_deliveries",  # a delivery's state as it is tried (notices and attempts are kept)
 }
 # What the running product deletes: states of a target the severity no longer has, and the
 # totals the daily reconcile rewrites.

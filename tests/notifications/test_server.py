@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.conftest import CONFIG, PG_URL, _truncate
+from tests.conftest import APP_URL, CONFIG, _truncate
 from tests.metrics.test_prometheus_e2e import wait_for
 from tests.notifications.receivers import Receiver, http_receiver
 from tests.test_durability import cli, free_port, start
@@ -96,7 +96,7 @@ def test_a_breach_notice_survives_kill_9_before_delivery(db_url: str, tmp_path: 
 @pytest.fixture
 def pg_url(pg_engine: Engine) -> str:
     _truncate(pg_engine)
-    return PG_URL
+    return APP_URL
 
 
 @pytest.mark.slow

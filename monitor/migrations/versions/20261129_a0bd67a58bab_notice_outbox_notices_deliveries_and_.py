@@ -1,7 +1,7 @@
 """notice outbox: notices, deliveries and attempts
 
 Revision ID: a0bd67a58bab
-Revises: 772844edd8e3
+Revises: a1c0ffee9001
 Create Date: 2026-11-29 00:40:44.574366
 """
 
@@ -15,7 +15,7 @@ import monitor.core.db
 
 
 revision: str = 'a0bd67a58bab'
-down_revision: str | None = '772844edd8e3'
+down_revision: str | None = 'a1c0ffee9001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
