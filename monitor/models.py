@@ -10,6 +10,7 @@ from monitor.metrics.models import MetricTotal
 from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
+from monitor.web.models import LoginFailure, WebSession
 
 __all__ = [
     "ApiToken",
@@ -25,9 +26,11 @@ __all__ = [
     "IdempotencyKey",
     "JobRun",
     "Lease",
+    "LoginFailure",
     "MetricTotal",
     "PolicyVersion",
     "TargetState",
     "Ticket",
     "User",
+    "WebSession",
 ]
