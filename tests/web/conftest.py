@@ -101,8 +101,9 @@ def login(page: Any, name: str, password: str = PASSWORD) -> None:
     page.goto("/login")
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    with page.expect_navigation():
+        page.click("form[action='/login'] button[type=submit]")
+    assert "/login" not in page.url, page.inner_text("main")
 
 
 def screenshot(page: Any, name: str) -> None:

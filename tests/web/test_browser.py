@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -164,6 +165,28 @@ def test_an_operator_cannot_reach_another_pools_ticket_nor_post_without_csrf(
     assert len(_events(engine, ticket_id)) == before
 
 
+def test_an_evaluator_downloads_the_years_xlsx_and_it_opens(
+    page: Any, people: dict[str, str], engine: Engine, ctx: SlaContext
+) -> None:
+    _late_major(engine, ctx)
+    login(page, "pingjia-zhao")
+    page.click("nav >> text=年度评分")
+    assert "2026 年度评分" in page.inner_text("h1")
+    assert "本年度共发生1次重大故障，其中1次故障处理超时。" in page.inner_text("main")
+    screenshot(page, "scoring")
+    with page.expect_download() as download:
+        page.click("text=下载 Excel（含佐证）")
+    assert download.value.suggested_filename == "2026年度评分.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))
+    table = book["评分表"]
+    rows = [[c.value for c in row] for row in table.iter_rows()]
+    assert rows[1][2] == "系统故障响应或维护及时性" and rows[1][5] == 2
+    evidence = "\n".join(
+        str(c.value) for sheet in book.worksheets[1:] for row in sheet.iter_rows() for c in row
+    )
+    assert "DX-2026-1128" in evidence
+
+
 def test_docs_render_with_the_network_blocked(page: Any, live: str) -> None:
     blocked: list[str] = []
 
@@ -183,6 +206,3 @@ def test_docs_render_with_the_network_blocked(page: Any, live: str) -> None:
     page.goto("/redoc")
     page.wait_for_selector("h1:has-text('SLA Monitor')")
     assert blocked == []
-
-
-__all__ = ["io", "openpyxl"]
