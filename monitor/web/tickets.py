@@ -111,7 +111,8 @@ def search(
         errors["breached"] = "请从列表中选择"
     start, end = _day(date_from, "date_from", errors), _day(date_to, "date_to", errors)
     with read_scope(app.engine) as session:
-        if q and not any(filters.values()) and not date_from and not date_to and page == 1:
+        jump = "HX-Request" not in request.headers  # a filter changed in place: stay on the list
+        if jump and q and not any(filters.values()) and not (date_from or date_to) and page == 1:
             try:
                 found = find_ticket(session, q, scope)
                 return RedirectResponse(f"/tickets/{found.id}", status_code=303)

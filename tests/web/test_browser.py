@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from playwright.sync_api import expect
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -185,6 +186,47 @@ def test_an_evaluator_downloads_the_years_xlsx_and_it_opens(
         str(c.value) for sheet in book.worksheets[1:] for row in sheet.iter_rows() for c in row
     )
     assert "DX-2026-1128" in evidence
+
+
+def test_the_ticket_page_prints_without_menus_and_with_every_explanation(
+    page: Any, people: dict[str, str], engine: Engine, ctx: SlaContext
+) -> None:
+    ticket_id = _late_major(engine, ctx)
+    login(page, "jianli-wang")
+    page.goto(f"/tickets/{ticket_id}")
+    folded = page.locator("tr.explain pre").last  # the report clock has not started: folded
+    assert not folded.is_visible()
+    page.emulate_media(media="print")
+    assert not page.locator("header.top").is_visible()
+    assert not page.locator("section.forms").is_visible()
+    assert all(pre.is_visible() for pre in page.locator("tr.explain pre").all())
+    screenshot(page, "ticket-print")
+
+
+def test_search_filters_apply_as_soon_as_they_change(
+    page: Any, people: dict[str, str], engine: Engine, ctx: SlaContext
+) -> None:
+    _late_major(engine, ctx, "DX-1")
+    with session_scope(engine) as session:
+        create_ticket(
+            session,
+            ctx,
+            make_ticket_in(
+                [("reported", local(2026, 11, 28, 8, 0))],
+                external_id="DX-2",
+                severity="general",
+                title="政务外网出口抖动",
+            ),
+            OPERATOR2,
+        )
+    login(page, "jianli-wang")
+    page.goto("/tickets?q=政务外网")
+    assert "共 2 张工单" in page.inner_text("#results")
+    page.select_option("select[name=severity]", "general")
+    expect(page.locator("#results")).to_contain_text("共 1 张工单")
+    assert "DX-2" in page.inner_text("#results") and "DX-1" not in page.inner_text("#results")
+    assert "severity=general" in page.url
+    screenshot(page, "search")
 
 
 def test_docs_render_with_the_network_blocked(page: Any, live: str) -> None:
