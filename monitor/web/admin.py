@@ -22,12 +22,11 @@ from monitor.auth.service import (
     set_user_disabled,
 )
 from monitor.calendars.loader import arrangements_from
-from monitor.calendars.service import current_calendar, load_arrangements
 from monitor.core.db import read_scope, session_scope
 from monitor.core.errors import InvalidInput
-from monitor.sla.rejudge import rejudge_for_years
+from monitor.judging import jobs
 from monitor.sla.vocab import ROLE_LABELS
-from monitor.web.deps import Admin, Csrf, PageRoute, SignedIn
+from monitor.web.deps import Admin, Csrf, PageRoute, SignedIn, writing
 from monitor.web.messages import field_errors, problems_of, zh
 from monitor.web.render import names_for, render
 from monitor.web.sessions import end_sessions_of
@@ -120,17 +119,10 @@ def _load_calendar(request: Request, who: SignedIn, form: FormData) -> Response:
         return _calendar_page(request, who, year, errors={"file": f"文件内容有误：{details}"})
     if not arrangements:
         return _calendar_page(request, who, year, errors={"file": "文件中没有任何年度"})
-    with session_scope(app.engine) as session:
-        ctx = app.contexts.get(session)
-        load_arrangements(
-            session,
-            arrangements,
-            actor=who.principal.name,
-            at=app.clock.now(),
-            file_name=upload.filename[:200],
+    with writing(request) as flow:
+        changed = jobs.load_calendar(
+            flow, arrangements, actor=who.principal.name, file_name=upload.filename[:200]
         )
-        ctx.calendar = current_calendar(session, app.settings.config_dir)
-        changed = rejudge_for_years(session, ctx, {a.year for a in arrangements})
     first = arrangements[0].year
     return RedirectResponse(f"/calendar?year={first}&done={changed}", status_code=303)
 

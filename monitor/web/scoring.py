@@ -26,7 +26,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def _feed(request: Request, year: int) -> dict[str, Any]:
     app: AppState = state(request)
     with read_scope(app.engine) as session:
-        return scoring_feed(session, app.contexts.get(session), year)
+        return scoring_feed(session, app.contexts.get(session), year).model_dump(mode="json")
 
 
 def _download(body: bytes, name: str, media_type: str) -> Response:

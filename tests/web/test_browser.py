@@ -208,16 +208,14 @@ def test_search_filters_apply_as_soon_as_they_change(
 ) -> None:
     _late_major(engine, ctx, "DX-1")
     with session_scope(engine) as session:
-        create_ticket(
+        make_ticket(
             session,
             ctx,
-            make_ticket_in(
-                [("reported", local(2026, 11, 28, 8, 0))],
-                external_id="DX-2",
-                severity="general",
-                title="政务外网出口抖动",
-            ),
+            [("reported", local(2026, 11, 28, 8, 0))],
             OPERATOR2,
+            external_id="DX-2",
+            severity="general",
+            title="政务外网出口抖动",
         )
     login(page, "jianli-wang")
     page.goto("/tickets?q=政务外网")

@@ -13,8 +13,7 @@ from monitor.core.clock import FixedClock
 from monitor.core.db import read_scope, session_scope
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Ticket
-from monitor.tickets.service import create_ticket
-from tests.helpers import ADMIN, OPERATOR2, local, make_ticket_in
+from tests.helpers import ADMIN, OPERATOR2, local, make_ticket
 from tests.web.conftest import PASSWORD
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -133,16 +132,14 @@ def test_search_finds_chinese_words_and_keeps_operators_in_their_pool(
                 ("pool1", "外网出口拥塞"),
             ]
         ):
-            create_ticket(
+            make_ticket(
                 session,
                 ctx,
-                make_ticket_in(
-                    [("reported", local(2026, 11, 28, 9, i))],
-                    pool=pool,
-                    external_id=f"EX-{i}",
-                    title=title,
-                ),
+                [("reported", local(2026, 11, 28, 9, i))],
                 OPERATOR2 if pool == "pool2" else ADMIN,
+                pool=pool,
+                external_id=f"EX-{i}",
+                title=title,
             )
     log_in(client, "jianli-wang")
     page = client.get("/tickets", params={"q": "出口"})
@@ -167,9 +164,7 @@ def test_a_duplicate_external_id_is_refused_beside_its_field(
     client: TestClient, people: dict[str, str], engine: Engine, ctx: SlaContext
 ) -> None:
     with session_scope(engine) as session:
-        create_ticket(
-            session, ctx, make_ticket_in([("reported", local(2026, 11, 28, 9, 0))]), OPERATOR2
-        )
+        make_ticket(session, ctx, [("reported", local(2026, 11, 28, 9, 0))], OPERATOR2)
     log_in(client, "op2-zhang")
     token = csrf_of(client, "/tickets-new")
     answer = client.post(
