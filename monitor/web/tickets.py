@@ -324,13 +324,14 @@ def get_evidence(request: Request, who: Anyone, ticket_id: int, sha256: str) -> 
     app: AppState = state(request)
     with read_scope(app.engine) as session:
         ticket_in_scope(session, ticket_id, who)
-        row, link = evidence.linked(session, ticket_id, sha256[:64])
+        link = evidence.linked(session, ticket_id, sha256[:64])
     return StreamingResponse(
-        evidence.read_chunks(app.settings.evidence_dir, row.sha256),
-        media_type=row.media_type,
+        evidence.read_chunks(app.settings.evidence_dir, link.sha256),
+        media_type=link.media_type,
         headers={
-            "Content-Length": str(row.size),
+            "Content-Length": str(link.size),
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(link.filename)}",
+            "X-Content-Type-Options": "nosniff",
         },
     )
 
