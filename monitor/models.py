@@ -11,6 +11,7 @@ from monitor.notifications.models import Delivery, DeliveryAttempt, Notice
 from monitor.scheduler.models import JobRun, Lease
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.tickets.models import Event, Ticket
+from monitor.web.models import LoginFailure, WebSession
 
 __all__ = [
     "ApiToken",
@@ -28,10 +29,12 @@ __all__ = [
     "IdempotencyKey",
     "JobRun",
     "Lease",
+    "LoginFailure",
     "MetricTotal",
     "Notice",
     "PolicyVersion",
     "TargetState",
     "Ticket",
     "User",
+    "WebSession",
 ]

@@ -17,13 +17,14 @@ from monitor.breaches.router import router as breaches_router
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, session_scope
 from monitor.core.settings import Settings, get_settings
-from monitor.demo.data import demo_tokens, load_demo
+from monitor.demo.data import demo_tokens, demo_users, load_demo
 from monitor.judging.flow import write_flow
 from monitor.metrics.collector import make_registry
 from monitor.scheduler.runner import Runner
 from monitor.scoring.router import router as scoring_router
 from monitor.sla.service import ContextCache
 from monitor.tickets.router import router as tickets_router
+from monitor.web import router as web
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("monitor")
@@ -41,7 +42,7 @@ async def lifespan(
             with write_flow(session, ctx) as flow:
                 loaded = load_demo(flow)
             if loaded:
-                for line in demo_tokens(session, ctx):
+                for line in demo_tokens(session, ctx) + demo_users(session, ctx):
                     log.warning(line)
     if scheduler:
         app_state.runner = Runner(app_state.engine, app_state.settings, app_state.clock)
@@ -76,6 +77,8 @@ def create_app(
         version="0.1.0",
         summary="Fault tickets against the contract SLA: deadlines, breaches, review, scoring.",
         lifespan=partial(lifespan, app_state=app_state, demo=demo, scheduler=scheduler),
+        docs_url=None,  # served by the web UI with vendored assets, so they work offline
+        redoc_url=None,
     )
     app.state.monitor = app_state
     errors.install(app)
@@ -89,6 +92,7 @@ def create_app(
     api.include_router(breaches_router)
     api.include_router(scoring_router)
     app.include_router(api)
+    web.mount(app)
 
     app.state.registry = make_registry(engine, settings)
     app.state.metrics_open = metrics_open

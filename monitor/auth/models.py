@@ -32,3 +32,4 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     pool: str | None = Field(default=None, max_length=32)
     created_at: datetime = instant()
+    disabled_at: datetime | None = instant(nullable=True)

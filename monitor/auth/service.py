@@ -185,7 +185,7 @@ def create_user(
 
 def authenticate_user(session: Session, name: str, password: str) -> Principal | None:
     user = session.exec(select(User).where(User.name == name)).first()
-    if user is None:
+    if user is None or user.disabled_at is not None:
         _hasher.hash(password)  # same cost whether or not the user exists
         return None
     try:
@@ -193,3 +193,28 @@ def authenticate_user(session: Session, name: str, password: str) -> Principal |
     except VerificationError:
         return None
     return Principal(user.name, user.role, user.pool, f"user:{user.id}")
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.name))).all())
+
+
+def set_user_disabled(
+    session: Session, name: str, *, disabled: bool, now: datetime, actor: str
+) -> User:
+    """Disable an account (it can no longer log in) or enable it again; audited either way."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    user.disabled_at = now if disabled else None
+    session.add(user)
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="user.disabled" if disabled else "user.enabled",
+        entity="user",
+        entity_id=name,
+        payload={"name": name},
+    )
+    return user

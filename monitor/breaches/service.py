@@ -182,6 +182,7 @@ def list_breaches(
     pool: str | None = None,
     tz: tzinfo | None = None,
     include_cleared: bool = False,
+    ticket_id: int | None = None,
 ) -> list[BreachRow]:
     query = select(Breach, Ticket).join(Ticket, col(Ticket.id) == Breach.ticket_id)
     if not include_cleared:
@@ -190,6 +191,8 @@ def list_breaches(
         query = query.where(Breach.review == Review.PENDING)
     if pool is not None:
         query = query.where(Breach.pool == pool)
+    if ticket_id is not None:
+        query = query.where(Breach.ticket_id == ticket_id)
     if year is not None:
         begin, end = year_bounds(year, tz or UTC)
         query = query.where(col(Ticket.reported_at) >= begin, col(Ticket.reported_at) < end)

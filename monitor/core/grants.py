@@ -28,10 +28,18 @@ UPDATABLE = {
     "users",
     "policy_versions",  # only a version no ticket uses yet may be edited
     "notice_deliveries",  # a delivery's state as it is tried (notices and attempts are kept)
+    "login_failures",  # the web login's failure counter
 }
 # What the running product deletes: states of a target the severity no longer has, and the
-# totals the daily reconcile rewrites.
-DELETABLE = {"target_states", "metric_totals", "idempotency_keys"}
+# totals the daily reconcile rewrites; a web session at logout or expiry, a login failure
+# counter after a successful login.
+DELETABLE = {
+    "target_states",
+    "metric_totals",
+    "idempotency_keys",
+    "web_sessions",
+    "login_failures",
+}
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

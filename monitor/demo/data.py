@@ -216,16 +216,42 @@ def load_demo(flow: WriteFlow) -> int:
     return len(drafted)
 
 
+DEMO_ACCOUNTS = (
+    ("demo-operator-pool1", "operator", "pool1"),
+    ("demo-operator-pool2", "operator", "pool2"),
+    ("demo-supervisor", "supervisor", None),
+    ("demo-admin", "admin", None),
+    ("demo-evaluator", "evaluator", None),
+)
+
+
+def demo_users(session: Session, ctx: SlaContext) -> list[str]:
+    """One web login per role for trying the UI; passwords are random and shown once."""
+    import secrets
+
+    from monitor.auth.service import create_user
+
+    lines = ["demo web accounts (log in at /, shown once):"]
+    for name, role, pool in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(12)
+        create_user(
+            session,
+            name=name,
+            password=password,
+            role=role,
+            pool=pool,
+            known_pools=ctx.catalog.pool_ids,
+            now=ctx.now(),
+            actor="demo",
+        )
+        lines.append(f"  {name:<22} {password}")
+    return lines
+
+
 def demo_tokens(session: Session, ctx: SlaContext) -> list[str]:
     """One API token per role for trying the demo; shown once, stored hashed like any other."""
     lines = ["demo API tokens (shown once):"]
-    for name, role, pool in (
-        ("demo-operator-pool1", "operator", "pool1"),
-        ("demo-operator-pool2", "operator", "pool2"),
-        ("demo-supervisor", "supervisor", None),
-        ("demo-admin", "admin", None),
-        ("demo-evaluator", "evaluator", None),
-    ):
+    for name, role, pool in DEMO_ACCOUNTS:
         _, value = create_token(
             session,
             name=name,

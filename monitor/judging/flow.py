@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlmodel import Session, select
 
@@ -30,6 +30,8 @@ from monitor.breaches.service import (
     sync_breaches,
 )
 from monitor.core import wake
+from monitor.evidence import service as evidence
+from monitor.evidence.models import EvidenceLink
 from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import TargetState
@@ -147,6 +149,35 @@ class WriteFlow:
                 "system",
                 self.ctx.now(),
             )
+
+    def attach_evidence(
+        self,
+        ticket: Ticket,
+        stream: BinaryIO,
+        *,
+        media_type: str,
+        filename: str,
+        note: str,
+        actor: Actor,
+    ) -> EvidenceLink:
+        """Store an uploaded file and record it on the ticket as an evidence_added event."""
+        assert ticket.id is not None
+        now, settings = self.ctx.now(), self.ctx.settings
+        row = evidence.store(
+            self.session,
+            settings.evidence_dir,
+            stream,
+            media_type=media_type,
+            filename=filename,
+            ticket_id=ticket.id,
+            uploader=actor.name,
+            now=now,
+            max_bytes=settings.evidence_max_bytes,
+        )
+        ref = f"sha256:{row.sha256}"
+        added = EventIn(type="evidence_added", at=now, note=note or filename, evidence=[ref])
+        self.add_event(ticket, added, actor)
+        return row
 
     def review(self, breach: Breach, decision: str, reason: str, reviewer: str) -> BreachReview:
         """A supervisor's decision on a breach; it moves the breach totals."""

@@ -110,10 +110,50 @@ EVENT_LABELS = {
 
 STATUS_LABELS = {
     "not_started": "未开始",
-    "running": "计时中",
+    "running": "进行中",
     "at_risk": "即将超时",
-    "met": "按时完成",
+    "met": "达标",
     "breached": "超时",
     "paused": "暂停中",
-    "unknown_calendar": "日历未知",
+    "unknown_calendar": "未知日历",
+}
+
+TICKET_STATUS_LABELS = {"open": "处理中", "resolved": "已解决", "closed": "已关闭"}
+
+SOURCE_LABELS = {
+    "monitoring": "监控发现",
+    "user_report": "用户报障",
+    "inspection": "巡检",
+    "other": "其他",
+}
+
+ROLE_LABELS = {
+    "operator": "运营单位",
+    "supervisor": "监理单位",
+    "admin": "管理员",
+    "evaluator": "评估专家",
+}
+
+EVENT_SOURCE_LABELS = {
+    "operator": "运营单位",
+    "supervisor": "监理单位",
+    "system": "系统",
+    "import": "导入",
+}
+
+REVIEW_LABELS = {
+    "pending": "待审核",
+    "confirmed": "已确认",
+    "waived": "已豁免",
+    "cleared": "已撤销",
+}
+
+FINDING_LABELS = {
+    "overdue_open": "长期未结",
+    "no_evidence": "缺少佐证",
+    "late_verification": "用户确认过晚",
+    "late_entry": "补录过晚",
+    "impossible_order": "时间顺序矛盾",
+    "unknown_calendar": "未知日历",
+    "calendar_missing": "缺少下一年日历",
 }

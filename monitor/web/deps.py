@@ -1,0 +1,125 @@
+"""What every page needs: the signed-in person, role checks, CSRF, and Chinese error pages."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from monitor.api.deps import AppState, pool_scope, state
+from monitor.core.db import read_scope, session_scope
+from monitor.core.errors import Forbidden, NotFound
+from monitor.judging.flow import WriteFlow, write_flow
+from monitor.web.render import render
+from monitor.web.sessions import SESSION_COOKIE, SignedIn, signed_in
+
+
+class LoginRequired(Exception):
+    """No current session: the page redirects to the login form and comes back afterwards."""
+
+
+class PageRoute(APIRoute):
+    """Turns a page's refusals into Chinese pages instead of the API's JSON errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            except Forbidden:
+                return error_page(
+                    request, 403, "没有权限", "您的账号角色不能访问此页面或执行此操作。"
+                )
+            except NotFound:
+                return error_page(
+                    request, 404, "未找到", "没有找到该记录，或它不在您可查看的范围内。"
+                )
+            except CsrfRefused:
+                return error_page(
+                    request,
+                    403,
+                    "表单已失效",
+                    "表单缺少有效的安全令牌，请返回上一页刷新后重新提交。",
+                )
+
+        return page
+
+
+class CsrfRefused(Exception):
+    """A form posted without this session's token: possibly from another site."""
+
+
+def error_page(request: Request, status: int, title: str, text: str) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "text": text}, status_code=status)
+
+
+def _signed_in(request: Request) -> SignedIn:
+    cached: SignedIn | None = getattr(request.state, "signed_in", None)
+    if cached is not None:
+        return cached
+    app: AppState = state(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    with read_scope(app.engine) as session:
+        found = signed_in(session, token, app.clock.now()) if token else None
+    if found is None:
+        raise LoginRequired()
+    request.state.signed_in = found
+    return found
+
+
+def page_user(*roles: str) -> Callable[[Request], SignedIn]:
+    """A dependency admitting a signed-in person of these roles (all roles when none named)."""
+
+    def check(request: Request) -> SignedIn:
+        who = _signed_in(request)
+        if roles and who.principal.role not in roles:
+            raise Forbidden(f"the {who.principal.role} role may not do this")
+        return who
+
+    return check
+
+
+async def csrf_checked(request: Request) -> None:
+    """Every form posts the session's token; one without it changes nothing."""
+    who = _signed_in(request)
+    form = await request.form()
+    given = form.get("csrf_token")
+    if not isinstance(given, str) or not hmac.compare_digest(given, who.csrf):
+        raise CsrfRefused()
+
+
+Anyone = Annotated[SignedIn, Depends(page_user())]
+Writer = Annotated[SignedIn, Depends(page_user("operator", "supervisor", "admin"))]
+TicketWriter = Annotated[SignedIn, Depends(page_user("operator", "admin"))]
+Reviewer = Annotated[SignedIn, Depends(page_user("supervisor", "admin"))]
+FindingReader = Annotated[SignedIn, Depends(page_user("operator", "supervisor", "admin"))]
+ScoreReader = Annotated[SignedIn, Depends(page_user("supervisor", "admin", "evaluator"))]
+Admin = Annotated[SignedIn, Depends(page_user("admin"))]
+Csrf = Depends(csrf_checked)
+
+
+@contextmanager
+def writing(request: Request) -> Iterator[WriteFlow]:
+    """One write transaction with the write flow, as the API's writers open it; a page's
+    refused input raises inside the block, so nothing of it is committed."""
+    app: AppState = state(request)
+    with (
+        session_scope(app.engine) as session,
+        write_flow(session, app.contexts.get(session)) as flow,
+    ):
+        yield flow
+
+
+def scope_of(who: SignedIn) -> str | None:
+    """The one pool an operator sees; None for everyone else."""
+    return pool_scope(who.principal)

@@ -1,0 +1,256 @@
+"""The pages without a browser: login and its limits, roles, forms that refuse bad input."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from monitor.core.clock import FixedClock
+from monitor.core.db import read_scope, session_scope
+from monitor.sla.service import SlaContext
+from monitor.tickets.models import Ticket
+from tests.helpers import ADMIN, OPERATOR2, local, make_ticket
+from tests.web.conftest import PASSWORD
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD, **headers: str) -> object:
+    form = client.get("/login")
+    token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
+    return client.post(
+        "/login",
+        data={"username": name, "password": password, "csrf_token": token, "next": "/tickets"},
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
+def csrf_of(client: TestClient, path: str) -> str:
+    return CSRF.search(client.get(path).text).group(1)  # type: ignore[union-attr]
+
+
+def test_a_page_asks_for_login_and_comes_back_after_it(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    answer = client.get("/tickets?q=DX", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=%2Ftickets%3Fq%3DDX"
+    login = client.get(answer.headers["location"])
+    assert 'name="username"' in login.text and 'name="password"' in login.text
+    assert 'value="/tickets?q=DX"' in login.text
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_behind_tls(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    plain = log_in(client, "jianli-wang")
+    assert plain.status_code == 303  # type: ignore[attr-defined]
+    cookie = plain.headers["set-cookie"]  # type: ignore[attr-defined]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    client.cookies.clear()
+    tls = log_in(client, "jianli-wang", **{"X-Forwarded-Proto": "https"})
+    assert "Secure" in tls.headers["set-cookie"]  # type: ignore[attr-defined]
+
+
+def test_wrong_passwords_lock_the_name_for_a_while(
+    client: TestClient, people: dict[str, str], clock: FixedClock
+) -> None:
+    wrong = log_in(client, "jianli-wang", "not the password")
+    assert wrong.status_code == 401  # type: ignore[attr-defined]
+    assert "用户名或密码不正确" in wrong.text  # type: ignore[attr-defined]
+    for _ in range(4):
+        answer = log_in(client, "jianli-wang", "not the password")
+    assert "已暂时锁定" in answer.text  # type: ignore[attr-defined]
+    still = log_in(client, "jianli-wang")
+    assert still.status_code == 401 and "已暂时锁定" in still.text  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=16))
+    assert log_in(client, "jianli-wang").status_code == 303  # type: ignore[attr-defined]
+
+
+def test_login_refuses_a_form_from_elsewhere_and_a_redirect_off_site(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    forged = client.post(
+        "/login",
+        data={"username": "jianli-wang", "password": PASSWORD, "csrf_token": "x"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert "slamon_session" not in forged.headers.get("set-cookie", "")
+    token = csrf_of(client, "/login")
+    answer = client.post(
+        "/login",
+        data={
+            "username": "jianli-wang",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == "/"
+
+
+def test_logout_ends_the_session(client: TestClient, people: dict[str, str]) -> None:
+    log_in(client, "jianli-wang")
+    cookie = client.cookies.get("slamon_session")
+    token = csrf_of(client, "/tickets")
+    assert (
+        client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code
+        == 303
+    )
+    client.cookies.set("slamon_session", cookie or "")
+    assert client.get("/tickets", follow_redirects=False).status_code == 303
+
+
+def test_each_role_sees_only_its_pages(client: TestClient, people: dict[str, str]) -> None:
+    log_in(client, "pingjia-zhao")
+    assert client.get("/scoring").status_code == 200
+    refused = client.get("/accounts")
+    assert refused.status_code == 403 and "没有权限" in refused.text
+    assert "账号" not in client.get("/").text.split("</nav>")[0]
+    client.cookies.clear()
+    log_in(client, "op2-zhang")
+    assert client.get("/scoring").status_code == 403
+    assert client.get("/calendar").status_code == 403
+    assert client.get("/findings").status_code == 200
+
+
+def test_search_finds_chinese_words_and_keeps_operators_in_their_pool(
+    client: TestClient, people: dict[str, str], engine: Engine, ctx: SlaContext
+) -> None:
+    with session_scope(engine) as session:
+        for i, (pool, title) in enumerate(
+            [
+                ("pool2", "政务外网出口中断"),
+                ("pool2", "数据库主备切换失败"),
+                ("pool1", "外网出口拥塞"),
+            ]
+        ):
+            make_ticket(
+                session,
+                ctx,
+                [("reported", local(2026, 11, 28, 9, i))],
+                OPERATOR2 if pool == "pool2" else ADMIN,
+                pool=pool,
+                external_id=f"EX-{i}",
+                title=title,
+            )
+    log_in(client, "jianli-wang")
+    page = client.get("/tickets", params={"q": "出口"})
+    assert (
+        "共 2 张工单" in page.text
+        and "政务外网出口中断" in page.text
+        and "外网出口拥塞" in page.text
+    )
+    filtered = client.get("/tickets", params={"q": "出口", "pool": "pool1"})
+    assert "共 1 张工单" in filtered.text and "政务外网出口中断" not in filtered.text
+    bad = client.get("/tickets", params={"date_from": "2026-02-30"})
+    assert bad.status_code == 422 and 'id="date_from-err"' in bad.text
+    client.cookies.clear()
+    log_in(client, "op2-zhang")
+    mine = client.get("/tickets", params={"q": "出口"})
+    assert "共 1 张工单" in mine.text and "外网出口拥塞" not in mine.text
+    other_pool = client.get("/tickets", params={"q": "EX-2"}, follow_redirects=False)
+    assert other_pool.status_code == 200 and "共 0 张工单" in other_pool.text
+
+
+def test_a_duplicate_external_id_is_refused_beside_its_field(
+    client: TestClient, people: dict[str, str], engine: Engine, ctx: SlaContext
+) -> None:
+    with session_scope(engine) as session:
+        make_ticket(session, ctx, [("reported", local(2026, 11, 28, 9, 0))], OPERATOR2)
+    log_in(client, "op2-zhang")
+    token = csrf_of(client, "/tickets-new")
+    answer = client.post(
+        "/tickets-new",
+        data={
+            "csrf_token": token,
+            "pool": "pool2",
+            "external_id": "EX-0001",
+            "severity": "major",
+            "source": "user_report",
+            "title": "重复的单号",
+            "reported_at": "2026-11-28 10:00",
+        },
+    )
+    assert answer.status_code == 422
+    assert re.search(r'id="external_id-err"[^>]*>该资源池已有此外部单号的工单', answer.text)
+    assert 'value="重复的单号"' in answer.text
+    with read_scope(engine) as session:
+        assert len(session.exec(select(Ticket)).all()) == 1
+
+
+def test_an_admin_manages_accounts_and_tokens(
+    client: TestClient, people: dict[str, str], engine: Engine
+) -> None:
+    log_in(client, "admin-chen")
+    token = csrf_of(client, "/accounts")
+    short = client.post(
+        "/accounts/users",
+        data={
+            "csrf_token": token,
+            "name": "new-op",
+            "role": "operator",
+            "pool": "pool1",
+            "password": "short",
+            "password2": "short",
+        },
+    )
+    assert short.status_code == 422 and "密码至少 12 个字符" in short.text
+    created = client.post(
+        "/accounts/tokens",
+        data={
+            "csrf_token": token,
+            "token_name": "电信工单系统",
+            "token_role": "operator",
+            "token_pool": "pool2",
+        },
+    )
+    secret = re.search(r'<code id="new-token">(slm_[^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
+    api = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/tickets", headers=api).status_code == 200
+    prefix = secret.split("_")[1]
+    client.post(f"/accounts/tokens/{prefix}/revoke", data={"csrf_token": token})
+    assert client.get("/api/v1/tickets", headers=api).status_code == 401
+
+    other = TestClient(client.app)
+    assert log_in(other, "op1-li").status_code == 303  # type: ignore[attr-defined]
+    client.post("/accounts/users/op1-li/disabled", data={"csrf_token": token, "disabled": "1"})
+    assert other.get("/tickets", follow_redirects=False).status_code == 303
+    assert log_in(other, "op1-li").status_code == 401  # type: ignore[attr-defined]
+
+
+def test_an_admin_loads_a_years_calendar(client: TestClient, people: dict[str, str]) -> None:
+    log_in(client, "admin-chen")
+    assert "系统尚不知道 2027 年" in client.get("/calendar?year=2027").text
+    token = csrf_of(client, "/calendar")
+    bad = client.post(
+        "/calendar",
+        data={"csrf_token": token},
+        files={
+            "file": (
+                "2027.yaml",
+                b"years:\n  2027:\n    workdays:\n      - {name: x, date: 2027-01-04}\n",
+            )
+        },
+    )
+    assert bad.status_code == 422 and 'id="file-err"' in bad.text
+    good = client.post(
+        "/calendar",
+        data={"csrf_token": token},
+        files={
+            "file": (
+                "2027.yaml",
+                "years:\n  2027:\n    source: 国务院办公厅通知\n    holidays:\n"
+                "      - {name: 元旦, date: 2027-01-01}\n".encode(),
+            )
+        },
+    )
+    assert good.status_code == 200 and "2027-01-01(周五) 法定节假日（元旦）" in good.text
+    assert "国务院办公厅通知" in good.text
