@@ -37,6 +37,7 @@ from monitor.scoring import exporters
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext, load_context
 from monitor.sla.vocab import CorrectionState, Review
+from monitor.sla.words import words
 from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.render import ticket_text
 from monitor.tickets.service import Actor, find_ticket, ticket_out
@@ -588,6 +589,10 @@ def score_cmd(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="judge only what was recorded by then")
     ] = None,
+    encoding: Annotated[
+        str,
+        typer.Option("--encoding", help="csv: utf-8-sig (with BOM, for Excel), utf-8, gb18030"),
+    ] = "utf-8-sig",
 ) -> None:
     """The year-end scoring feed."""
 
@@ -612,22 +617,28 @@ def score_cmd(
             clock.now(),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         ).model_dump(mode="json")
-    if format is ScoreFormat.xlsx:
-        assert out_file is not None
-        exporters.write_xlsx(feed, out_file)
-        out.print(f"wrote {out_file}")
-        return
-    text = exporters.to_json(feed) if format is ScoreFormat.json else exporters.to_csv(feed)
+        vocabulary = words(ctx)
+    try:
+        download = exporters.score_download(feed, format.value, vocabulary, ctx.tz, encoding)
+    except ValueError as exc:
+        raise fail(f"--encoding: {exc}") from None
+    emit(download.content, out_file)
+
+
+def emit(content: bytes, out_file: Path | None) -> None:
+    """Write a file where asked, or to stdout."""
     if out_file is not None:
-        out_file.write_text(text, encoding="utf-8")
+        out_file.write_bytes(content)
         out.print(f"wrote {out_file}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
 
 
 class ReportFormat(StrEnum):
     md = "md"
     xlsx = "xlsx"
+    csv = "csv"
 
 
 @report_app.command("monthly")
@@ -636,24 +647,15 @@ def report_monthly(
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.md,
     out_file: Annotated[Path | None, typer.Option("--out")] = None,
 ) -> None:
-    """The supervision unit's monthly report, every figure recomputed from raw events."""
+    """The supervision unit's monthly report, every figure recomputed from raw events
+    (csv: the month's breaches)."""
 
     try:
-        year, mon = (int(x) for x in month.split("-"))
-        if not 1 <= mon <= 12:
-            raise ValueError
-    except ValueError:
-        raise fail(f"--month: {month!r} is not YYYY-MM") from None
+        year, mon = monthly.parse_month(month)
+    except ValueError as exc:
+        raise fail(f"--month: {exc}") from None
     if format is ReportFormat.xlsx and out_file is None:
         raise fail("--format xlsx needs --out FILE")
     with reading() as (session, ctx):
         report = monthly.monthly_report(session, ctx, year, mon)
-    if format is ReportFormat.xlsx:
-        assert out_file is not None
-        monthly.write_xlsx(report, out_file)
-        out.print(f"wrote {out_file}")
-    elif out_file is not None:
-        out_file.write_text(monthly.to_markdown(report), encoding="utf-8")
-        out.print(f"wrote {out_file}")
-    else:
-        sys.stdout.write(monthly.to_markdown(report))
+    emit(monthly.monthly_download(report, format.value, ctx.tz).content, out_file)

@@ -20,6 +20,7 @@ from monitor.core.settings import Settings, get_settings
 from monitor.demo.data import demo_tokens, load_demo
 from monitor.judging.flow import write_flow
 from monitor.metrics.collector import make_registry
+from monitor.reports.router import router as reports_router
 from monitor.scheduler.runner import Runner
 from monitor.scoring.router import router as scoring_router
 from monitor.sla.service import ContextCache
@@ -88,6 +89,7 @@ def create_app(
     api.include_router(tickets_router)
     api.include_router(breaches_router)
     api.include_router(scoring_router)
+    api.include_router(reports_router)
     app.include_router(api)
 
     app.state.registry = make_registry(engine, settings)

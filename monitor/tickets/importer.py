@@ -21,6 +21,7 @@ from monitor.core.errors import InvalidInput, Problem
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
+from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
 from monitor.tickets.service import Actor
@@ -43,15 +44,6 @@ EVENT_ALIASES: dict[str, tuple[str, ...]] = {
     "resolved": ("解决时间", "恢复时间", "resolved_at"),
     "verified": ("用户确认时间", "确认恢复时间", "verified_at"),
     "report_submitted": ("报告提交时间", "分析报告提交时间", "report_submitted_at"),
-}
-SOURCE_ALIASES = {
-    "监控发现": "monitoring",
-    "监控": "monitoring",
-    "用户报障": "user_report",
-    "用户报告": "user_report",
-    "巡检": "inspection",
-    "巡检发现": "inspection",
-    "其他": "other",
 }
 LIST_SPLIT = re.compile(r"[,，、;；\n]+")
 
@@ -221,51 +213,23 @@ def read_rows(path: Path) -> list[SourceRow]:
     return reader(path)
 
 
-def _aliases(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
-    pools: dict[str, str] = {}
-    for pool in ctx.catalog.pools:
-        for name in (pool.id, *_name_parts(pool.name)):
-            pools[name] = pool.id
-        operator = ctx.catalog.operator_of(pool.id)
-        if operator is not None:
-            pools[operator.name] = pool.id
-    for name, pool_id in list(pools.items()):
-        if name.startswith("政务") and name.endswith("云"):
-            pools.setdefault(name.removeprefix("政务"), pool_id)  # 一云, 二云
-    severities: dict[str, str] = {}
-    for policy in ctx.policies.policies:
-        for sid, sev in policy.severities.items():
-            for name in (sid, *_name_parts(sev.name)):
-                severities[name] = sid
-    return pools, severities
-
-
-def _name_parts(name: str) -> list[str]:
-    """ "政务一云 (第一资源池)" is also "政务一云" and "第一资源池"."""
-    parts = [name.strip()]
-    match = re.match(r"^(.*?)\s*[（(](.*)[)）]\s*$", name)
-    if match:
-        parts += [match.group(1).strip(), match.group(2).strip()]
-    return [p for p in parts if p]
-
-
 def parse_rows(
     rows: list[SourceRow], ctx: SlaContext
 ) -> tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]:
     """The rows whose shape is valid, and every problem of the others."""
-    pools, severities = _aliases(ctx)
+    vocabulary = words(ctx)
     parsed, problems = [], []
     for row in rows:
         data = row.data
         if row.columns and isinstance(data, dict):
             data = dict(data)
-            for key, table in (
-                ("pool", pools),
-                ("severity", severities),
-                ("source", SOURCE_ALIASES),
+            for key, to_code in (
+                ("pool", vocabulary.pool),
+                ("severity", vocabulary.severity),
+                ("source", vocabulary.source),
             ):
                 if isinstance(data.get(key), str):
-                    data[key] = table.get(data[key], data[key])
+                    data[key] = to_code(data[key])
         try:
             parsed.append((row, TicketIn.model_validate(data)))
         except ValidationError as exc:

@@ -17,6 +17,7 @@ from monitor.core.clock import FixedClock
 from monitor.scoring.exporters import to_csv, to_json, write_xlsx
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext
+from monitor.sla.words import words
 from tests.conftest import NOW
 from tests.helpers import make_ticket, post_event, review
 
@@ -137,7 +138,7 @@ def test_the_xlsx_and_csv_hold_the_figures_of_the_json(
     data = json.loads(to_json(feed))
     ind = data["indicators"][0]
     path = tmp_path / "score.xlsx"
-    write_xlsx(feed, path)
+    write_xlsx(feed, words(ctx), ctx.tz, path)
     book = openpyxl.load_workbook(path)
     table = book["评分表"]
     header = [c.value for c in table[1]]
@@ -158,7 +159,7 @@ def test_the_xlsx_and_csv_hold_the_figures_of_the_json(
     evidence = book["佐证"]
     refs = {r[2] for r in evidence.iter_rows(min_row=2, values_only=True)}
     assert refs == {"A", "B"}
-    kinds = {r[8] for r in evidence.iter_rows(min_row=2, values_only=True)}
+    kinds = {r[10] for r in evidence.iter_rows(min_row=2, values_only=True)}
     assert kinds == {"目标", "超时", "事件"}
-    rows = list(csv.reader(io.StringIO(to_csv(feed))))
+    rows = list(csv.reader(io.StringIO(to_csv(feed).decode("utf-8-sig"))))
     assert rows[1][5] == str(ind["score"]) and rows[1][6] == ind["comment"]
