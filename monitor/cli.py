@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -32,6 +33,7 @@ from monitor.demo.data import load_demo
 from monitor.judging.flow import WriteFlow, write_flow
 from monitor.judging.jobs import load_calendar
 from monitor.reports import monthly
+from monitor.reports.sheets import csv_bytes
 from monitor.scheduler.runner import Runner, run_job
 from monitor.scoring import exporters
 from monitor.scoring.feed import scoring_feed
@@ -39,6 +41,7 @@ from monitor.sla.service import SlaContext, load_context
 from monitor.sla.vocab import CorrectionState, Review
 from monitor.sla.words import words
 from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.lookup import TicketFilters, find_page
 from monitor.tickets.render import ticket_text
 from monitor.tickets.service import Actor, find_ticket, ticket_out
 
@@ -202,6 +205,69 @@ def tickets_show(
         return
 
     out.print(ticket_text(data, ctx.tz), markup=False)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@tickets_app.command("list")
+def tickets_list(
+    pool: Annotated[str | None, typer.Option("--pool", help="pool2 or 政务二云")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="major or 重大故障")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="open|resolved|closed or 处理中|已解决|已关闭")
+    ] = None,
+    breached: Annotated[
+        bool | None, typer.Option("--breached/--not-breached", help="with a breached target")
+    ] = None,
+    reported_from: Annotated[
+        str | None, typer.Option("--from", help="reported from")
+    ] = None,
+    reported_to: Annotated[str | None, typer.Option("--to", help="reported at or before")] = None,
+    q: Annotated[
+        str | None, typer.Option("--q", help="id, external id or a word")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="monitoring or 监控发现")] = None,
+    page: Annotated[int, typer.Option("--page", min=1)] = 1,
+    per_page: Annotated[int, typer.Option("--per-page", min=1, max=500)] = 50,
+    format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+) -> None:
+    """Find tickets with the API's filters (codes or Chinese names), newest report first."""
+    begin = parse_time_option("--from", reported_from).now() if reported_from else None
+    end = parse_time_option("--to", reported_to).now() if reported_to else None
+    filters = TicketFilters(pool, severity, status, breached, begin, end, q, source)
+    with reading() as (session, ctx):
+        found = find_page(session, ctx, filters, scope=None, page=page, per_page=per_page)
+        vocabulary = words(ctx)
+    if format is ListFormat.json:
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        return
+    headers = ["编号", "外部单号", "资源池", "严重程度", "状态", "报障时间", "超时", "标题"]
+    rows = [
+        [
+            t.id,
+            t.external_id or "",
+            vocabulary.pool_label(t.pool),
+            vocabulary.severity_label(t.severity),
+            vocabulary.ticket_status_label(t.status),
+            t.reported_at.replace("T", " "),
+            "是" if t.breached else "否",
+            t.title,
+        ]
+        for t in found.items
+    ]
+    if format is ListFormat.csv:
+        emit(csv_bytes(headers, rows, "utf-8-sig"), None)
+        return
+    table = Table(*headers, box=None, pad_edge=False, show_edge=False)
+    for row in rows:
+        table.add_row(*map(str, row))
+    out.print(table)
+    shown = f"{(page - 1) * per_page + 1}–{(page - 1) * per_page + len(rows)}" if rows else "0"
+    out.print(f"{shown} of {found.total} ticket(s)")
 
 
 @calendar_app.command("show")

@@ -269,3 +269,24 @@ def test_serve_refuses_a_bad_policy_file_naming_the_field(
     code, _, err = invoke("serve", "--port", "1")
     assert code == 1
     assert "sla.yaml" in err and "policies[0].severities.major.targets[0].warn_at" in err
+
+
+def test_tickets_list_filters_like_the_api_as_table_json_and_csv(env: str, tmp_path: Path) -> None:
+    other = {**TICKET, "external_id": "YY-1", "pool": "pool1", "severity": "general"}
+    other["events"] = [{"type": "reported", "at": "2022-09-01T10:00:00+08:00"}]
+    code, _, err = invoke("import", str(write_import(tmp_path, [TICKET, other])))
+    assert code == 0, err
+    code, out, err = invoke("tickets", "list", "--severity", "重大故障")
+    assert code == 0, err
+    assert "EX-0001" in out and "YY-1" not in out and "政务二云" in out and "重大故障" in out
+    assert "1–1 of 1 ticket(s)" in out
+    code, out, _ = invoke("tickets", "list", "--pool", "政务一云", "--format", "json")
+    assert [t["external_id"] for t in json.loads(out)["items"]] == ["YY-1"]
+    code, out, _ = invoke("tickets", "list", "--not-breached", "--format", "json")
+    assert json.loads(out)["total"] == 0  # both clocks ran out long ago
+    code, out, _ = invoke(
+        "tickets", "list", "--from", "2022-09-01T00:00:00+08:00", "--q", "YY", "--format", "csv"
+    )
+    assert out.startswith("\ufeff编号,外部单号") and "YY-1" in out and "EX-0001" not in out
+    code, _, err = invoke("tickets", "list", "--status", "完成了")
+    assert code == 1 and "status" in err
