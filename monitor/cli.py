@@ -223,13 +223,9 @@ def tickets_list(
     breached: Annotated[
         bool | None, typer.Option("--breached/--not-breached", help="with a breached target")
     ] = None,
-    reported_from: Annotated[
-        str | None, typer.Option("--from", help="reported from")
-    ] = None,
+    reported_from: Annotated[str | None, typer.Option("--from", help="reported from")] = None,
     reported_to: Annotated[str | None, typer.Option("--to", help="reported at or before")] = None,
-    q: Annotated[
-        str | None, typer.Option("--q", help="id, external id or a word")
-    ] = None,
+    q: Annotated[str | None, typer.Option("--q", help="id, external id or a word")] = None,
     source: Annotated[str | None, typer.Option("--source", help="monitoring or 监控发现")] = None,
     page: Annotated[int, typer.Option("--page", min=1)] = 1,
     per_page: Annotated[int, typer.Option("--per-page", min=1, max=500)] = 50,
