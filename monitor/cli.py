@@ -306,6 +306,21 @@ def calendar_load(
     out.print(f"re-judged {changed} tickets")
 
 
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    """SEQ:HASH as `audit checkpoint` prints it, or what is wrong with it."""
+    seq, colon, digest = text.strip().partition(":")
+    if not colon:
+        raise ValueError("no ':' — write SEQ:HASH as printed by `sla-monitor audit checkpoint`")
+    if not seq.isdigit() or int(seq) < 1:
+        raise ValueError(f"SEQ {seq!r} is not a record number (1, 2, …)")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        raise ValueError(
+            f"HASH has {len(digest)} characters; a checkpoint's hash is 64 hexadecimal "
+            "characters (sha256)"
+        )
+    return int(seq), digest.lower()
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[
@@ -321,12 +336,12 @@ def audit_verify(
 
     expected = None
     if checkpoint is not None:
-        seq, _, digest = checkpoint.strip().partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise fail("--checkpoint: write SEQ:HASH as printed by `sla-monitor audit checkpoint`")
-        expected = (int(seq), digest)
-    with runtime() as (_, engine, _clock), read_scope(engine) as session:
-        result = verify(session, checkpoint=expected)
+        try:
+            expected = parse_checkpoint(checkpoint)
+        except ValueError as exc:
+            raise fail(f"--checkpoint {checkpoint}: {exc}") from None
+    with runtime() as (settings, engine, _clock), read_scope(engine) as session:
+        result = verify(session, checkpoint=expected, tz=settings.tz)
     if not result.ok:
         where = f"audit record {result.bad_seq}" if result.bad_seq else "the stored data"
         raise fail(

@@ -290,3 +290,31 @@ def test_tickets_list_filters_like_the_api_as_table_json_and_csv(env: str, tmp_p
     assert out.startswith("\ufeff编号,外部单号") and "YY-1" in out and "EX-0001" not in out
     code, _, err = invoke("tickets", "list", "--status", "完成了")
     assert code == 1 and "status" in err
+
+
+def flat(*args: str) -> tuple[int, str]:
+    """Exit code and stderr with the terminal's line wrapping undone."""
+    code, _, err = invoke(*args)
+    return code, " ".join(err.split())
+
+
+def test_audit_messages_say_what_is_wrong_and_show_local_times(env: str, tmp_path: Path) -> None:
+    from monitor.core.db import make_engine
+    from tests.helpers import tamper
+
+    code, err = flat("audit", "verify", "--checkpoint", "5:deadbeef")
+    assert code == 1 and "HASH has 8 characters" in err and "64" in err
+    code, err = flat("audit", "verify", "--checkpoint", "x:" + "0" * 64)
+    assert code == 1 and "SEQ 'x' is not a record number" in err
+    assert invoke("import", str(write_import(tmp_path, [TICKET])))[0] == 0
+    engine = make_engine(env)
+    tamper(
+        engine,
+        "UPDATE events SET occurred_at = occurred_at - INTERVAL '20 minutes' WHERE seq = 2"
+        if env.startswith("postgresql")
+        else "UPDATE events SET occurred_at = datetime(occurred_at, '-20 minutes') WHERE seq = 2",
+    )
+    engine.dispose()
+    code, err = flat("audit", "verify")
+    assert code == 1 and "audit says 2022-08-10 12:05:00+08:00" in err, err
+    assert "table has 2022-08-10 11:45:00+08:00" in err and "+00:00" not in err

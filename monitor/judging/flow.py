@@ -152,7 +152,9 @@ class WriteFlow:
     def review(self, breach: Breach, decision: str, reason: str, reviewer: str) -> BreachReview:
         """A supervisor's decision on a breach; it moves the breach totals."""
         now, count = self.ctx.now(), self.deltas.count_breach
-        return review_breach(self.session, breach, decision, reason, reviewer, now, count)
+        return review_breach(
+            self.session, breach, decision, reason, reviewer, now, count, tz=self.ctx.tz
+        )
 
     # Re-judging --------------------------------------------------------------------------
     def rejudge(self, ticket: Ticket, now: datetime | None = None) -> Settled:
