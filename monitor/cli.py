@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -362,6 +363,24 @@ def audit_checkpoint() -> None:
     out.print(f"{record.seq}:{record.hash}", markup=False)
 
 
+def serve_banner(host: str, port: int, metrics_token: bool) -> list[str]:
+    """What a person needs on start: where everything is, and how to get in."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    command = "sla-monitor" if shutil.which("sla-monitor") else ".venv/bin/sla-monitor"
+    return [
+        f"SLA Monitor on {base}",
+        f"  web UI        {base}/",
+        f"  API docs      {base}/docs   (OpenAPI {base}/openapi.json; API under /api/v1)",
+        f"  metrics       {base}/metrics"
+        + ("   (needs SLAMON_METRICS_TOKEN)" if metrics_token else ""),
+        f"  health        {base}/healthz  {base}/readyz",
+        "API tokens are printed once, when made; to get one (or a login for the web UI):",
+        f"  {command} token create --role supervisor      # an operator also needs --pool",
+        f"  {command} user create NAME --role supervisor  # asks for the password twice",
+    ]
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
@@ -397,11 +416,8 @@ def serve_cmd(
                 "the same token (README: Security)",
                 highlight=False,
             )
-        err.print(
-            f"SLA Monitor on http://{host}:{port}  (API {'/api/v1'}, OpenAPI "
-            "/openapi.json, health /healthz /readyz)",
-            highlight=False,
-        )
+        for line in serve_banner(host, port, settings.metrics_token is not None):
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -569,6 +585,8 @@ def check_cmd(
         f"findings: {found.looked_at} open ticket(s) checked; "
         f"{found.changed} finding(s) opened or closed"
     )
+    for missing in found.calendar:
+        out.print(f"calendar_missing (次年日历未载入): {missing}", markup=False)
 
 
 @breaches_app.command("list")

@@ -318,3 +318,12 @@ def test_audit_messages_say_what_is_wrong_and_show_local_times(env: str, tmp_pat
     code, err = flat("audit", "verify")
     assert code == 1 and "audit says 2022-08-10 12:05:00+08:00" in err, err
     assert "table has 2022-08-10 11:45:00+08:00" in err and "+00:00" not in err
+
+
+def test_check_says_next_years_calendar_is_missing(env: str) -> None:
+    code, out, _ = invoke("check", "--now", "2026-10-01T10:00:00+08:00")
+    assert code == 0 and "calendar_missing" not in out
+    code, out, _ = invoke("check", "--now", "2026-11-20T10:00:00+08:00")
+    assert code == 0 and "calendar_missing" in out and "2027" in out
+    code, out, _ = invoke("findings", "--open")
+    assert "calendar_missing" in out
