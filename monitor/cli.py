@@ -151,6 +151,9 @@ def import_cmd(
     actor: Annotated[
         str, typer.Option("--as", help="who is importing (kept on every event)")
     ] = "import",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse columns the import does not know")
+    ] = False,
 ) -> None:
     """Import tickets with their events; all or nothing, errors name the row and field."""
 
@@ -177,6 +180,7 @@ def import_cmd(
                     rows,
                     Actor(actor, "admin", "import"),
                     lambda n: progress.advance(task, n),
+                    strict=strict,
                 )
             if dry_run:
                 raise DryRun

@@ -105,10 +105,25 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> list[SourceRow]:
+class SourceRows(list[SourceRow]):
+    """The rows of a file, and the columns it has that mean nothing to the import."""
+
+    ignored_columns: list[str]
+
+    def __init__(self, rows: list[SourceRow], ignored: list[str]) -> None:
+        super().__init__(rows)
+        self.ignored_columns = ignored
+
+
+KNOWN_COLUMNS = ", ".join([*FIELD_ALIASES, *EVENT_ALIASES])
+
+
+def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> SourceRows:
+    """Rows of a table; columns it does not know (备注, 处理人, …) are left out and named."""
     known = _header_map()
     columns: list[tuple[str, str, str] | None] = []
     problems = []
+    ignored = []
     for i, raw in enumerate(header):
         name = _cell_text(raw)
         if not name:
@@ -116,12 +131,7 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
             continue
         meaning = known.get(_norm(name))
         if meaning is None:
-            problems.append(
-                Problem(
-                    f"row 1, column {name}",
-                    "unknown column (known: " + ", ".join([*FIELD_ALIASES, *EVENT_ALIASES]) + ")",
-                )
-            )
+            ignored.append(name)
             columns.append(None)
         else:
             columns.append((meaning[0], meaning[1], name))
@@ -163,7 +173,7 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
                 data[name] = text
         where["events"] = next((c[2] for c in columns if c and c[1] == "reported"), "reported")
         out.append(SourceRow(f"row {number}", data, where))
-    return out
+    return SourceRows(out, ignored)
 
 
 def read_csv(path: Path) -> list[SourceRow]:
@@ -203,6 +213,7 @@ READERS: dict[str, Callable[[Path], list[SourceRow]]] = {
 
 
 def read_rows(path: Path) -> list[SourceRow]:
+    """The file's tickets; for a table, `ignored_columns` names the columns left out."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise InvalidInput(
@@ -245,9 +256,15 @@ class ImportSummary:
     by_severity: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
     created: list[Ticket] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{self.tickets} tickets with {self.events} events"]
+        if self.ignored_columns:
+            out.append(
+                "ignored columns (not imported; --strict refuses them): "
+                + ", ".join(self.ignored_columns)
+            )
         out.append("by pool: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_pool.items())))
         out.append(
             "by severity: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_severity.items()))
@@ -261,12 +278,23 @@ def import_rows(
     rows: list[SourceRow],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
+    *,
+    strict: bool = False,
 ) -> ImportSummary:
-    """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back)."""
+    """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back).
+    Unknown columns are left out and listed, or with `strict` refused."""
     session, ctx = flow.session, flow.ctx
+    ignored = list(getattr(rows, "ignored_columns", []))
+    if strict and ignored:
+        raise InvalidInput(
+            [
+                Problem(f"row 1, column {c}", f"unknown column (known: {KNOWN_COLUMNS})")
+                for c in ignored
+            ]
+        )
     parsed, problems = parse_rows(rows, ctx)
     taken: set[tuple[str, str]] = set()
-    summary = ImportSummary()
+    summary = ImportSummary(ignored_columns=ignored)
     for row, ticket_in in parsed:
         try:
             ticket = flow.create_ticket(ticket_in, actor, taken=taken)
