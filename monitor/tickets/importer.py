@@ -245,7 +245,30 @@ def parse_rows(
             parsed.append((row, TicketIn.model_validate(data)))
         except ValidationError as exc:
             problems += [Problem(row.where(p.loc), p.msg) for p in problems_of(exc)]
+            # A bad event type must not hide the row's other problems (unknown pool, a time
+            # in the future, …): check the rest with those events read as comments. The
+            # import is refused anyway, so nothing of it is kept.
+            checkable = _without_bad_types(data, exc)
+            if checkable is not None:
+                parsed.append((row, checkable))
     return parsed, problems
+
+
+def _without_bad_types(data: Any, exc: ValidationError) -> TicketIn | None:
+    """The ticket with every event of an unknown type read as a comment, if that is all
+    that was wrong with it."""
+    errors = exc.errors()
+    bad = [e["loc"] for e in errors if len(e["loc"]) == 3 and e["loc"][::2] == ("events", "type")]
+    if len(bad) != len(errors) or not isinstance(data, dict):
+        return None
+    events = list(data.get("events") or [])
+    for _, i, _ in bad:
+        assert isinstance(i, int)
+        events[i] = {**events[i], "type": "comment"}
+    try:
+        return TicketIn.model_validate({**data, "events": events})
+    except ValidationError:
+        return None
 
 
 @dataclass

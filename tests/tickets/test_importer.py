@@ -221,3 +221,22 @@ def test_unsupported_and_broken_files_are_refused(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(InvalidInput, match="not valid JSON"):
         read_rows(broken)
+
+
+def test_a_bad_event_type_does_not_hide_the_rows_other_problems(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    ticket = {
+        **SPEC_TICKET,
+        "pool": "pool9",
+        "events": [
+            *SPEC_TICKET["events"][:2],
+            {"type": "fixed", "at": "2022-08-17T18:00:00+08:00"},
+            {"type": "resolved", "at": "2099-01-01T00:00:00+08:00"},
+        ],
+    }
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": [ticket]}), encoding="utf-8")
+    problems = refused(session, ctx, path)
+    assert any(p.startswith("tickets[0].events[2].type") for p in problems), problems
+    assert any(p.startswith("tickets[0].pool") and "pool9" in p for p in problems), problems
