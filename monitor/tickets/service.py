@@ -465,7 +465,7 @@ def write_ticket(
     session.flush()
     audit.append(
         session,
-        at=now,
+        at=ticket.created_at,
         actor=actor.name,
         action="ticket.created",
         entity="ticket",
