@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from monitor.api.deps import READ_REPORTS, ReadContext, ReadSession
+from monitor.api.errors import responses
 from monitor.auth.service import Principal
 from monitor.core.errors import InvalidInput, Problem
 from monitor.reports.monthly import monthly_download, monthly_report, parse_month
@@ -19,12 +20,7 @@ router = APIRouter(tags=["reports"])
 @router.get(
     "/reports/monthly/{month}",
     response_class=Response,
-    responses={
-        401: {"description": "no or bad token"},
-        403: {"description": "role not allowed"},
-        422: {"description": "month is not YYYY-MM"},
-        **FILES,
-    },
+    responses={**responses("report"), **FILES},
 )
 def get_monthly(
     month: Annotated[str, Path(max_length=7, description="YYYY-MM")],
