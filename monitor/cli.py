@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -32,12 +34,15 @@ from monitor.demo.data import load_demo
 from monitor.judging.flow import WriteFlow, write_flow
 from monitor.judging.jobs import load_calendar
 from monitor.reports import monthly
+from monitor.reports.sheets import csv_bytes
 from monitor.scheduler.runner import Runner, run_job
 from monitor.scoring import exporters
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext, load_context
 from monitor.sla.vocab import CorrectionState, Review
+from monitor.sla.words import words
 from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.lookup import TicketFilters, find_page
 from monitor.tickets.render import ticket_text
 from monitor.tickets.service import Actor, find_ticket, ticket_out
 
@@ -146,6 +151,9 @@ def import_cmd(
     actor: Annotated[
         str, typer.Option("--as", help="who is importing (kept on every event)")
     ] = "import",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse columns the import does not know")
+    ] = False,
 ) -> None:
     """Import tickets with their events; all or nothing, errors name the row and field."""
 
@@ -172,6 +180,7 @@ def import_cmd(
                     rows,
                     Actor(actor, "admin", "import"),
                     lambda n: progress.advance(task, n),
+                    strict=strict,
                 )
             if dry_run:
                 raise DryRun
@@ -201,6 +210,65 @@ def tickets_show(
         return
 
     out.print(ticket_text(data, ctx.tz), markup=False)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@tickets_app.command("list")
+def tickets_list(
+    pool: Annotated[str | None, typer.Option("--pool", help="pool2 or 政务二云")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="major or 重大故障")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="open|resolved|closed or 处理中|已解决|已关闭")
+    ] = None,
+    breached: Annotated[
+        bool | None, typer.Option("--breached/--not-breached", help="with a breached target")
+    ] = None,
+    reported_from: Annotated[str | None, typer.Option("--from", help="reported from")] = None,
+    reported_to: Annotated[str | None, typer.Option("--to", help="reported at or before")] = None,
+    q: Annotated[str | None, typer.Option("--q", help="id, external id or a word")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="monitoring or 监控发现")] = None,
+    page: Annotated[int, typer.Option("--page", min=1)] = 1,
+    per_page: Annotated[int, typer.Option("--per-page", min=1, max=500)] = 50,
+    format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+) -> None:
+    """Find tickets with the API's filters (codes or Chinese names), newest report first."""
+    begin = parse_time_option("--from", reported_from).now() if reported_from else None
+    end = parse_time_option("--to", reported_to).now() if reported_to else None
+    filters = TicketFilters(pool, severity, status, breached, begin, end, q, source)
+    with reading() as (session, ctx):
+        found = find_page(session, ctx, filters, scope=None, page=page, per_page=per_page)
+        vocabulary = words(ctx)
+    if format is ListFormat.json:
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        return
+    headers = ["编号", "外部单号", "资源池", "严重程度", "状态", "报障时间", "超时", "标题"]
+    rows = [
+        [
+            t.id,
+            t.external_id or "",
+            vocabulary.pool_label(t.pool),
+            vocabulary.severity_label(t.severity),
+            vocabulary.ticket_status_label(t.status),
+            t.reported_at.replace("T", " "),
+            "是" if t.breached else "否",
+            t.title,
+        ]
+        for t in found.items
+    ]
+    if format is ListFormat.csv:
+        emit(csv_bytes(headers, rows, "utf-8-sig"), None)
+        return
+    table = Table(*headers, box=None, pad_edge=False, show_edge=False)
+    for row in rows:
+        table.add_row(*map(str, row))
+    out.print(table)
+    shown = f"{(page - 1) * per_page + 1}–{(page - 1) * per_page + len(rows)}" if rows else "0"
+    out.print(f"{shown} of {found.total} ticket(s)")
 
 
 @calendar_app.command("show")
@@ -243,6 +311,21 @@ def calendar_load(
     out.print(f"re-judged {changed} tickets")
 
 
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    """SEQ:HASH as `audit checkpoint` prints it, or what is wrong with it."""
+    seq, colon, digest = text.strip().partition(":")
+    if not colon:
+        raise ValueError("no ':' — write SEQ:HASH as printed by `sla-monitor audit checkpoint`")
+    if not seq.isdigit() or int(seq) < 1:
+        raise ValueError(f"SEQ {seq!r} is not a record number (1, 2, …)")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        raise ValueError(
+            f"HASH has {len(digest)} characters; a checkpoint's hash is 64 hexadecimal "
+            "characters (sha256)"
+        )
+    return int(seq), digest.lower()
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[
@@ -258,12 +341,12 @@ def audit_verify(
 
     expected = None
     if checkpoint is not None:
-        seq, _, digest = checkpoint.strip().partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise fail("--checkpoint: write SEQ:HASH as printed by `sla-monitor audit checkpoint`")
-        expected = (int(seq), digest)
-    with runtime() as (_, engine, _clock), read_scope(engine) as session:
-        result = verify(session, checkpoint=expected)
+        try:
+            expected = parse_checkpoint(checkpoint)
+        except ValueError as exc:
+            raise fail(f"--checkpoint {checkpoint}: {exc}") from None
+    with runtime() as (settings, engine, _clock), read_scope(engine) as session:
+        result = verify(session, checkpoint=expected, tz=settings.tz)
     if not result.ok:
         where = f"audit record {result.bad_seq}" if result.bad_seq else "the stored data"
         raise fail(
@@ -282,6 +365,24 @@ def audit_checkpoint() -> None:
     if record is None:
         raise fail("the audit log is empty")
     out.print(f"{record.seq}:{record.hash}", markup=False)
+
+
+def serve_banner(host: str, port: int, metrics_token: bool) -> list[str]:
+    """What a person needs on start: where everything is, and how to get in."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    command = "sla-monitor" if shutil.which("sla-monitor") else ".venv/bin/sla-monitor"
+    return [
+        f"SLA Monitor on {base}",
+        f"  web UI        {base}/",
+        f"  API docs      {base}/docs   (OpenAPI {base}/openapi.json; API under /api/v1)",
+        f"  metrics       {base}/metrics"
+        + ("   (needs SLAMON_METRICS_TOKEN)" if metrics_token else ""),
+        f"  health        {base}/healthz  {base}/readyz",
+        "API tokens are printed once, when made; to get one (or a login for the web UI):",
+        f"  {command} token create --role supervisor      # an operator also needs --pool",
+        f"  {command} user create NAME --role supervisor  # asks for the password twice",
+    ]
 
 
 @app.command("serve")
@@ -319,11 +420,8 @@ def serve_cmd(
                 "the same token (README: Security)",
                 highlight=False,
             )
-        err.print(
-            f"SLA Monitor on http://{host}:{port}  (API {'/api/v1'}, OpenAPI "
-            "/openapi.json, health /healthz /readyz)",
-            highlight=False,
-        )
+        for line in serve_banner(host, port, settings.metrics_token is not None):
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -491,6 +589,8 @@ def check_cmd(
         f"findings: {found.looked_at} open ticket(s) checked; "
         f"{found.changed} finding(s) opened or closed"
     )
+    for missing in found.calendar:
+        out.print(f"calendar_missing (次年日历未载入): {missing}", markup=False)
 
 
 @breaches_app.command("list")
@@ -588,6 +688,10 @@ def score_cmd(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="judge only what was recorded by then")
     ] = None,
+    encoding: Annotated[
+        str,
+        typer.Option("--encoding", help="csv: utf-8-sig (with BOM, for Excel), utf-8, gb18030"),
+    ] = "utf-8-sig",
 ) -> None:
     """The year-end scoring feed."""
 
@@ -612,22 +716,28 @@ def score_cmd(
             clock.now(),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         ).model_dump(mode="json")
-    if format is ScoreFormat.xlsx:
-        assert out_file is not None
-        exporters.write_xlsx(feed, out_file)
-        out.print(f"wrote {out_file}")
-        return
-    text = exporters.to_json(feed) if format is ScoreFormat.json else exporters.to_csv(feed)
+        vocabulary = words(ctx)
+    try:
+        download = exporters.score_download(feed, format.value, vocabulary, ctx.tz, encoding)
+    except ValueError as exc:
+        raise fail(f"--encoding: {exc}") from None
+    emit(download.content, out_file)
+
+
+def emit(content: bytes, out_file: Path | None) -> None:
+    """Write a file where asked, or to stdout."""
     if out_file is not None:
-        out_file.write_text(text, encoding="utf-8")
+        out_file.write_bytes(content)
         out.print(f"wrote {out_file}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
 
 
 class ReportFormat(StrEnum):
     md = "md"
     xlsx = "xlsx"
+    csv = "csv"
 
 
 @report_app.command("monthly")
@@ -636,27 +746,18 @@ def report_monthly(
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.md,
     out_file: Annotated[Path | None, typer.Option("--out")] = None,
 ) -> None:
-    """The supervision unit's monthly report, every figure recomputed from raw events."""
+    """The supervision unit's monthly report, every figure recomputed from raw events
+    (csv: the month's breaches)."""
 
     try:
-        year, mon = (int(x) for x in month.split("-"))
-        if not 1 <= mon <= 12:
-            raise ValueError
-    except ValueError:
-        raise fail(f"--month: {month!r} is not YYYY-MM") from None
+        year, mon = monthly.parse_month(month)
+    except ValueError as exc:
+        raise fail(f"--month: {exc}") from None
     if format is ReportFormat.xlsx and out_file is None:
         raise fail("--format xlsx needs --out FILE")
     with reading() as (session, ctx):
         report = monthly.monthly_report(session, ctx, year, mon)
-    if format is ReportFormat.xlsx:
-        assert out_file is not None
-        monthly.write_xlsx(report, out_file)
-        out.print(f"wrote {out_file}")
-    elif out_file is not None:
-        out_file.write_text(monthly.to_markdown(report), encoding="utf-8")
-        out.print(f"wrote {out_file}")
-    else:
-        sys.stdout.write(monthly.to_markdown(report))
+    emit(monthly.monthly_download(report, format.value, ctx.tz).content, out_file)
 
 
 notifications_app = typer.Typer(help="发给值班人员的通知：查看与重发。", no_args_is_help=True)

@@ -269,3 +269,61 @@ def test_serve_refuses_a_bad_policy_file_naming_the_field(
     code, _, err = invoke("serve", "--port", "1")
     assert code == 1
     assert "sla.yaml" in err and "policies[0].severities.major.targets[0].warn_at" in err
+
+
+def test_tickets_list_filters_like_the_api_as_table_json_and_csv(env: str, tmp_path: Path) -> None:
+    other = {**TICKET, "external_id": "YY-1", "pool": "pool1", "severity": "general"}
+    other["events"] = [{"type": "reported", "at": "2022-09-01T10:00:00+08:00"}]
+    code, _, err = invoke("import", str(write_import(tmp_path, [TICKET, other])))
+    assert code == 0, err
+    code, out, err = invoke("tickets", "list", "--severity", "重大故障")
+    assert code == 0, err
+    assert "EX-0001" in out and "YY-1" not in out and "政务二云" in out and "重大故障" in out
+    assert "1–1 of 1 ticket(s)" in out
+    code, out, _ = invoke("tickets", "list", "--pool", "政务一云", "--format", "json")
+    assert [t["external_id"] for t in json.loads(out)["items"]] == ["YY-1"]
+    code, out, _ = invoke("tickets", "list", "--not-breached", "--format", "json")
+    assert json.loads(out)["total"] == 0  # both clocks ran out long ago
+    code, out, _ = invoke(
+        "tickets", "list", "--from", "2022-09-01T00:00:00+08:00", "--q", "YY", "--format", "csv"
+    )
+    assert out.startswith("\ufeff编号,外部单号") and "YY-1" in out and "EX-0001" not in out
+    code, _, err = invoke("tickets", "list", "--status", "完成了")
+    assert code == 1 and "status" in err
+
+
+def flat(*args: str) -> tuple[int, str]:
+    """Exit code and stderr with the terminal's line wrapping undone."""
+    code, _, err = invoke(*args)
+    return code, " ".join(err.split())
+
+
+def test_audit_messages_say_what_is_wrong_and_show_local_times(env: str, tmp_path: Path) -> None:
+    from monitor.core.db import make_engine
+    from tests.helpers import tamper
+
+    code, err = flat("audit", "verify", "--checkpoint", "5:deadbeef")
+    assert code == 1 and "HASH has 8 characters" in err and "64" in err
+    code, err = flat("audit", "verify", "--checkpoint", "x:" + "0" * 64)
+    assert code == 1 and "SEQ 'x' is not a record number" in err
+    assert invoke("import", str(write_import(tmp_path, [TICKET])))[0] == 0
+    engine = make_engine(env)
+    tamper(
+        engine,
+        "UPDATE events SET occurred_at = occurred_at - INTERVAL '20 minutes' WHERE seq = 2"
+        if env.startswith("postgresql")
+        else "UPDATE events SET occurred_at = datetime(occurred_at, '-20 minutes') WHERE seq = 2",
+    )
+    engine.dispose()
+    code, err = flat("audit", "verify")
+    assert code == 1 and "audit says 2022-08-10 12:05:00+08:00" in err, err
+    assert "table has 2022-08-10 11:45:00+08:00" in err and "+00:00" not in err
+
+
+def test_check_says_next_years_calendar_is_missing(env: str) -> None:
+    code, out, _ = invoke("check", "--now", "2026-10-01T10:00:00+08:00")
+    assert code == 0 and "calendar_missing" not in out
+    code, out, _ = invoke("check", "--now", "2026-11-20T10:00:00+08:00")
+    assert code == 0 and "calendar_missing" in out and "2027" in out
+    code, out, _ = invoke("findings", "--open")
+    assert "calendar_missing" in out

@@ -19,7 +19,9 @@ from monitor.core.db import ensure_schema, make_engine, session_scope
 from monitor.core.settings import Settings, get_settings
 from monitor.demo.data import demo_tokens, demo_users, load_demo
 from monitor.judging.flow import write_flow
+from monitor.judging.jobs import sync_calendar
 from monitor.metrics.collector import make_registry
+from monitor.reports.router import router as reports_router
 from monitor.scheduler.runner import Runner
 from monitor.scoring.router import router as scoring_router
 from monitor.sla.service import ContextCache
@@ -38,12 +40,14 @@ async def lifespan(
     ensure_schema(app_state.engine)
     with session_scope(app_state.engine) as session:
         ctx = app_state.contexts.get(session)  # stores new policy versions once
-        if demo:
-            with write_flow(session, ctx) as flow:
-                loaded = load_demo(flow)
-            if loaded:
-                for line in demo_tokens(session, ctx) + demo_users(session, ctx):
-                    log.warning(line)
+        with write_flow(session, ctx) as flow:
+            loaded = load_demo(flow) if demo else 0
+            # Said at start, not only after the first daily job.
+            for missing in sync_calendar(flow)[1]:
+                log.warning("calendar_missing: %s", missing)
+        if loaded:
+            for line in demo_tokens(session, ctx) + demo_users(session, ctx):
+                log.warning(line)
     if scheduler:
         app_state.runner = Runner(app_state.engine, app_state.settings, app_state.clock)
         app_state.runner.start()
@@ -91,6 +95,7 @@ def create_app(
     api.include_router(tickets_router)
     api.include_router(breaches_router)
     api.include_router(scoring_router)
+    api.include_router(reports_router)
     app.include_router(api)
     web.mount(app)
 

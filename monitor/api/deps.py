@@ -10,6 +10,7 @@ write transaction, and the records it asks for, scoped to the caller's pool.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -36,6 +37,7 @@ from monitor.core.errors import (
     TicketNotFound,
     Unauthorized,
 )
+from monitor.core.schemas import BoundedTime
 from monitor.core.settings import Settings
 from monitor.judging.flow import WriteFlow
 from monitor.scheduler.runner import Runner
@@ -95,6 +97,7 @@ READ_BREACHES = allow("operator", "supervisor", "admin", "evaluator")
 REVIEW = allow("supervisor", "admin")
 READ_FINDINGS = allow("operator", "supervisor", "admin")
 READ_SCORING = allow("supervisor", "admin", "evaluator")
+READ_REPORTS = allow("supervisor", "admin", "evaluator")
 
 EVENT_SOURCE = {"operator": "operator", "supervisor": "supervisor", "admin": "system"}
 
@@ -237,3 +240,33 @@ ReviewedBreach = Annotated[Breach, Depends(review_breach_of)]
 
 # A filter value: an id such as a pool, severity or finding kind.
 Word = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=64)]
+# A filter value people may also write as its Chinese name (政务二云, 重大故障, 监控发现).
+Label = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a code or its Chinese name",
+    ),
+]
+
+
+def _offset_space(value: Any) -> Any:
+    """An unencoded `+08:00` arrives as ` 08:00`: read the space as the plus it was."""
+    if isinstance(value, str):
+        return OFFSET_SPACE.sub(r"+\1", value.strip("\r\n\t"))
+    return value
+
+
+OFFSET_SPACE = re.compile(r"(?<=\d) (\d{2}:?\d{2})$")
+# A time in a query string; `+` must be sent as %2B, but a bare `+` (read as a space) is
+# understood too.
+QueryTime = Annotated[
+    BoundedTime | None,
+    BeforeValidator(_offset_space),
+    Query(
+        description="ISO 8601, e.g. 2022-08-10T11:41:00%2B08:00 (`+` encoded as %2B); "
+        "without an offset it is read in the configured zone"
+    ),
+]

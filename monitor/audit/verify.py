@@ -5,7 +5,7 @@ disagrees is named."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from monitor.audit.service import Audited, VerifyResult, verify_chain
 from monitor.breaches.models import Breach, BreachReview
 from monitor.breaches.service import held_corrections
-from monitor.core.timeutil import utc
+from monitor.core.timeutil import show, utc
 from monitor.sla.timer import current_severity, ticket_status
 from monitor.sla.vocab import Review
 from monitor.tickets.models import Event, Ticket
@@ -22,14 +22,17 @@ from monitor.tickets.service import effective_timeline
 Problem = tuple[int, str]  # (audit seq concerned, 0 when the row has none; what is wrong)
 
 
-def verify(session: Session, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+def verify(
+    session: Session, checkpoint: tuple[int, str] | None = None, tz: tzinfo = UTC
+) -> VerifyResult:
+    """The chain, then the rows; times in messages are shown in `tz`, with their offset."""
     result, audited = verify_chain(session, checkpoint)
     if not result.ok:
         return result
     events = _events_by_ticket(session)
     problem = (
-        _check_tickets(session, audited, events)
-        or _check_events(events, audited)
+        _check_tickets(session, audited, events, tz)
+        or _check_events(events, audited, tz)
         or _check_reviews(session, audited)
         or _check_breaches(session, audited)
     )
@@ -53,8 +56,20 @@ def _differs(claimed: Any, value: Any) -> bool:
     return bool(claimed != value)
 
 
+def _shown(value: Any, tz: tzinfo) -> str:
+    """A value as a person reads it: times in the configured zone, with their offset."""
+    return show(value, tz) if isinstance(value, datetime) else str(value)
+
+
+def _claimed(claimed: Any, value: Any, tz: tzinfo) -> str:
+    """What the audit record says, a time shown like the table's."""
+    if isinstance(value, datetime) and isinstance(claimed, str):
+        return show(datetime.fromisoformat(claimed), tz)
+    return _shown(claimed, tz) if isinstance(claimed, datetime) else repr(claimed)
+
+
 def _check_tickets(
-    session: Session, audited: Audited, events: dict[int, list[Event]]
+    session: Session, audited: Audited, events: dict[int, list[Event]], tz: tzinfo
 ) -> Problem | None:
     """A ticket's facts are as created; its derived fields follow from its events."""
     held = held_corrections(session, sorted(events))
@@ -80,7 +95,7 @@ def _check_tickets(
             if _differs(claimed, stored):
                 return seq, (
                     f"ticket {t.id} was changed after it was created ({name}: audit says "
-                    f"{claimed!s}, table has {stored!s})"
+                    f"{_claimed(claimed, stored, tz)}, table has {_shown(stored, tz)})"
                 )
         timeline = effective_timeline(events.get(t.id or 0, []), held.get(t.id or 0, set()))
         reported = next((x.at for x in timeline if x.type == "reported"), None)
@@ -98,12 +113,12 @@ def _check_tickets(
             if value is not None and _differs(value, stored_now[name]):
                 return seq, (
                     f"ticket {t.id} disagrees with its own events ({name}: the events give "
-                    f"{value!s}, table has {stored_now[name]!s})"
+                    f"{_shown(value, tz)}, table has {_shown(stored_now[name], tz)})"
                 )
     return None
 
 
-def _check_events(events: dict[int, list[Event]], audited: Audited) -> Problem | None:
+def _check_events(events: dict[int, list[Event]], audited: Audited, tz: tzinfo) -> Problem | None:
     """Every stored event is exactly as its audit record says, and none is missing."""
     by_id = {e.id: e for evs in events.values() for e in evs}
     found = set()
@@ -134,7 +149,8 @@ def _check_events(events: dict[int, list[Event]], audited: Audited) -> Problem |
                 if _differs(claimed, value):
                     return seq, (
                         f"event #{e.seq} of ticket {e.ticket_id} was changed after it was "
-                        f"recorded ({name}: audit says {claimed!r}, table has {value!s})"
+                        f"recorded ({name}: audit says {_claimed(claimed, value, tz)}, "
+                        f"table has {_shown(value, tz)})"
                     )
     for key, (seq, *_) in audited.events.items():
         if key not in found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from monitor.breaches.models import Breach
 from monitor.breaches.schemas import (
     BreachOut,
     BreachPage,
+    ClearedBy,
     CorrectionDecisionIn,
     CorrectionDecisionOut,
     FindingOut,
@@ -36,13 +38,22 @@ from monitor.breaches.schemas import (
     ReviewIn,
     ReviewOut,
 )
-from monitor.breaches.service import correction_states, list_breaches, overrun, reviews_of
-from monitor.core.errors import PreconditionFailed, PreconditionRequired
+from monitor.breaches.service import (
+    cleared_by,
+    clearing_event,
+    correction_states,
+    list_breaches,
+    overrun,
+    reviews_of,
+)
+from monitor.core.errors import DomainError, PreconditionFailed, PreconditionRequired
 from monitor.core.timeutil import iso
 from monitor.sla.vocab import CorrectionState
 from monitor.tickets.models import Ticket
 
 router = APIRouter(tags=["breaches"])
+# An entity tag as RFC 9110 writes it (optionally weak), or `*`.
+ETAG = re.compile(r'\*|(W/)?"[\x21\x23-\x7e]*"')
 ERRORS = responses("breach")
 
 
@@ -57,10 +68,23 @@ def breach_out(
     assert breach.id is not None
     stop, late = overrun(session, breach, now)
     disputes = correction_states(session, [breach.ticket_id]).get(breach.ticket_id, {})
+    event = clearing_event(session, breach)
     return BreachOut(
         disputed_by=[
             f"#{seq}" for seq, d in disputes.items() if d.decision == CorrectionState.DISPUTED
         ],
+        cleared_at=iso(breach.cleared_at, tz),
+        cleared_by=None
+        if event is None
+        else ClearedBy(
+            seq=event.seq,
+            id=event.client_id or f"#{event.seq}",
+            type=event.type,
+            reason=event.reason,
+            actor=event.actor,
+            recorded_at=iso(event.recorded_at, tz) or "",
+            text=cleared_by(session, breach, tz),
+        ),
         stop=iso(stop, tz),
         overrun_seconds=late.total_seconds(),
         id=breach.id,
@@ -71,7 +95,7 @@ def breach_out(
         target=breach.target,
         deadline=iso(breach.deadline, tz) or "",
         detected_at=iso(breach.detected_at, tz) or "",
-        review=breach.review,
+        review="cleared" if breach.cleared_at is not None else breach.review,
         reviewed_at=iso(breach.reviewed_at, tz),
         reviews=[
             ReviewOut(
@@ -134,6 +158,11 @@ def post_review(
     """Confirm a breach, or waive it with a reason; needs the breach's current ETag."""
     if if_match is None:
         raise PreconditionRequired("If-Match: send the breach's ETag from GET /breaches/{id}")
+    if not ETAG.fullmatch(if_match.strip()):
+        raise DomainError(
+            f"If-Match: {if_match[:80]!r} is malformed; send the ETag exactly as "
+            'GET /breaches/{id} gave it, quotes included (e.g. "breach-3-0")'
+        )
     current = etag(write.session, breach)
     if if_match.strip() not in (current, "*"):
         raise PreconditionFailed(

@@ -19,6 +19,18 @@ class ReviewOut(BaseModel):
     supersedes: int | None
 
 
+class ClearedBy(BaseModel):
+    """The event (usually a correction) that showed the target was met after all."""
+
+    seq: int
+    id: str
+    type: str
+    reason: str | None
+    actor: str
+    recorded_at: str
+    text: str
+
+
 class BreachOut(BaseModel):
     id: int
     ticket: int
@@ -30,7 +42,7 @@ class BreachOut(BaseModel):
     detected_at: str
     stop: str | None = Field(description="when the clock stopped; null while it still runs")
     overrun_seconds: float = Field(description="how far past the deadline, now if still running")
-    review: str
+    review: str = Field(description="pending, confirmed, waived, or cleared (see cleared_by)")
     reviewed_at: str | None
     reviews: list[ReviewOut]
     disputed_by: list[str] = Field(
@@ -38,6 +50,10 @@ class BreachOut(BaseModel):
         description="corrections (#seq) that would clear this breach, waiting for the "
         "supervision unit's decision; until then the breach stands",
     )
+    cleared_at: str | None = Field(
+        default=None, description="when a later event showed the target met"
+    )
+    cleared_by: ClearedBy | None = None
 
 
 class BreachPage(BaseModel):

@@ -10,11 +10,11 @@ from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
 from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
-from monitor.core.errors import Conflict, DomainError, InvalidInput, NotFound, Problem
-from monitor.core.timeutil import year_bounds
+from monitor.core.errors import Conflict, InvalidInput, NotFound, Problem
+from monitor.core.timeutil import show, year_bounds
 from monitor.sla.models import TargetState
-from monitor.sla.vocab import DECISIONS, HELD, CorrectionState, Review, TargetStatus
-from monitor.tickets.models import Ticket
+from monitor.sla.vocab import DECISIONS, EVENT_LABELS, HELD, CorrectionState, Review, TargetStatus
+from monitor.tickets.models import Event, Ticket
 
 # Told of every breach row that stops (-1) or starts (+1) counting under its labels.
 Counter = Callable[[Breach, int], None]
@@ -22,6 +22,34 @@ Counter = Callable[[Breach, int], None]
 
 class BreachNotFound(NotFound):
     pass
+
+
+class BreachCleared(Conflict):
+    """A later correction showed the target met: there is nothing left to review."""
+
+
+def clearing_event(session: Session, breach: Breach) -> Event | None:
+    """The event that cleared a breach: the last one recorded by then, a correction if any."""
+    if breach.cleared_at is None:
+        return None
+    rows = session.exec(
+        select(Event)
+        .where(Event.ticket_id == breach.ticket_id, col(Event.recorded_at) <= breach.cleared_at)
+        .order_by(col(Event.seq).desc())
+    ).all()
+    return next((e for e in rows if e.type == "correction"), rows[0] if rows else None)
+
+
+def cleared_by(session: Session, breach: Breach, tz: tzinfo) -> str:
+    """In words: when a breach was cleared and by which event."""
+    event = clearing_event(session, breach)
+    text = f"cleared {show(breach.cleared_at, tz)}"
+    if event is None:
+        return text
+    what = f"{EVENT_LABELS.get(event.type, event.type)} #{event.seq}"
+    if event.type == "correction" and event.reason:
+        what += f" ({event.reason})"
+    return f"{text} by {what}, recorded by {event.actor}"
 
 
 def sync_breaches(
@@ -117,6 +145,7 @@ def review_breach(
     reviewer: str,
     now: datetime,
     count: Counter,
+    tz: tzinfo = UTC,
 ) -> BreachReview:
     """Record a supervisor's decision; a later one supersedes it and both stay on record."""
     problems = []
@@ -129,9 +158,9 @@ def review_breach(
     if problems:
         raise InvalidInput(problems)
     if breach.cleared_at is not None:
-        raise DomainError(
-            f"breach {breach.id} no longer stands (cleared "
-            f"{breach.cleared_at.isoformat()}); there is nothing to review"
+        raise BreachCleared(
+            f"breach {breach.id} no longer stands: {cleared_by(session, breach, tz)}; "
+            "a cleared breach is not reviewed or scored"
         )
     assert breach.id is not None
     previous = reviews_of(session, breach.id)

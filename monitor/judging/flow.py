@@ -38,6 +38,7 @@ from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import Judgement, judge, wakes_at
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
+from monitor.sla.words import words
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import (
@@ -90,6 +91,7 @@ class WriteFlow:
         taken: set[tuple[str, str]] | None = None,
     ) -> Ticket:
         """A new ticket with its events, judged at once; or InvalidInput, writing nothing."""
+        data = words(self.ctx).ticket_in(data)
         ticket, events = write_ticket(
             self.session, self.ctx, data, actor, recorded_at=recorded_at, taken=taken
         )
@@ -100,6 +102,7 @@ class WriteFlow:
         self, ticket: Ticket, data: EventIn, actor: Actor, *, recorded_at: datetime | None = None
     ) -> Event:
         """Append one event (or a correction) and re-judge the ticket."""
+        data = words(self.ctx).event_in(data)
         row, events = append_event(
             self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at
         )
@@ -182,7 +185,9 @@ class WriteFlow:
     def review(self, breach: Breach, decision: str, reason: str, reviewer: str) -> BreachReview:
         """A supervisor's decision on a breach; it moves the breach totals."""
         now, count = self.ctx.now(), self.deltas.count_breach
-        return review_breach(self.session, breach, decision, reason, reviewer, now, count)
+        return review_breach(
+            self.session, breach, decision, reason, reviewer, now, count, tz=self.ctx.tz
+        )
 
     # Re-judging --------------------------------------------------------------------------
     def rejudge(self, ticket: Ticket, now: datetime | None = None) -> Settled:

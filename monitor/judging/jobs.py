@@ -3,7 +3,7 @@ findings that only the passing of time raises, and a calendar change."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -78,6 +78,18 @@ class Refresh:
 
     looked_at: int
     changed: int
+    calendar: list[str] = field(default_factory=list)
+
+
+def sync_calendar(flow: WriteFlow) -> tuple[int, list[str]]:
+    """Raise (or close) the finding that next year's official calendar is missing; run at
+    start, on `check` and daily. Returns the findings changed and what is missing, in words."""
+    ctx = flow.ctx
+    now = ctx.now()
+    found = calendar_findings(ctx.calendar, now.astimezone(ctx.tz).date())
+    changed = sync_findings(flow.session, found, now, kinds=["calendar_missing"])
+    flow.notices += enqueue_calendar_missing(flow.session, ctx, found, now)
+    return changed, [f.detail for f in found]
 
 
 def refresh_findings(flow: WriteFlow) -> Refresh:
@@ -87,9 +99,7 @@ def refresh_findings(flow: WriteFlow) -> Refresh:
     `--now` cannot undo what was already judged."""
     session, ctx = flow.session, flow.ctx
     now = ctx.now()
-    missing = calendar_findings(ctx.calendar, now.astimezone(ctx.tz).date())
-    changed = sync_findings(session, missing, now, kinds=["calendar_missing"])
-    flow.notices += enqueue_calendar_missing(session, ctx, missing, now)
+    changed, missing = sync_calendar(flow)
     open_tickets = session.exec(select(Ticket).where(Ticket.status == TicketStatus.OPEN)).all()
     for ticket in open_tickets:
         assert ticket.id is not None
@@ -97,7 +107,7 @@ def refresh_findings(flow: WriteFlow) -> Refresh:
         states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
         facts = flow.facts(ticket, events, states, now)
         changed += sync_findings(session, ticket_findings(facts), now, ticket=ticket)
-    return Refresh(len(open_tickets), changed)
+    return Refresh(len(open_tickets), changed, missing)
 
 
 def rejudge_for_years(flow: WriteFlow, years: set[int]) -> int:

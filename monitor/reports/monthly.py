@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,19 @@ from monitor.breaches.findings import KINDS, Thresholds, entry_lag
 from monitor.breaches.models import Breach, BreachReview, Finding
 from monitor.breaches.service import held_corrections
 from monitor.core.timeutil import human_duration, month_bounds, show
+from monitor.reports.sheets import (
+    MEDIA_TYPES,
+    Download,
+    add_sheet,
+    book_bytes,
+    csv_bytes,
+    local,
+    new_book,
+    offset_label,
+)
 from monitor.sla.service import SlaContext
-from monitor.sla.vocab import EVENT_LABELS, Review, TargetStatus
+from monitor.sla.vocab import REVIEW_LABELS, Review, TargetStatus
+from monitor.sla.words import words
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.service import events_of, judge_ticket
 
@@ -21,16 +35,25 @@ METHOD = [
     "工单：报障时间（经更正后）落在本月（{zone}）的全部工单，按资源池和严重程度计数。",
     "SLA 目标：不采用运营单位填报的结论，由本系统依据每张工单的原始事件（含更正记录）、"
     "工单报障时生效的 SLA 策略版本和国家法定工作日历，在报告生成时刻重新计算。",
-    "超时：上述重新计算中状态为 breached 的目标；审核状态取监理单位最后一次审核记录，"
-    "无审核记录的为 pending（待审核）。",
-    "数据质量：本月新开和本月关闭的数据质量发现。",
+    "超时：上述重新计算中状态为“超时”的目标；审核状态取监理单位最后一次审核记录，"
+    "无审核记录的为“待审核”。",
+    "数据质量：本月新开和本月关闭的数据质量发现；关于往年报障工单的发现单列。",
     "补录：本月登记、但登记时间晚于事件发生时间超过 {late} 小时的事件"
     "（不含导入的历史数据和更正事件）。",
 ]
 
 
+def parse_month(text: str) -> tuple[int, int]:
+    """YYYY-MM as (year, month)."""
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})", text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"{text!r} is not YYYY-MM, e.g. 2022-08")
+    return int(match.group(1)), int(match.group(2))
+
+
 def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> dict[str, Any]:
     now = ctx.now()
+    w = words(ctx)
     begin, end = month_bounds(year, month, ctx.tz)
     tickets = session.exec(
         select(Ticket)
@@ -62,13 +85,20 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
                         "ticket": ticket.id,
                         "ref": ref,
                         "pool": ticket.pool,
+                        "pool_label": w.pool_label(ticket.pool),
                         "severity": judgement.severity,
+                        "severity_label": w.severity_label(judgement.severity),
                         "target": t.target,
                         "name": t.name,
                         "deadline": show(t.deadline, ctx.tz),
                         "stop": show(t.stop, ctx.tz),
+                        "deadline_at": t.deadline,
+                        "stop_at": t.stop,
                         "overrun": human_duration(t.overrun) if t.overrun else "—",
                         "review": review.decision if review else Review.PENDING,
+                        "review_label": w.review_label(
+                            review.decision if review else Review.PENDING
+                        ),
                         "reviewer": review.reviewer if review else "",
                         "reason": review.reason if review else "",
                     }
@@ -93,10 +123,14 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
                 {
                     "ref": ticket.external_id or str(ticket.id),
                     "pool": ticket.pool,
+                    "pool_label": w.pool_label(ticket.pool),
                     "seq": e.seq,
                     "type": e.type,
+                    "type_label": w.event_label(e.type),
                     "occurred_at": show(e.occurred_at, ctx.tz),
                     "recorded_at": show(e.recorded_at, ctx.tz),
+                    "occurred": e.occurred_at,
+                    "recorded": e.recorded_at,
                     "actor": e.actor,
                     "lag": human_duration(e.recorded_at - e.occurred_at),
                 }
@@ -105,6 +139,7 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
     return {
         "month": f"{year:04d}-{month:02d}",
         "generated_at": show(now, ctx.tz),
+        "generated": now,
         "method": [
             m.format(zone=ctx.settings.timezone, late=f"{late.total_seconds() / 3600:g}")
             for m in METHOD
@@ -120,9 +155,13 @@ def monthly_report(session: Session, ctx: SlaContext, year: int, month: int) -> 
         ],
         "breaches": breach_rows,
         "breach_reviews": {k: review_counts.get(k, 0) for k in ("pending", "confirmed", "waived")},
-        "findings_opened": [_finding(f, ctx) for f in opened],
-        "findings_closed": [_finding(f, ctx) for f in closed],
+        **_findings(session, ctx, year, opened, closed),
         "late_entries": late_rows,
+        "labels": {
+            "pools": w.pool_names,
+            "severities": w.severity_names,
+            "targets": w.target_names,
+        },
     }
 
 
@@ -141,13 +180,47 @@ def _latest_reviews(session: Session, ticket_ids: list[int]) -> dict[tuple[int, 
     return out
 
 
-def _finding(f: Finding, ctx: SlaContext) -> dict[str, Any]:
+def _findings(
+    session: Session,
+    ctx: SlaContext,
+    year: int,
+    opened: Sequence[Finding],
+    closed: Sequence[Finding],
+) -> dict[str, list[dict[str, Any]]]:
+    """Findings opened and closed in the month: the year's own, and (apart) those about
+    tickets reported in other years."""
+    ids = {f.ticket_id for f in (*opened, *closed) if f.ticket_id is not None}
+    tickets = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ids))).all()}
+    out: dict[str, list[dict[str, Any]]] = {
+        "findings_opened": [],
+        "findings_closed": [],
+        "findings_other_years": [],
+    }
+    for key, found in (("findings_opened", opened), ("findings_closed", closed)):
+        for f in found:
+            ticket = tickets.get(f.ticket_id) if f.ticket_id is not None else None
+            row = _finding(f, ticket, ctx)
+            if ticket is not None and ticket.reported_at.astimezone(ctx.tz).year != year:
+                row["state"] = "本月新开" if key == "findings_opened" else "本月关闭"
+                out["findings_other_years"].append(row)
+            else:
+                out[key].append(row)
+    return out
+
+
+def _finding(f: Finding, ticket: Ticket | None, ctx: SlaContext) -> dict[str, Any]:
+    w = words(ctx)
     return {
         "id": f.id,
         "kind": f.kind,
         "label": KINDS.get(f.kind, f.kind),
         "ticket": f.ticket_id,
+        "ref": (ticket.external_id or str(ticket.id)) if ticket else "—",
+        "reported_year": ticket.reported_at.astimezone(ctx.tz).year if ticket else None,
         "pool": f.pool,
+        "pool_label": w.pool_label(f.pool) if f.pool else "",
+        "opened": f.opened_at,
+        "closed": f.closed_at,
         "detail": f.detail,
         "opened_at": show(f.opened_at, ctx.tz),
         "closed_at": show(f.closed_at, ctx.tz) if f.closed_at else "",
@@ -174,8 +247,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         "| 资源池 | 严重程度 | 工单数 |",
         "|---|---|---|",
     ]
+    labels = report["labels"]
     for pool, sev in t["by_pool"].items():
-        lines += [f"| {pool} | {s} | {n} |" for s, n in sorted(sev.items())]
+        lines += [
+            f"| {labels['pools'].get(pool, pool)} | {labels['severities'].get(s, s)} | {n} |"
+            for s, n in sorted(sev.items())
+        ]
     lines += [
         "",
         "## SLA 目标",
@@ -188,7 +265,9 @@ def to_markdown(report: dict[str, Any]) -> str:
             v for k, v in row.items() if k not in ("pool", "severity", "target", "met", "breached")
         )
         lines.append(
-            f"| {row['pool']} | {row['severity']} | {row['target']} | "
+            f"| {labels['pools'].get(row['pool'], row['pool'])} | "
+            f"{labels['severities'].get(row['severity'], row['severity'])} | "
+            f"{labels['targets'].get(row['target'], row['target'])} | "
             f"{row.get('met', 0)} | {row.get('breached', 0)} | {other} |"
         )
     r = report["breach_reviews"]
@@ -204,8 +283,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     ]
     for b in report["breaches"]:
         lines.append(
-            f"| {b['ref']} | {b['pool']} | {b['name']}({b['target']}) | {b['deadline']} | "
-            f"{b['stop']} | {b['overrun']} | {b['review']} | {b['reviewer']} | "
+            f"| {b['ref']} | {b['pool_label']} | {b['name']} | {b['deadline']} | "
+            f"{b['stop']} | {b['overrun']} | {b['review_label']} | {b['reviewer']} | "
             f"{b['reason']} |"
         )
     for title, key in (
@@ -213,111 +292,220 @@ def to_markdown(report: dict[str, Any]) -> str:
         ("本月关闭的数据质量发现", "findings_closed"),
     ):
         lines += ["", f"## {title}", ""]
-        lines += [
-            f"- [{f['label']}] 工单 {f['ticket'] or '—'}：{f['detail']}" for f in report[key]
-        ] or ["无。"]
+        lines += [f"- [{f['label']}] {f['ref']}：{f['detail']}" for f in report[key]] or ["无。"]
+    lines += ["", "## 往年工单的数据质量发现", ""]
+    lines += [
+        f"- {f['state']} [{f['label']}] {f['ref']}（{f['reported_year']} 年报障）：{f['detail']}"
+        for f in report["findings_other_years"]
+    ] or ["无。"]
     lines += ["", "## 补录事件", ""]
     lines += [
-        f"- {e['ref']} #{e['seq']} {EVENT_LABELS.get(e['type'], e['type'])}：发生于 "
+        f"- {e['ref']} #{e['seq']} {e['type_label']}：发生于 "
         f"{e['occurred_at']}，{e['recorded_at']} 由 {e['actor']} 登记，迟 {e['lag']}"
         for e in report["late_entries"]
     ] or ["无。"]
     return "\n".join(lines) + "\n"
 
 
-def write_xlsx(report: dict[str, Any], path: Path) -> None:
-    from openpyxl import Workbook
+TARGET_COLUMNS = {
+    "met": "按时",
+    "breached": "超时",
+    "running": "计时中",
+    "at_risk": "即将超时",
+    "not_started": "未开始",
+    "paused": "暂停",
+    "unknown_calendar": "日历未知",
+}
 
-    book = Workbook()
-    summary = book.active
-    assert summary is not None
-    summary.title = "概要"
-    summary.append(["监理月报", report["month"]])
-    summary.append(["生成时间", report["generated_at"]])
-    summary.append(["本月报障工单", report["tickets"]["total"]])
-    for k, v in report["breach_reviews"].items():
-        summary.append([f"超时（{k}）", v])
-    summary.append([])
-    summary.append(["计算方法"])
-    for m in report["method"]:
-        summary.append([m])
-    sheet = book.create_sheet("SLA目标")
-    sheet.append(
+
+def xlsx_bytes(report: dict[str, Any], tz: tzinfo) -> bytes:
+    """The report for Excel: Chinese labels (codes beside them), local date-time cells."""
+    labels = report["labels"]
+    zone = offset_label(tz, report["generated"])
+    book = new_book()
+    summary = [
+        ["监理月报", report["month"]],
+        [f"生成时间（{zone}）", local(report["generated"], tz)],
+        ["本月报障工单", report["tickets"]["total"]],
+        *[[f"超时（{REVIEW_LABELS[k]}）", v] for k, v in report["breach_reviews"].items()],
+        ["计算方法", ""],
+        *[["", m] for m in report["method"]],
+    ]
+    add_sheet(book, "概要", ["项目", "内容"], summary)
+    add_sheet(
+        book,
+        "SLA目标",
         [
             "资源池",
             "严重程度",
             "目标",
-            "按时",
-            "超时",
-            "计时中",
-            "即将超时",
-            "未开始",
-            "暂停",
-            "日历未知",
-        ]
-    )
-    for row in report["targets"]:
-        sheet.append(
+            *TARGET_COLUMNS.values(),
+            "资源池代码",
+            "严重程度代码",
+            "目标代码",
+        ],
+        [
             [
+                labels["pools"].get(row["pool"], row["pool"]),
+                labels["severities"].get(row["severity"], row["severity"]),
+                labels["targets"].get(row["target"], row["target"]),
+                *[row.get(k, 0) for k in TARGET_COLUMNS],
                 row["pool"],
                 row["severity"],
                 row["target"],
-                row.get("met", 0),
-                row.get("breached", 0),
-                row.get("running", 0),
-                row.get("at_risk", 0),
-                row.get("not_started", 0),
-                row.get("paused", 0),
-                row.get("unknown_calendar", 0),
             ]
-        )
-    sheet = book.create_sheet("超时及审核")
-    sheet.append(
-        ["工单", "资源池", "严重程度", "目标", "截止", "完成", "超出", "审核", "审核人", "理由"]
+            for row in report["targets"]
+        ],
     )
-    for b in report["breaches"]:
-        sheet.append(
+    add_sheet(
+        book,
+        "超时及审核",
+        [
+            "外部单号",
+            "资源池",
+            "严重程度",
+            "目标",
+            f"截止（{zone}）",
+            f"完成（{zone}）",
+            "超出",
+            "审核",
+            "审核人",
+            "理由",
+            "资源池代码",
+            "严重程度代码",
+            "目标代码",
+            "审核代码",
+        ],
+        [
             [
                 b["ref"],
+                b["pool_label"],
+                b["severity_label"],
+                b["name"],
+                local(b["deadline_at"], tz),
+                local(b["stop_at"], tz),
+                b["overrun"],
+                b["review_label"],
+                b["reviewer"],
+                b["reason"],
                 b["pool"],
                 b["severity"],
                 b["target"],
-                b["deadline"],
-                b["stop"],
-                b["overrun"],
                 b["review"],
-                b["reviewer"],
-                b["reason"],
             ]
-        )
-    sheet = book.create_sheet("数据质量")
-    sheet.append(["状态", "类别", "工单", "资源池", "说明", "开启", "关闭"])
-    for key, label in (("findings_opened", "本月新开"), ("findings_closed", "本月关闭")):
-        for f in report[key]:
-            sheet.append(
-                [
-                    label,
-                    f["label"],
-                    f["ticket"],
-                    f["pool"],
-                    f["detail"],
-                    f["opened_at"],
-                    f["closed_at"],
-                ]
-            )
-    sheet = book.create_sheet("补录事件")
-    sheet.append(["工单", "资源池", "序号", "事件", "发生时间", "登记时间", "登记人", "迟延"])
-    for e in report["late_entries"]:
-        sheet.append(
+            for b in report["breaches"]
+        ],
+    )
+    rows = []
+    for key, state in (("findings_opened", "本月新开"), ("findings_closed", "本月关闭")):
+        rows += [[state, "本年", *_finding_cells(f, tz)] for f in report[key]]
+    rows += [
+        [f["state"], f"{f['reported_year']} 年", *_finding_cells(f, tz)]
+        for f in report["findings_other_years"]
+    ]
+    add_sheet(
+        book,
+        "数据质量",
+        [
+            "状态",
+            "工单年份",
+            "类别",
+            "外部单号",
+            "资源池",
+            "说明",
+            f"开启（{zone}）",
+            f"关闭（{zone}）",
+            "类别代码",
+        ],
+        rows,
+    )
+    add_sheet(
+        book,
+        "补录事件",
+        [
+            "外部单号",
+            "资源池",
+            "序号",
+            "事件",
+            f"发生时间（{zone}）",
+            f"登记时间（{zone}）",
+            "登记人",
+            "迟延",
+            "事件代码",
+        ],
+        [
             [
                 e["ref"],
-                e["pool"],
+                e["pool_label"],
                 e["seq"],
-                e["type"],
-                e["occurred_at"],
-                e["recorded_at"],
+                e["type_label"],
+                local(e["occurred"], tz),
+                local(e["recorded"], tz),
                 e["actor"],
                 e["lag"],
+                e["type"],
             ]
-        )
-    book.save(path)
+            for e in report["late_entries"]
+        ],
+    )
+    return book_bytes(book)
+
+
+def _finding_cells(f: dict[str, Any], tz: tzinfo) -> list[Any]:
+    return [
+        f["label"],
+        f["ref"],
+        f["pool_label"],
+        f["detail"],
+        local(f["opened"], tz),
+        local(f["closed"], tz),
+        f["kind"],
+    ]
+
+
+def write_xlsx(report: dict[str, Any], tz: tzinfo, path: Path) -> None:
+    path.write_bytes(xlsx_bytes(report, tz))
+
+
+def breaches_csv(report: dict[str, Any], encoding: str = "utf-8-sig") -> bytes:
+    """The month's breaches and their review, as CSV for Excel."""
+    headers = [
+        "外部单号",
+        "资源池",
+        "严重程度",
+        "目标",
+        "截止",
+        "完成",
+        "超出",
+        "审核",
+        "审核人",
+        "理由",
+    ]
+    rows = [
+        [
+            b["ref"],
+            b["pool_label"],
+            b["severity_label"],
+            b["name"],
+            b["deadline"],
+            b["stop"],
+            b["overrun"],
+            b["review_label"],
+            b["reviewer"],
+            b["reason"],
+        ]
+        for b in report["breaches"]
+    ]
+    return csv_bytes(headers, rows, encoding)
+
+
+def monthly_download(report: dict[str, Any], fmt: str, tz: tzinfo) -> Download:
+    """The report as a file for a person, named e.g. 2022年08月监理月报.xlsx (csv: the
+    breaches table; md: the whole report)."""
+    year, month = report["month"].split("-")
+    name = f"{year}年{month}月监理月报.{fmt}"
+    if fmt == "xlsx":
+        return Download(xlsx_bytes(report, tz), name, MEDIA_TYPES["xlsx"])
+    if fmt == "csv":
+        return Download(breaches_csv(report), name, MEDIA_TYPES["csv"])
+    return Download(to_markdown(report).encode(), name, MEDIA_TYPES["md"])

@@ -1,18 +1,30 @@
-"""The scoring feed as the evaluators open it: JSON, CSV, or an xlsx with the evaluation
-table and an evidence sheet."""
+"""The scoring feed as the evaluators open it: JSON, CSV (with a BOM for Excel), or an xlsx
+with the evaluation table and an evidence sheet in Chinese, times as real local date-times."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+
+from monitor.reports.sheets import (
+    MEDIA_TYPES,
+    Download,
+    add_sheet,
+    book_bytes,
+    csv_bytes,
+    local,
+    new_book,
+    offset_label,
+)
+from monitor.sla.words import Words
 
 TABLE_HEADERS = ["一级指标", "二级指标", "三级指标", "分值", "评分标准", "评价得分", "评价意见"]
 DETAIL_HEADERS = [
     "指标编号",
     "是否最终",
+    "未最终原因",
     "范围内工单数",
     "扣分次数",
     "待审核",
@@ -20,13 +32,14 @@ DETAIL_HEADERS = [
     "已豁免",
     "截至",
 ]
+FORMATS = ("json", "csv", "xlsx")
 
 
 def to_json(feed: dict[str, Any]) -> str:
     return json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
 
 
-def _table_row(feed: dict[str, Any], ind: dict[str, Any]) -> list[Any]:
+def _table_row(feed: dict[str, Any], ind: dict[str, Any], as_of: Any) -> list[Any]:
     b = ind["breaches"]
     return [
         ind["level1"],
@@ -38,112 +51,96 @@ def _table_row(feed: dict[str, Any], ind: dict[str, Any]) -> list[Any]:
         ind["comment"],
         ind["id"],
         "是" if ind["final"] else "否",
+        "；".join(r["text"] for r in ind.get("not_final", [])),
         ind["tickets_in_scope"],
         ind["occurrences"],
         b["pending"],
         b["confirmed"],
         b["waived"],
-        feed["as_of"],
+        as_of,
     ]
 
 
-def to_csv(feed: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(TABLE_HEADERS + DETAIL_HEADERS)
-    for ind in feed["indicators"]:
-        writer.writerow(_table_row(feed, ind))
-    return buf.getvalue()
+def to_csv(feed: dict[str, Any], encoding: str = "utf-8-sig") -> bytes:
+    """The evaluation table; UTF-8 with a BOM so Excel on Chinese Windows reads it."""
+    rows = [_table_row(feed, ind, feed["as_of"]) for ind in feed["indicators"]]
+    return csv_bytes(TABLE_HEADERS + DETAIL_HEADERS, rows, encoding)
 
 
-def write_xlsx(feed: dict[str, Any], path: Path) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+EVIDENCE_HEADERS = [
+    "指标编号",
+    "工单",
+    "外部单号",
+    "资源池",
+    "资源池代码",
+    "严重程度",
+    "严重程度代码",
+    "标题",
+    "报障时间",
+    "是否扣分",
+    "类别",
+    "目标/事件",
+    "目标/事件代码",
+    "状态/审核",
+    "状态/审核代码",
+    "时间",
+    "截止",
+    "登记时间",
+    "审核记录/登记人",
+    "说明",
+]
 
-    book = Workbook()
-    table = book.active
-    assert table is not None
-    table.title = "评分表"
-    table.append(TABLE_HEADERS + DETAIL_HEADERS)
-    for ind in feed["indicators"]:
-        table.append(_table_row(feed, ind))
-    for cell in table[1]:
-        cell.font = Font(bold=True)
-    for column, width in zip(
-        "ABCDEFGHIJKLMNO", (10, 12, 26, 8, 60, 10, 40, 18, 10, 12, 10, 8, 8, 8, 28), strict=True
-    ):
-        table.column_dimensions[column].width = width
-    for row in table.iter_rows(min_row=2):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
 
-    sheet = book.create_sheet("佐证")
-    sheet.append(
-        [
-            "指标编号",
-            "工单",
-            "外部单号",
-            "资源池",
-            "严重程度",
-            "标题",
-            "报障时间",
-            "是否扣分",
-            "类别",
-            "目标/事件",
-            "状态/类型",
-            "时间",
-            "截止",
-            "登记时间",
-            "审核/来源",
-            "说明",
-        ]
-    )
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+def _evidence_rows(feed: dict[str, Any], w: Words, tz: tzinfo) -> list[list[Any]]:
+    rows: list[list[Any]] = []
     for ind in feed["indicators"]:
         for ev in ind["evidence"]:
             head = [
                 ind["id"],
                 ev["ticket"],
                 ev["external_id"],
+                w.pool_label(ev["pool"]),
                 ev["pool"],
+                w.severity_label(ev["severity"]),
                 ev["severity"],
                 ev["title"],
-                ev["reported_at"],
+                local(ev["reported_at"], tz),
                 "是" if ev["occurrence"] else "否",
             ]
             for t in ev["targets"]:
-                sheet.append(
+                rows.append(
                     [
                         *head,
                         "目标",
+                        t["name"],
                         t["id"],
+                        w.status_label(t["status"]),
                         t["status"],
-                        t["stop"],
-                        t["deadline"],
+                        local(t["stop"], tz),
+                        local(t["deadline"], tz),
                         None,
                         None,
                         None,
                     ]
                 )
             for b in ev["breaches"]:
-                reviews = (
-                    "；".join(
-                        f"{r['at']} {r['reviewer']} {r['decision']} {r['reason']}"
-                        for r in b["reviews"]
-                    )
-                    or "待审核"
+                reviews = "；".join(
+                    f"{_shown(r['at'], tz)} {r['reviewer']} {w.review_label(r['decision'])} "
+                    f"{r['reason']}".strip()
+                    for r in b["reviews"]
                 )
-                sheet.append(
+                rows.append(
                     [
                         *head,
                         "超时",
+                        b["name"],
                         b["target"],
+                        w.review_label(b["review"]),
                         b["review"],
-                        b["stop"],
-                        b["deadline"],
+                        local(b["stop"], tz),
+                        local(b["deadline"], tz),
                         None,
-                        reviews,
+                        reviews or "待审核",
                         b["explain"],
                     ]
                 )
@@ -157,17 +154,60 @@ def write_xlsx(feed: dict[str, Any], path: Path) -> None:
                     )
                     if x
                 )
-                sheet.append(
+                rows.append(
                     [
                         *head,
                         "事件",
                         e["id"],
+                        e["id"],
+                        w.event_label(e["type"]),
                         e["type"],
-                        e["corrected_at"] or e["at"],
+                        local(e["corrected_at"] or e["at"], tz),
                         None,
-                        e["recorded_at"],
+                        local(e["recorded_at"], tz),
                         f"{e['actor']}/{e['source']}",
                         note,
                     ]
                 )
-    book.save(path)
+    return rows
+
+
+def _shown(value: str | None, tz: tzinfo) -> str:
+    at = local(value, tz)
+    return at.strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def xlsx_bytes(feed: dict[str, Any], w: Words, tz: tzinfo) -> bytes:
+    """The evaluators' table (评分表) and every ticket in scope (佐证), for Excel."""
+    as_of = datetime.fromisoformat(feed["as_of"])
+    zone = offset_label(tz, as_of)
+    book = new_book()
+    detail = [h if h != "截至" else f"截至（{zone}）" for h in DETAIL_HEADERS]
+    add_sheet(
+        book,
+        "评分表",
+        TABLE_HEADERS + detail,
+        [_table_row(feed, ind, local(as_of, tz)) for ind in feed["indicators"]],
+    )
+    headers = [
+        f"{h}（{zone}）" if h in ("报障时间", "时间", "截止", "登记时间") else h
+        for h in EVIDENCE_HEADERS
+    ]
+    add_sheet(book, "佐证", headers, _evidence_rows(feed, w, tz))
+    return book_bytes(book)
+
+
+def write_xlsx(feed: dict[str, Any], w: Words, tz: tzinfo, path: Path) -> None:
+    path.write_bytes(xlsx_bytes(feed, w, tz))
+
+
+def score_download(
+    feed: dict[str, Any], fmt: str, w: Words, tz: tzinfo, encoding: str = "utf-8-sig"
+) -> Download:
+    """The score as a file for a person, named e.g. 2022年度评分.xlsx."""
+    name = f"{feed['year']}年度评分.{fmt}"
+    if fmt == "xlsx":
+        return Download(xlsx_bytes(feed, w, tz), name, MEDIA_TYPES["xlsx"])
+    if fmt == "csv":
+        return Download(to_csv(feed, encoding), name, MEDIA_TYPES["csv"])
+    return Download(to_json(feed).encode(), name, MEDIA_TYPES["json"])

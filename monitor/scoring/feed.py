@@ -17,12 +17,14 @@ from monitor.scoring.rules import (
     CountedBreach,
     IndicatorFile,
     ScopeTicket,
+    Score,
     load_indicators,
     score_breach_count,
 )
 from monitor.scoring.schemas import (
     CountedBreachOut,
     IndicatorScore,
+    NotFinal,
     ReviewRecord,
     ScoreFeed,
     TargetSnapshot,
@@ -144,8 +146,38 @@ def count_scope(judged: list[Judged], reviews: Reviews) -> list[ScopeTicket]:
                 for t in j.judgement.targets
                 if t.status == TargetStatus.BREACHED
             ),
+            tuple((t.target, t.status) for t in j.judgement.targets if t.status in UNSETTLED),
         )
         for j in judged
+    ]
+
+
+# A target in one of these states can still change the score.
+UNSETTLED = (
+    TargetStatus.RUNNING,
+    TargetStatus.AT_RISK,
+    TargetStatus.PAUSED,
+    TargetStatus.NOT_STARTED,
+    TargetStatus.UNKNOWN_CALENDAR,
+)
+NOT_FINAL_TEXT = {
+    "pending_review": "有超时尚待监理审核",
+    "running": "有目标仍在计时",
+    "at_risk": "有目标即将超时",
+    "paused": "有目标暂停计时",
+    "not_started": "有目标尚未开始计时",
+    "unknown_calendar": "有目标所需年份的工作日历尚未载入",
+}
+
+
+def _not_final(score: Score, refs: dict[int, str]) -> list[NotFinal]:
+    return [
+        NotFinal(
+            reason=reason,
+            text=f"{NOT_FINAL_TEXT.get(reason, reason)}（{len(ids)} 张工单）",
+            tickets=[refs[i] for i in ids],
+        )
+        for reason, ids in score.not_final.items()
     ]
 
 
@@ -242,6 +274,9 @@ def scoring_feed(
                 occurrences=score.occurrences,
                 breaches=score.breaches,
                 comment=score.comment,
+                not_final=_not_final(
+                    score, {j.id: j.ticket.external_id or str(j.id) for j in judged}
+                ),
                 evidence=[
                     ticket_evidence(j, reviews, j.id in late, ctx.tz)
                     for j in judged

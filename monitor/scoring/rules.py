@@ -61,6 +61,9 @@ class ScopeTicket:
     severity: str
     reported_at: datetime
     breaches: Sequence[CountedBreach] = field(default_factory=tuple)
+    # Targets whose outcome can still change (running, at risk, paused, not started, or
+    # waiting for an unknown calendar year): (target, status).
+    unsettled: Sequence[tuple[str, str]] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Score:
     comment: str
     in_scope: list[int]
     occurrence_tickets: list[int]
+    # Why the score is not final: "pending_review" or a target status → the tickets.
+    not_final: dict[str, list[int]] = field(default_factory=dict)
 
 
 def points_after(rule: BreachCountRule, points: float, occurrences: int) -> float:
@@ -107,9 +112,17 @@ def score_breach_count(
     standing = {t.ticket_id: sum(b.review != Review.WAIVED for b in t.breaches) for t in in_scope}
     occurrences = occurrences_of(rule, list(standing.values()))
     late = [ticket_id for ticket_id, n in standing.items() if n]
+    not_final: dict[str, list[int]] = {}
+    for t in in_scope:
+        reasons = [s for _, s in t.unsettled]
+        if any(b.review == Review.PENDING for b in t.breaches):
+            reasons.insert(0, "pending_review")
+        for reason in dict.fromkeys(reasons):
+            not_final.setdefault(reason, []).append(t.ticket_id)
     return Score(
         score=points_after(rule, points, occurrences),
-        final=counts[Review.PENDING] == 0,
+        final=not not_final,
+        not_final=not_final,
         tickets_in_scope=len(in_scope),
         occurrences=occurrences,
         breaches=counts,

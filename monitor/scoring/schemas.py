@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from monitor.tickets.schemas import EventOut
 
@@ -49,6 +49,17 @@ class TicketEvidence(BaseModel):
     events: list[EventOut]
 
 
+class NotFinal(BaseModel):
+    """One reason the score can still change, with the tickets it concerns."""
+
+    reason: str = Field(
+        description="pending_review, or the status of a target that can still change: "
+        "running, at_risk, paused, not_started, unknown_calendar"
+    )
+    text: str
+    tickets: list[str] = Field(description="external ids (or ids) of the tickets concerned")
+
+
 class IndicatorScore(BaseModel):
     id: str
     name: str
@@ -62,6 +73,9 @@ class IndicatorScore(BaseModel):
     occurrences: int
     breaches: dict[str, int]
     comment: str
+    not_final: list[NotFinal] = Field(
+        default=[], description="why `final` is false; empty when it is true"
+    )
     evidence: list[TicketEvidence]
 
 

@@ -157,3 +157,32 @@ FINDING_LABELS = {
     "unknown_calendar": "未知日历",
     "calendar_missing": "缺少下一年日历",
 }
+
+SOURCE_LABELS = {
+    "monitoring": "监控发现",
+    "user_report": "用户报障",
+    "inspection": "巡检发现",
+    "other": "其他",
+}
+# Other words people write for a source, beside its label.
+SOURCE_ALIASES = {"监控": "monitoring", "用户报告": "user_report", "巡检": "inspection"}
+
+TICKET_STATUS_LABELS = {"open": "处理中", "resolved": "已解决", "closed": "已关闭"}
+
+REVIEW_LABELS = {
+    "pending": "待审核",
+    "confirmed": "已确认",
+    "waived": "已豁免",
+    "cleared": "已撤销",
+}
+
+
+def code_of(value: str, labels: dict[str, str], aliases: dict[str, str] | None = None) -> str:
+    """The code for a code, its Chinese label or an alias; anything else unchanged."""
+    text = value.strip()
+    if text in labels:
+        return text
+    for code, label in labels.items():
+        if text == label:
+            return code
+    return (aliases or {}).get(text, value)

@@ -21,6 +21,7 @@ from monitor.core.errors import InvalidInput, Problem
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
+from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
 from monitor.tickets.service import Actor
@@ -43,15 +44,6 @@ EVENT_ALIASES: dict[str, tuple[str, ...]] = {
     "resolved": ("解决时间", "恢复时间", "resolved_at"),
     "verified": ("用户确认时间", "确认恢复时间", "verified_at"),
     "report_submitted": ("报告提交时间", "分析报告提交时间", "report_submitted_at"),
-}
-SOURCE_ALIASES = {
-    "监控发现": "monitoring",
-    "监控": "monitoring",
-    "用户报障": "user_report",
-    "用户报告": "user_report",
-    "巡检": "inspection",
-    "巡检发现": "inspection",
-    "其他": "other",
 }
 LIST_SPLIT = re.compile(r"[,，、;；\n]+")
 
@@ -113,10 +105,25 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> list[SourceRow]:
+class SourceRows(list[SourceRow]):
+    """The rows of a file, and the columns it has that mean nothing to the import."""
+
+    ignored_columns: list[str]
+
+    def __init__(self, rows: list[SourceRow], ignored: list[str]) -> None:
+        super().__init__(rows)
+        self.ignored_columns = ignored
+
+
+KNOWN_COLUMNS = ", ".join([*FIELD_ALIASES, *EVENT_ALIASES])
+
+
+def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> SourceRows:
+    """Rows of a table; columns it does not know (备注, 处理人, …) are left out and named."""
     known = _header_map()
     columns: list[tuple[str, str, str] | None] = []
     problems = []
+    ignored = []
     for i, raw in enumerate(header):
         name = _cell_text(raw)
         if not name:
@@ -124,12 +131,7 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
             continue
         meaning = known.get(_norm(name))
         if meaning is None:
-            problems.append(
-                Problem(
-                    f"row 1, column {name}",
-                    "unknown column (known: " + ", ".join([*FIELD_ALIASES, *EVENT_ALIASES]) + ")",
-                )
-            )
+            ignored.append(name)
             columns.append(None)
         else:
             columns.append((meaning[0], meaning[1], name))
@@ -171,7 +173,7 @@ def _table_rows(header: list[Any], rows: Iterator[tuple[int, list[Any]]]) -> lis
                 data[name] = text
         where["events"] = next((c[2] for c in columns if c and c[1] == "reported"), "reported")
         out.append(SourceRow(f"row {number}", data, where))
-    return out
+    return SourceRows(out, ignored)
 
 
 def read_csv(path: Path) -> list[SourceRow]:
@@ -211,6 +213,7 @@ READERS: dict[str, Callable[[Path], list[SourceRow]]] = {
 
 
 def read_rows(path: Path) -> list[SourceRow]:
+    """The file's tickets; for a table, `ignored_columns` names the columns left out."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise InvalidInput(
@@ -221,56 +224,51 @@ def read_rows(path: Path) -> list[SourceRow]:
     return reader(path)
 
 
-def _aliases(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
-    pools: dict[str, str] = {}
-    for pool in ctx.catalog.pools:
-        for name in (pool.id, *_name_parts(pool.name)):
-            pools[name] = pool.id
-        operator = ctx.catalog.operator_of(pool.id)
-        if operator is not None:
-            pools[operator.name] = pool.id
-    for name, pool_id in list(pools.items()):
-        if name.startswith("政务") and name.endswith("云"):
-            pools.setdefault(name.removeprefix("政务"), pool_id)  # 一云, 二云
-    severities: dict[str, str] = {}
-    for policy in ctx.policies.policies:
-        for sid, sev in policy.severities.items():
-            for name in (sid, *_name_parts(sev.name)):
-                severities[name] = sid
-    return pools, severities
-
-
-def _name_parts(name: str) -> list[str]:
-    """ "政务一云 (第一资源池)" is also "政务一云" and "第一资源池"."""
-    parts = [name.strip()]
-    match = re.match(r"^(.*?)\s*[（(](.*)[)）]\s*$", name)
-    if match:
-        parts += [match.group(1).strip(), match.group(2).strip()]
-    return [p for p in parts if p]
-
-
 def parse_rows(
     rows: list[SourceRow], ctx: SlaContext
 ) -> tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]:
     """The rows whose shape is valid, and every problem of the others."""
-    pools, severities = _aliases(ctx)
+    vocabulary = words(ctx)
     parsed, problems = [], []
     for row in rows:
         data = row.data
         if row.columns and isinstance(data, dict):
             data = dict(data)
-            for key, table in (
-                ("pool", pools),
-                ("severity", severities),
-                ("source", SOURCE_ALIASES),
+            for key, to_code in (
+                ("pool", vocabulary.pool),
+                ("severity", vocabulary.severity),
+                ("source", vocabulary.source),
             ):
                 if isinstance(data.get(key), str):
-                    data[key] = table.get(data[key], data[key])
+                    data[key] = to_code(data[key])
         try:
             parsed.append((row, TicketIn.model_validate(data)))
         except ValidationError as exc:
             problems += [Problem(row.where(p.loc), p.msg) for p in problems_of(exc)]
+            # A bad event type must not hide the row's other problems (unknown pool, a time
+            # in the future, …): check the rest with those events read as comments. The
+            # import is refused anyway, so nothing of it is kept.
+            checkable = _without_bad_types(data, exc)
+            if checkable is not None:
+                parsed.append((row, checkable))
     return parsed, problems
+
+
+def _without_bad_types(data: Any, exc: ValidationError) -> TicketIn | None:
+    """The ticket with every event of an unknown type read as a comment, if that is all
+    that was wrong with it."""
+    errors = exc.errors()
+    bad = [e["loc"] for e in errors if len(e["loc"]) == 3 and e["loc"][::2] == ("events", "type")]
+    if len(bad) != len(errors) or not isinstance(data, dict):
+        return None
+    events = list(data.get("events") or [])
+    for _, i, _ in bad:
+        assert isinstance(i, int)
+        events[i] = {**events[i], "type": "comment"}
+    try:
+        return TicketIn.model_validate({**data, "events": events})
+    except ValidationError:
+        return None
 
 
 @dataclass
@@ -281,9 +279,15 @@ class ImportSummary:
     by_severity: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
     created: list[Ticket] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{self.tickets} tickets with {self.events} events"]
+        if self.ignored_columns:
+            out.append(
+                "ignored columns (not imported; --strict refuses them): "
+                + ", ".join(self.ignored_columns)
+            )
         out.append("by pool: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_pool.items())))
         out.append(
             "by severity: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_severity.items()))
@@ -297,12 +301,23 @@ def import_rows(
     rows: list[SourceRow],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
+    *,
+    strict: bool = False,
 ) -> ImportSummary:
-    """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back)."""
+    """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back).
+    Unknown columns are left out and listed, or with `strict` refused."""
     session, ctx = flow.session, flow.ctx
+    ignored = list(getattr(rows, "ignored_columns", []))
+    if strict and ignored:
+        raise InvalidInput(
+            [
+                Problem(f"row 1, column {c}", f"unknown column (known: {KNOWN_COLUMNS})")
+                for c in ignored
+            ]
+        )
     parsed, problems = parse_rows(rows, ctx)
     taken: set[tuple[str, str]] = set()
-    summary = ImportSummary()
+    summary = ImportSummary(ignored_columns=ignored)
     for row, ticket_in in parsed:
         try:
             ticket = flow.create_ticket(ticket_in, actor, taken=taken)

@@ -2,50 +2,41 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from monitor.api.deps import (
     READ_TICKETS,
     App,
     EventWriter,
+    Label,
+    QueryTime,
     ReadContext,
     ReadSession,
     ScopedTicket,
     TicketWriter,
-    Word,
     WritableTicket,
     pool_scope,
 )
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
-from monitor.core.errors import InvalidInput
-from monitor.core.schemas import BoundedTime
+from monitor.core.errors import InvalidInput, Problem
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
-from monitor.sla.models import TargetState
-from monitor.sla.service import SlaContext
-from monitor.sla.vocab import TargetStatus, TicketSource
-from monitor.tickets.models import Ticket
+from monitor.tickets.lookup import TicketFilters, by_external_id, find_page
 from monitor.tickets.schemas import (
     EventIn,
-    TargetBrief,
     TicketIn,
     TicketOut,
     TicketPage,
-    TicketSummary,
 )
-from monitor.tickets.service import search_tickets, target_order, ticket_out
+from monitor.tickets.service import ticket_out
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
-
-
-def _rank(ctx: SlaContext, ticket: Ticket, state: TargetState) -> int:
-    return target_order(ctx, ticket, state.target)
 
 
 ERRORS = responses("ticket")
@@ -65,12 +56,15 @@ def list_tickets(
     session: ReadSession,
     ctx: ReadContext,
     who: Reader,
-    pool: Word = None,
-    severity: Word = None,
-    status: Annotated[str | None, Query(pattern="^(open|resolved|closed)$")] = None,
+    pool: Label = None,
+    severity: Label = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=16, description="open/处理中, resolved/已解决 or closed/已关闭"),
+    ] = None,
     breached: bool | None = None,
-    reported_from: BoundedTime | None = None,
-    reported_to: BoundedTime | None = None,
+    reported_from: QueryTime = None,
+    reported_to: QueryTime = None,
     q: Annotated[
         str | None,
         Query(
@@ -79,51 +73,31 @@ def list_tickets(
             description="id, external id or a word of the title",
         ),
     ] = None,
-    source: TicketSource | None = None,
+    source: Label = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TicketPage:
-    """Find tickets; an operator sees only its own pool."""
-    scope = pool_scope(who)
-    if scope is not None and pool is not None and pool != scope:
-        return TicketPage(items=[], total=0, page=page, per_page=per_page)
-    rows, total = search_tickets(
-        session,
-        pool=scope or pool,
-        severity=severity,
-        status=status,
-        breached=breached,
-        reported_from=reported_from,
-        reported_to=reported_to,
-        q=q,
-        source=source,
-        page=page,
-        per_page=per_page,
-        tz=ctx.tz,
-    )
-    items = [
-        TicketSummary(
-            id=t.id or 0,
-            external_id=t.external_id,
-            pool=t.pool,
-            severity=t.current_severity,
-            title=t.title,
-            source=t.source,
-            status=t.status,
-            reported_at=t.reported_at.astimezone(ctx.tz).isoformat(),
-            breached=any(s.status == TargetStatus.BREACHED for s in states),
-            targets=[
-                TargetBrief(
-                    id=s.target,
-                    status=s.status,
-                    deadline=s.deadline.astimezone(ctx.tz).isoformat() if s.deadline else None,
-                )
-                for s in sorted(states, key=partial(_rank, ctx, t))
-            ],
-        )
-        for t, states in rows
-    ]
-    return TicketPage(items=items, total=total, page=page, per_page=per_page)
+    """Find tickets; codes or Chinese names (政务二云, 重大故障, 监控发现); an operator sees only
+    its own pool."""
+    filters = TicketFilters(pool, severity, status, breached, reported_from, reported_to, q, source)
+    try:
+        return find_page(session, ctx, filters, scope=pool_scope(who), page=page, per_page=per_page)
+    except InvalidInput as exc:
+        raise InvalidInput([Problem(f"query.{p.loc}", p.msg) for p in exc.problems]) from None
+
+
+@router.get("/by-external-id/{external_id}", response_model=TicketOut, responses=ERRORS)
+def get_ticket_by_external_id(
+    external_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+    session: ReadSession,
+    ctx: ReadContext,
+    who: Reader,
+    pool: Label = None,
+) -> TicketOut:
+    """One ticket by the operator's own number, within the caller's pool; `pool` picks one
+    when two pools use the same number."""
+    ticket = by_external_id(session, ctx, external_id, scope=pool_scope(who), pool=pool)
+    return ticket_out(session, ctx, ticket)
 
 
 @router.get("/{ticket_id}", response_model=TicketOut, responses=ERRORS)

@@ -16,7 +16,16 @@ from pydantic import (
 )
 
 from monitor.core.schemas import MAX_EVIDENCE_ITEMS, MAX_REF, Input, bounded, visible
-from monitor.sla.vocab import EventType, TargetStatus, TicketSource, TicketStatus
+from monitor.sla.vocab import (
+    EVENT_LABELS,
+    SOURCE_ALIASES,
+    SOURCE_LABELS,
+    EventType,
+    TargetStatus,
+    TicketSource,
+    TicketStatus,
+    code_of,
+)
 
 # Events one request may carry; a ticket's whole history is bounded by a setting.
 MAX_EVENTS_PER_REQUEST = 200
@@ -45,6 +54,15 @@ def _not_a_seq(value: str | None) -> str | None:
             f"{value!r} is reserved: #n names the ticket's n-th event; give an id with a letter"
         )
     return value
+
+
+def _code(labels: dict[str, str], aliases: dict[str, str] | None = None) -> Any:
+    """A validator that reads a Chinese label (e.g. 到场, 监控发现) as its code."""
+
+    def to_code(value: Any) -> Any:
+        return code_of(value, labels, aliases) if isinstance(value, str) else value
+
+    return to_code
 
 
 class EventIn(Input):
@@ -77,6 +95,7 @@ class EventIn(Input):
     reason: str | None = Field(default=None, max_length=2000, description="correction: why")
 
     _at_text = field_validator("at", mode="before")(_reject_bare_date)
+    _type_code = field_validator("type", mode="before")(_code(EVENT_LABELS))
 
     @model_validator(mode="after")
     def _type_fields(self) -> EventIn:
@@ -114,6 +133,8 @@ class TicketIn(Input):
         default=[], max_length=50, description="affected business systems (id or name)"
     )
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+    _source_code = field_validator("source", mode="before")(_code(SOURCE_LABELS, SOURCE_ALIASES))
 
 
 class ImportFile(Input):

@@ -456,15 +456,16 @@ def write_ticket(
         policy_version=policy.version,
         status=TicketStatus.OPEN,
         reported_at=reported.at,
-        created_at=now,
-        updated_at=now,
+        # Back-filled history (the demo) was created when its first event was recorded.
+        created_at=min(recorded_at, default=now) if recorded_at else now,
+        updated_at=max(recorded_at, default=now) if recorded_at else now,
         created_by=actor.name,
     )
     session.add(ticket)
     session.flush()
     audit.append(
         session,
-        at=now,
+        at=ticket.created_at,
         actor=actor.name,
         action="ticket.created",
         entity="ticket",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -13,8 +10,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from monitor.api.deps import AppState, state
 from monitor.core.db import read_scope
-from monitor.scoring.exporters import to_csv, write_xlsx
+from monitor.scoring.exporters import score_download
 from monitor.scoring.feed import scoring_feed
+from monitor.scoring.router import file_response
+from monitor.sla.words import words
 from monitor.web.deps import PageRoute, ScoreReader
 from monitor.web.render import render
 
@@ -27,17 +26,6 @@ def _feed(request: Request, year: int) -> dict[str, Any]:
     app: AppState = state(request)
     with read_scope(app.engine) as session:
         return scoring_feed(session, app.contexts.get(session), year).model_dump(mode="json")
-
-
-def _download(body: bytes, name: str, media_type: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            "Cache-Control": "no-store",
-        },
-    )
 
 
 @router.get("/scoring", response_class=HTMLResponse)
@@ -64,17 +52,22 @@ def scoring(
 
 @router.get("/scoring/{year}.xlsx")
 def scoring_xlsx(request: Request, who: ScoreReader, year: Year) -> Response:
-    """The evaluators' table and its evidence sheet, as the CLI writes it."""
-    feed = _feed(request, year)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "score.xlsx"
-        write_xlsx(feed, path)
-        body = path.read_bytes()
-    return _download(body, f"{year}年度评分.xlsx", XLSX)
+    """The evaluators' table and its evidence sheet, the same file as the API and the CLI."""
+    return _file(request, year, "xlsx")
 
 
 @router.get("/scoring/{year}.csv")
 def scoring_csv(request: Request, who: ScoreReader, year: Year) -> Response:
     """The table alone, with a BOM so Excel on Chinese Windows reads it as UTF-8."""
-    body = to_csv(_feed(request, year)).encode("utf-8-sig")
-    return _download(body, f"{year}年度评分.csv", "text/csv; charset=utf-8")
+    return _file(request, year, "csv")
+
+
+def _file(request: Request, year: int, fmt: str) -> Response:
+    app: AppState = state(request)
+    with read_scope(app.engine) as session:
+        ctx = app.contexts.get(session)
+        feed = scoring_feed(session, ctx, year).model_dump(mode="json")
+        download = score_download(feed, fmt, words(ctx), ctx.tz)
+    response = file_response(download)
+    response.headers["Cache-Control"] = "no-store"
+    return response

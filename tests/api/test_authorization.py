@@ -22,6 +22,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/tickets"): (201, 422, 403, 201, 403, 401),
     ("GET", "/tickets"): (200, 200, 200, 200, 200, 401),
     ("GET", "/tickets/{ticket_id}"): (200, 404, 200, 200, 200, 401),
+    ("GET", "/tickets/by-external-id/{external_id}"): (200, 404, 200, 200, 200, 401),
     ("POST", "/tickets/{ticket_id}/events"): (201, 404, 201, 201, 403, 401),
     ("POST", "/tickets/{ticket_id}/evidence"): (201, 404, 201, 201, 403, 401),
     ("GET", "/tickets/{ticket_id}/evidence/{sha256}"): (200, 404, 200, 200, 200, 401),
@@ -32,6 +33,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/tickets/{ticket_id}/corrections/{seq}/decision"): (403, 403, 404, 404, 403, 401),
     ("GET", "/findings"): (200, 200, 200, 200, 403, 401),
     ("GET", "/scoring/{year}"): (403, 403, 200, 200, 200, 401),
+    ("GET", "/reports/monthly/{month}"): (403, 403, 200, 200, 200, 401),
 }
 
 
@@ -65,6 +67,8 @@ def world(client: TestClient, auth: dict[str, dict[str, str]]) -> dict[str, Any]
         "breach_id": breach["id"],
         "year": 2022,
         "seq": 1,
+        "external_id": ticket["external_id"],
+        "month": "2022-08",
     }
 
 

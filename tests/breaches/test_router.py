@@ -70,3 +70,44 @@ def test_a_breach_says_how_late_it_was(client: TestClient, auth: Any) -> None:
     # Reported 11:41, arrived 12:30: 19 minutes past the 12:11 deadline.
     assert arrival["overrun_seconds"] == 19 * 60
     assert arrival["stop"] == "2022-08-10T12:30:00+08:00"
+
+
+def test_a_breach_a_correction_disproved_shows_cleared_and_refuses_review(
+    client: TestClient, auth: Any, breach: Any
+) -> None:
+    ticket = client.get(f"{API}/tickets/{breach['ticket']}", headers=auth["supervisor"]).json()
+    arrived = next(e for e in ticket["events"] if e["type"] == "arrived")
+    fix = {
+        "type": "correction",
+        "corrects": arrived["id"],
+        "at": "2022-08-10T12:05:00+08:00",
+        "reason": "按签到单更正",
+    }
+    posted = client.post(f"{API}/tickets/{ticket['id']}/events", json=fix, headers=auth["op2"])
+    assert posted.status_code == 201, posted.text
+    url = f"{API}/breaches/{breach['id']}"
+    shown = client.get(url, headers=auth["supervisor"])
+    data = shown.json()
+    assert data["review"] == "cleared" and data["cleared_at"].endswith("+08:00")
+    assert data["cleared_by"]["type"] == "correction"
+    assert data["cleared_by"]["reason"] == "按签到单更正"
+    refused = client.post(
+        f"{url}/review",
+        json={"decision": "confirmed"},
+        headers={**auth["supervisor"], "If-Match": shown.headers["ETag"]},
+    )
+    assert refused.status_code == 409
+    message = refused.json()["detail"]
+    assert "no longer stands" in message and "按签到单更正" in message and "+08:00" in message
+
+
+def test_a_malformed_if_match_is_called_malformed(
+    client: TestClient, auth: Any, breach: Any
+) -> None:
+    url = f"{API}/breaches/{breach['id']}/review"
+    for bad in ("breach-1-0", '"unterminated', "W/"):
+        answer = client.post(
+            url, json={"decision": "confirmed"}, headers={**auth["supervisor"], "If-Match": bad}
+        )
+        assert answer.status_code == 400, bad
+        assert "malformed" in answer.json()["detail"] and "meanwhile" not in answer.json()["detail"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from sqlmodel import Session, select
 
 from monitor.audit.verify import verify
 from monitor.demo.data import drafts, load_demo
 from monitor.judging.flow import write_flow
+from monitor.scoring.feed import scoring_feed
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event, Ticket
@@ -54,6 +56,12 @@ def test_the_demo_year_loads_once_with_what_the_supervision_report_recorded(
     ]
     assert late_entries
     assert verify(session).ok
+    # The README's example: the score as it stood on 31 March 2023 sees the whole demo year.
+    as_of = datetime(2023, 3, 31, 18, 0, tzinfo=ctx.tz)
+    assert all(t.created_at <= as_of for t in tickets)
+    indicator = scoring_feed(session, ctx, 2022, as_of).indicators[0]
+    assert indicator.comment == "本年度共发生6次重大故障，其中1次故障处理超时。"
+    assert (indicator.score, indicator.final) == (2.0, False)  # its breaches await review
     assert demo(session, ctx) == 0
 
 

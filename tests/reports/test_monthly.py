@@ -62,10 +62,10 @@ def test_the_month_counts_tickets_targets_breaches_and_reviews(
     text = to_markdown(report)
     assert "# 监理月报 2026-10" in text and "LATE" in text and "SEPT" not in text
     path = tmp_path / "m.xlsx"
-    write_xlsx(report, path)
+    write_xlsx(report, ctx.tz, path)
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == ["概要", "SLA目标", "超时及审核", "数据质量", "补录事件"]
-    assert book["概要"]["B3"].value == 2
+    assert book["概要"]["B4"].value == 2
 
 
 def test_late_entries_of_the_month_are_listed(session: Session, ctx: SlaContext) -> None:
@@ -74,3 +74,38 @@ def test_late_entries_of_the_month_are_listed(session: Session, ctx: SlaContext)
     assert [(e["ref"], e["type"]) for e in report["late_entries"]] == [("BD", "reported")]
     kinds = {f["kind"] for f in report["findings_opened"]}
     assert "late_entry" in kinds
+
+
+def test_the_report_names_tickets_by_external_id_in_chinese_and_sets_other_years_apart(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    # Still open a year on: its overdue finding opens this month, about a 2025 ticket.
+    make_ticket(session, ctx, [("reported", "2025-10-01T09:00:00+08:00")], external_id="OLD-1")
+    make_ticket(
+        session,
+        ctx,
+        [
+            ("reported", "2026-11-02T09:00:00+08:00"),
+            ("arrived", "2026-11-02T10:00:00+08:00"),
+            ("resolved", "2026-11-02T09:30:00+08:00"),
+        ],
+        external_id="DX-NEW",
+    )
+    session.commit()
+    report = monthly_report(session, ctx, 2026, 11)
+    text = to_markdown(report)
+    assert "] 工单 " not in text
+    own, _, other = text.partition("## 往年工单的数据质量发现")
+    assert "DX-NEW" in own and "OLD-1" not in own.split("## 本月新开的数据质量发现")[1]
+    assert "OLD-1（2025 年报障）" in other
+    assert "| 政务二云 | 重大故障 | 到场 |" in text and "| 政务二云 | 重大故障 | 解决 |" in text
+    assert "pool2" not in text and "breached" not in text
+    path = tmp_path / "m.xlsx"
+    write_xlsx(report, ctx.tz, path)
+    book = openpyxl.load_workbook(path)
+    sheet = book["数据质量"]
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert rows[-1][:2] == ("本月新开", "2025 年") and rows[-1][3] == "OLD-1"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+    opened = sheet.cell(row=2, column=7)
+    assert opened.is_date and opened.number_format == "yyyy-mm-dd hh:mm:ss"

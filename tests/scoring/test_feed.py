@@ -17,6 +17,8 @@ from monitor.core.clock import FixedClock
 from monitor.scoring.exporters import to_csv, to_json, write_xlsx
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext
+from monitor.sla.words import words
+from monitor.tickets.models import Ticket
 from tests.conftest import NOW
 from tests.helpers import make_ticket, post_event, review
 
@@ -137,7 +139,7 @@ def test_the_xlsx_and_csv_hold_the_figures_of_the_json(
     data = json.loads(to_json(feed))
     ind = data["indicators"][0]
     path = tmp_path / "score.xlsx"
-    write_xlsx(feed, path)
+    write_xlsx(feed, words(ctx), ctx.tz, path)
     book = openpyxl.load_workbook(path)
     table = book["评分表"]
     header = [c.value for c in table[1]]
@@ -158,7 +160,27 @@ def test_the_xlsx_and_csv_hold_the_figures_of_the_json(
     evidence = book["佐证"]
     refs = {r[2] for r in evidence.iter_rows(min_row=2, values_only=True)}
     assert refs == {"A", "B"}
-    kinds = {r[8] for r in evidence.iter_rows(min_row=2, values_only=True)}
+    kinds = {r[10] for r in evidence.iter_rows(min_row=2, values_only=True)}
     assert kinds == {"目标", "超时", "事件"}
-    rows = list(csv.reader(io.StringIO(to_csv(feed))))
+    rows = list(csv.reader(io.StringIO(to_csv(feed).decode("utf-8-sig"))))
     assert rows[1][5] == str(ind["score"]) and rows[1][6] == ind["comment"]
+
+
+def test_a_score_with_a_clock_still_running_is_not_final_and_says_why(
+    session: Session, ctx: SlaContext, clock: FixedClock
+) -> None:
+    major(session, ctx, "DONE", "2026-03-01")
+    make_ticket(session, ctx, [("reported", "2026-11-28T13:45:00+08:00")], external_id="OPEN")
+    session.commit()
+    ind = indicator(scoring_feed(session, ctx, 2026))
+    assert (ind["final"], ind["breaches"]["pending"], ind["score"]) == (False, 0, 3.0)
+    reasons = {r["reason"]: r for r in ind["not_final"]}
+    assert set(reasons) == {"running", "not_started"}  # arrival/resolution run, report waits
+    assert reasons["running"]["tickets"] == ["OPEN"] and "仍在计时" in reasons["running"]["text"]
+    # Once everything is done and no breach waits for review, the score is final.
+    ticket = session.exec(select(Ticket).where(Ticket.external_id == "OPEN")).one()
+    for kind, at in (("arrived", "T13:50"), ("resolved", "T13:55"), ("report_submitted", "T13:58")):
+        post_event(session, ctx, ticket, type=kind, at=f"2026-11-28{at}:00+08:00")
+    clock.at = NOW + timedelta(days=1)
+    done = indicator(scoring_feed(session, ctx, 2026))
+    assert (done["final"], done["not_final"]) == (True, [])

@@ -164,13 +164,25 @@ def test_one_bad_row_refuses_the_whole_file_naming_row_and_column(
     assert any(p.startswith("row 5, column 外部单号") and "twice" in p for p in problems), problems
 
 
-def test_an_unknown_column_is_refused(session: Session, ctx: SlaContext, tmp_path: Path) -> None:
+def test_unknown_columns_are_left_out_and_listed_or_refused_when_strict(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
     path = tmp_path / "t.csv"
     path.write_text(
-        "external_id,pool,severity,title,reported,颜色\nA,pool1,general,t,2022-05-06 09:00,红\n",
+        "外部单号,资源池,严重程度,标题,描述,报障时间,备注,处理人\n"
+        "A,政务一云,一般故障,t,机房空调故障,2022-05-06 09:00,夜班处理,张三\n",
         encoding="utf-8",
     )
-    assert any("column 颜色" in p for p in refused(session, ctx, path))
+    with pytest.raises(InvalidInput) as refusal, write_flow(session, ctx) as flow:
+        import_rows(flow, read_rows(path), IMPORTER, strict=True)
+    assert [p.loc for p in refusal.value.problems] == ["row 1, column 备注", "row 1, column 处理人"]
+    session.rollback()
+    summary = run(session, ctx, path)
+    assert "ignored columns (not imported; --strict refuses them): 备注, 处理人" in str(
+        summary.lines()  # type: ignore[attr-defined]
+    )
+    out = ticket_out(session, ctx, find_ticket(session, "A"))
+    assert out.description == "机房空调故障" and "夜班" not in out.model_dump_json()
 
 
 def test_json_errors_name_the_ticket_and_field(
@@ -209,3 +221,22 @@ def test_unsupported_and_broken_files_are_refused(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(InvalidInput, match="not valid JSON"):
         read_rows(broken)
+
+
+def test_a_bad_event_type_does_not_hide_the_rows_other_problems(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    ticket = {
+        **SPEC_TICKET,
+        "pool": "pool9",
+        "events": [
+            *SPEC_TICKET["events"][:2],
+            {"type": "fixed", "at": "2022-08-17T18:00:00+08:00"},
+            {"type": "resolved", "at": "2099-01-01T00:00:00+08:00"},
+        ],
+    }
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": [ticket]}), encoding="utf-8")
+    problems = refused(session, ctx, path)
+    assert any(p.startswith("tickets[0].events[2].type") for p in problems), problems
+    assert any(p.startswith("tickets[0].pool") and "pool9" in p for p in problems), problems

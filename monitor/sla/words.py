@@ -1,0 +1,146 @@
+"""One vocabulary for every adapter: the codes people may write as their Chinese names
+(pools from the catalog, severities from the policies, the rest from `vocab`), and the
+names shown for codes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from monitor.sla.service import SlaContext
+from monitor.sla.vocab import (
+    EVENT_LABELS,
+    REVIEW_LABELS,
+    SOURCE_ALIASES,
+    SOURCE_LABELS,
+    STATUS_LABELS,
+    TICKET_STATUS_LABELS,
+    code_of,
+)
+from monitor.tickets.schemas import EventIn, TicketIn
+
+
+def name_parts(name: str) -> list[str]:
+    """ "政务一云 (第一资源池)" is also "政务一云" and "第一资源池"."""
+    parts = [name.strip()]
+    match = re.match(r"^(.*?)\s*[（(](.*)[)）]\s*$", name)
+    if match:
+        parts += [match.group(1).strip(), match.group(2).strip()]
+    return [p for p in parts if p]
+
+
+@dataclass(frozen=True)
+class Words:
+    """Names → codes (`pool`, `severity`, …) and codes → names (`*_label`)."""
+
+    pools: dict[str, str] = field(default_factory=dict)
+    severities: dict[str, str] = field(default_factory=dict)
+    pool_names: dict[str, str] = field(default_factory=dict)
+    severity_names: dict[str, str] = field(default_factory=dict)
+    target_names: dict[str, str] = field(default_factory=dict)
+    unit_names: dict[str, str] = field(default_factory=dict)
+    system_names: dict[str, str] = field(default_factory=dict)
+
+    def pool(self, value: str) -> str:
+        return self.pools.get(value.strip(), value)
+
+    def severity(self, value: str) -> str:
+        return self.severities.get(value.strip(), value)
+
+    @staticmethod
+    def source(value: str) -> str:
+        return code_of(value, SOURCE_LABELS, SOURCE_ALIASES)
+
+    @staticmethod
+    def ticket_status(value: str) -> str:
+        return code_of(value, TICKET_STATUS_LABELS)
+
+    @staticmethod
+    def event_type(value: str) -> str:
+        return code_of(value, EVENT_LABELS)
+
+    def event_in(self, event: EventIn) -> EventIn:
+        """An event with a severity named in Chinese, as its code."""
+        if event.severity is None or self.severity(event.severity) == event.severity:
+            return event
+        return event.model_copy(update={"severity": self.severity(event.severity)})
+
+    def ticket_in(self, ticket: TicketIn) -> TicketIn:
+        """A ticket with its pool and severities named in Chinese, as their codes."""
+        return ticket.model_copy(
+            update={
+                "pool": self.pool(ticket.pool),
+                "severity": self.severity(ticket.severity),
+                "events": [self.event_in(e) for e in ticket.events],
+            }
+        )
+
+    def pool_label(self, code: str) -> str:
+        return self.pool_names.get(code, code)
+
+    def severity_label(self, code: str) -> str:
+        return self.severity_names.get(code, code)
+
+    def target_label(self, code: str) -> str:
+        return self.target_names.get(code, code)
+
+    @staticmethod
+    def status_label(code: str) -> str:
+        return STATUS_LABELS.get(code, code)
+
+    @staticmethod
+    def ticket_status_label(code: str) -> str:
+        return TICKET_STATUS_LABELS.get(code, code)
+
+    @staticmethod
+    def review_label(code: str) -> str:
+        return REVIEW_LABELS.get(code, code)
+
+    @staticmethod
+    def source_label(code: str) -> str:
+        return SOURCE_LABELS.get(code, code)
+
+    @staticmethod
+    def event_label(code: str) -> str:
+        return EVENT_LABELS.get(code, code)
+
+
+def _short(name: str) -> str:
+    """ "政务一云 (第一资源池)" is shown as 政务一云."""
+    parts = name_parts(name)
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def words(ctx: SlaContext) -> Words:
+    """The vocabulary of this catalog and these policies."""
+    pools: dict[str, str] = {}
+    pool_names: dict[str, str] = {}
+    for pool in ctx.catalog.pools:
+        pool_names[pool.id] = _short(pool.name)
+        for name in (pool.id, *name_parts(pool.name)):
+            pools[name] = pool.id
+        operator = ctx.catalog.operator_of(pool.id)
+        if operator is not None:
+            pools[operator.name] = pool.id
+    for name, pool_id in list(pools.items()):
+        if name.startswith("政务") and name.endswith("云"):
+            pools.setdefault(name.removeprefix("政务"), pool_id)  # 一云, 二云
+    severities: dict[str, str] = {}
+    severity_names: dict[str, str] = {}
+    target_names: dict[str, str] = {}
+    for policy in ctx.policies.policies:
+        for sid, sev in policy.severities.items():
+            severity_names[sid] = _short(sev.name)
+            for name in (sid, *name_parts(sev.name)):
+                severities[name] = sid
+            for target in sev.targets:
+                target_names.setdefault(target.id, target.name)
+    return Words(
+        pools=pools,
+        severities=severities,
+        pool_names=pool_names,
+        severity_names=severity_names,
+        target_names=target_names,
+        unit_names={u.id: u.name for u in ctx.catalog.units},
+        system_names={s.id: s.name for s in ctx.catalog.systems},
+    )
