@@ -32,6 +32,7 @@ MENU = [
     ("/breaches", "违约审核", ("operator", "supervisor", "admin", "evaluator")),
     ("/findings", "数据质量", ("operator", "supervisor", "admin")),
     ("/scoring", "年度评分", ("supervisor", "admin", "evaluator")),
+    ("/notifications", "通知", ("supervisor", "admin")),
     ("/calendar", "日历", ("admin",)),
     ("/accounts", "账号", ("admin",)),
 ]

@@ -5,11 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from monitor.web import admin, docs, findings, home, login, reviews, scoring, tickets
+from monitor.web import (
+    admin,
+    docs,
+    findings,
+    home,
+    login,
+    notices,
+    reviews,
+    scoring,
+    tickets,
+)
 from monitor.web.render import HERE
 
 router = APIRouter(include_in_schema=False)
-for module in (login, home, tickets, reviews, findings, scoring, admin, docs):
+for module in (login, home, tickets, reviews, findings, scoring, notices, admin, docs):
     router.include_router(module.router)
 
 
