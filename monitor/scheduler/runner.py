@@ -104,14 +104,14 @@ class Runner:
         clock: Clock,
         *,
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(seconds=15),
+        lease_ttl: timedelta | None = None,
         safety_interval: timedelta = timedelta(seconds=60),
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         # An opaque name: metrics and /readyz show it, and they must not name hosts or pids.
         self.holder = holder or uuid.uuid4().hex[:12]
         log.info("scheduler %s is process %d on %s", self.holder, os.getpid(), socket.gethostname())
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = lease_ttl or timedelta(seconds=settings.lease_seconds)
         self.safety_interval = safety_interval
         self.is_leader = False
         self.armed_at: datetime | None = None
@@ -133,7 +133,12 @@ class Runner:
         if leader != self.is_leader:
             log.info("scheduler %s %s the lease", self.holder, "took" if leader else "lost")
         self.is_leader = leader
-        if became:
+        if became and self.scheduler.running:
+            # In its own job: a long first sweep must not hold up the renewals of the lease.
+            self.scheduler.add_job(
+                self.sweep, id="takeover", replace_existing=True, kwargs={"why": "takeover"}
+            )
+        elif became:
             self.sweep("takeover")
         return leader
 
@@ -172,18 +177,22 @@ class Runner:
         self.armed_at = instant
         self.rearmed.set()
         run_at = max(instant, self.clock.now())
+        # A wake may come due while the sweep that armed it is still finishing (deadlines pass
+        # during a slow sweep): it then waits for the lock instead of being skipped, which would
+        # leave nothing armed until the safety sweep.
         self.scheduler.add_job(
             self.sweep,
             "date",
             run_date=run_at,
             id="breach_wake",
             replace_existing=True,
+            max_instances=2,
             kwargs={"why": "wake"},
         )
 
     # Lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        renew_every = max(1.0, self.lease_ttl.total_seconds() / 3)
+        renew_every = self.lease_ttl.total_seconds() / 3
         self.scheduler.add_job(
             self.renew, "interval", seconds=renew_every, id="lease", next_run_time=datetime.now(UTC)
         )
