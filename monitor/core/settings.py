@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     finding_overdue_factor: float = 3.0
     finding_late_entry_hours: float = 24.0
     finding_late_verification_hours: float = 72.0
+    # The scheduler's leader lease: a dead leader's jobs move to another replica within about
+    # this long (renewed every third of it).
+    lease_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     @field_validator("timezone")
     @classmethod
