@@ -7,13 +7,12 @@ SIGKILL and measures how long the lease takes to move and how late breaches are 
 meanwhile. The test in tests/scheduler/test_replicas.py asserts on the same scenario; run as a
 script it prints the benchmark's JSON lines.
 
-    .venv/bin/python -m bench.replicas --database postgresql+psycopg://…/slamon_bench_x
+    .venv/bin/python -m bench.replicas --database postgresql+psycopg://…/an_empty_database
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -349,32 +348,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    from bench.run import Result, bench_replicas
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", required=True, help="an empty PostgreSQL database")
-    parser.add_argument("--lease-seconds", type=float, default=1.0)
-    parser.add_argument("--ports", default="8640,8641,8642")
+    parser.add_argument("--database", required=True, help="a PostgreSQL database to empty")
+    parser.add_argument("--port", type=int, default=8640)
     args = parser.parse_args()
-    ports = [int(p) for p in args.ports.split(",")]
-    o = run(args.database, ports=ports, lease_seconds=args.lease_seconds)
-    around = o.latencies_around_takeover(margin=2.0)
-    every = list(o.latency.values())
-    common = {"n": len(o.acknowledged), "database": "postgresql", "baseline": None, "ratio": None}
-    for name, value in (
-        ("replicas.takeover", o.takeover_seconds),
-        ("replicas.detection_p99", percentile(every, 0.99) if every else None),
-        ("replicas.detection_max_around_takeover", max(around) if around else None),
-    ):
-        print(json.dumps({"name": name, "value": value, "unit": "s", **common}))
-    print(
-        json.dumps(
-            {
-                "lease_seconds": o.lease_seconds,
-                "breaches": len(o.breaches),
-                "replay_equal": o.breaches == o.replayed,
-                "lost": sorted(set(o.acknowledged) - set(o.stored)),
-            }
-        )
-    )
+    results: list[Result] = []
+    for line in bench_replicas(args.database, results, args.port):
+        print(line)
 
 
 if __name__ == "__main__":
