@@ -30,7 +30,7 @@ from monitor.metrics.jobs import reconcile_metrics
 from monitor.scheduler.lease import acquire, release
 from monitor.scheduler.models import JobRun
 from monitor.scheduler.wake import next_wake
-from monitor.sla.service import load_context
+from monitor.sla.service import ContextCache, load_context
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"
@@ -74,12 +74,18 @@ def count(result: Any) -> int:
 
 
 def run_job(
-    engine: Engine, settings: Settings, clock: Clock, name: str, holder: str = "cli"
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    name: str,
+    holder: str = "cli",
+    contexts: ContextCache | None = None,
 ) -> Any:
     """Run one job in its own transaction and record its success; `sla-monitor check` and the
     scheduler both come through here."""
     with session_scope(engine) as session:
-        with write_flow(session, load_context(session, settings, clock)) as flow:
+        ctx = contexts.get(session) if contexts else load_context(session, settings, clock)
+        with write_flow(session, ctx) as flow:
             result = JOBS[name].func(flow)
         record_success(session, name, holder, clock.now(), count(result))
     return result
@@ -119,6 +125,9 @@ class Runner:
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
         self.receiver = wake.Receiver(engine, self._on_write)
+        # Catalog, policies and calendar read once, as the API does: re-reading the config
+        # files on every wake was most of a wake's cost.
+        self.contexts = ContextCache(settings, clock)
         self.scheduler = BackgroundScheduler(
             timezone=settings.tz,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -150,7 +159,12 @@ class Runner:
         with self._lock:
             try:
                 changes = run_job(
-                    self.engine, self.settings, self.clock, "detect_breaches", self.holder
+                    self.engine,
+                    self.settings,
+                    self.clock,
+                    "detect_breaches",
+                    self.holder,
+                    self.contexts,
                 )
             except Exception:
                 log.exception("breach sweep (%s) failed", why)
@@ -161,8 +175,8 @@ class Runner:
 
     def findings(self) -> None:
         if self.is_leader:
-            run_job(self.engine, self.settings, self.clock, "refresh_findings", self.holder)
-            run_job(self.engine, self.settings, self.clock, "reconcile_metrics", self.holder)
+            for name in ("refresh_findings", "reconcile_metrics"):
+                run_job(self.engine, self.settings, self.clock, name, self.holder, self.contexts)
 
     def _arm_next(self) -> None:
         with read_scope(self.engine) as session:
@@ -192,6 +206,8 @@ class Runner:
 
     # Lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        with session_scope(self.engine) as session:
+            self.contexts.get(session)  # loaded now, so a takeover does not wait for it
         renew_every = self.lease_ttl.total_seconds() / 3
         self.scheduler.add_job(
             self.renew, "interval", seconds=renew_every, id="lease", next_run_time=datetime.now(UTC)
