@@ -446,8 +446,9 @@ def main() -> None:
     replica_note = []
     if replica_url:
         replica_note = bench_replicas(replica_url, results, args.port + 10)
+    end_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
-        f"- machine: {about}; shared with other work while it ran",
+        f"- machine: {about}, at the end {end_load}; shared with other work while it ran",
         f"- measured: {started}; commit {_commit()}",
         "- history written: "
         + "; ".join(
@@ -488,7 +489,7 @@ def bench_replicas(url: str, results: list[Result], port: int) -> list[str]:
         f"- three replicas, lease 1 s, kill -9 of the leader: {len(o.acknowledged)} tickets "
         f"acknowledged, {len(o.breaches)} breaches, equal to a one-process replay: "
         f"{'yes' if o.breaches == o.replayed else 'NO'}; each recorded once: "
-        f"{'yes' if o.detected_records == len(o.breaches) else 'NO'}"
+        f"{'yes' if o.detected_records == o.distinct_detected == o.breach_rows else 'NO'}"
     ]
 
 

@@ -22,7 +22,7 @@ def test_three_replicas_hand_over_the_scheduler_and_miss_no_breach(pg_engine: En
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     ports = [free_port() for _ in range(3)]
-    o = run(PG_URL, ports=ports, lease_seconds=LEASE_SECONDS, write_seconds=9)
+    o = run(PG_URL, ports=ports, lease_seconds=LEASE_SECONDS, write_seconds=6)
 
     assert o.leaders_before.count(True) == 1, o.leaders_before
     assert o.leaders_after.count(True) == 1, o.leaders_after
@@ -30,10 +30,10 @@ def test_three_replicas_hand_over_the_scheduler_and_miss_no_breach(pg_engine: En
     assert o.takeover_seconds <= 2 * LEASE_SECONDS
     # Every acknowledged write is stored; writers went through all three replicas.
     assert o.acknowledged and set(o.acknowledged) <= set(o.stored)
-    assert {ref.split("-")[0] for ref in o.stored} == {"R0", "R1", "R2"}
-    # Breaches: those of a one-process replay of the same events, each detected once, in time
-    # (some clocks ran out while the leader was dead).
+    assert {ref.split("-")[0] for ref in o.stored} == {"R0", "R1", "R2", "T"}
+    # Breaches: those of a one-process replay of the same events, each detected once, and
+    # those whose clocks ran out while the leader was dead within the detection target.
     assert o.breaches == o.replayed
-    assert o.detected_records == len(o.breaches) and o.other_breach_records == 0
-    assert o.latencies_around_takeover()
-    assert max(o.latency.values()) <= DETECTION_TARGET
+    assert o.detected_records == o.distinct_detected == o.breach_rows
+    around = o.latencies_around_takeover()
+    assert around and max(around) <= DETECTION_TARGET
