@@ -32,10 +32,11 @@ from monitor.breaches.models import Breach  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
+from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import SYSTEM, create_ticket  # noqa: E402
+from monitor.tickets.service import SYSTEM  # noqa: E402
 
 POLICY = """policies:
   - version: bench
@@ -80,14 +81,14 @@ def main() -> None:
 
     deadlines: dict[int, float] = {}
     start = clock.now()
-    with session_scope(engine) as session:
-        ctx = load_context(session, settings, clock)
+    with (
+        session_scope(engine) as session,
+        write_flow(session, load_context(session, settings, clock)) as flow,
+    ):
         for i in range(args.tickets):
             # Deadlines spread from 3 s to ~23 s from now, 0.5 s apart.
             reported = start - timedelta(seconds=60) + timedelta(seconds=3 + i * 0.5)
-            ticket = create_ticket(
-                session,
-                ctx,
+            ticket = flow.create_ticket(
                 TicketIn.model_validate(
                     {
                         "pool": "pool1",

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from monitor.audit.models import AuditRecord  # noqa: E402
 from monitor.audit.service import GENESIS, canonical, record_hash  # noqa: E402
-from monitor.breaches.findings import ticket_findings  # noqa: E402
+from monitor.breaches.findings import Facts, Thresholds, ticket_findings  # noqa: E402
 from monitor.breaches.models import Breach, Finding  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import session_scope  # noqa: E402
@@ -46,11 +46,10 @@ from monitor.core.settings import Settings  # noqa: E402
 from monitor.demo.data import TITLES  # noqa: E402
 from monitor.metrics.totals import reconcile  # noqa: E402
 from monitor.sla.models import TargetState  # noqa: E402
-from monitor.sla.service import SlaContext, judge_ticket, load_context, timeline_of  # noqa: E402
-from monitor.sla.timer import apply_corrections  # noqa: E402
+from monitor.sla.service import SlaContext, load_context  # noqa: E402
 from monitor.tickets.models import Event, Ticket  # noqa: E402
 from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import Actor  # noqa: E402
+from monitor.tickets.service import Actor, effective_timeline, judge_ticket  # noqa: E402
 
 SEED = 13
 # The instant the history is "imported": fixed, so a seed always gives the same database.
@@ -330,7 +329,7 @@ class Writer:
                     "evidence": list(ev.evidence),
                 },
             )
-        timeline = apply_corrections(timeline_of(events))
+        timeline = effective_timeline(events)
         ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
         judgement = judge_ticket(ctx, cast(Ticket, ticket), events, now)
         states = [
@@ -392,7 +391,8 @@ class Writer:
                     "deadline": s.deadline.isoformat(),
                 },
             )
-        found = ticket_findings(
+        limits = Thresholds.of(ctx.settings)
+        facts = Facts(
             cast(Ticket, ticket),
             events,
             timeline,
@@ -400,8 +400,9 @@ class Writer:
             policy,
             now,
             ctx.tz,
-            ctx.thresholds,
+            limits,
         )
+        found = ticket_findings(facts)
         for f in {f.key: f for f in found}.values():
             rows.findings.append(
                 {
@@ -497,7 +498,7 @@ def write_history(
     if progress and len(rows):
         progress(len(rows))
     with session_scope(engine) as session:
-        reconcile(session, now)
+        reconcile(session)
     _after_bulk(engine)
     with engine.connect() as conn:
         return {

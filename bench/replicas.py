@@ -40,9 +40,10 @@ from bench.detection_latency import POLICY  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
+from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import SYSTEM, create_ticket  # noqa: E402
+from monitor.tickets.service import SYSTEM  # noqa: E402
 
 CLOCK_SPAN = timedelta(seconds=60)  # the policy's arrival target: 1 minute
 
@@ -266,11 +267,11 @@ def run(
             holder = lease_holder(engine)
             leader = next((r for r in group if holder.split(":")[1:2] == [str(r.proc.pid)]), None)
             leader = leader or group[0]
-            # Clocks that run out while the leader is dead: 0.25–2 s after the kill (posting
-            # them may take seconds on a loaded machine, hence the kill's margin).
-            kill_at = time.time() + 6
+            # Clocks that run out while the leader is dead, 0.1–1.5 s after the kill. Posting them
+            # may take seconds on a loaded machine, hence the kill's margin.
+            kill_at = time.time() + 10
             for k in range(8):
-                writers.due_at(f"T-{k}", kill_at + 0.25 * (k + 1), group.index(leader) + 1)
+                writers.due_at(f"T-{k}", kill_at + 0.1 + 0.2 * k, group.index(leader) + 1)
             time.sleep(max(0.0, kill_at - time.time()))
             leader.proc.send_signal(signal.SIGKILL)
             killed_at = time.time()
@@ -361,19 +362,20 @@ def replay(engine: sa.Engine, config: Path, work: Path) -> list[tuple[str, str, 
     settings = Settings(database_url=url, config_dir=config)
     try:
         with session_scope(single) as session:
-            ctx = load_context(session, settings, FixedClock(now))
-            for t in tickets:
-                data = {
-                    "external_id": t.external_id,
-                    "pool": t.pool,
-                    "severity": t.severity,
-                    "title": t.title,
-                    "events": [
-                        {"type": e.type, "at": e.occurred_at.isoformat()}
-                        for e in by_ticket[t.id or 0]
-                    ],
-                }
-                create_ticket(session, ctx, TicketIn.model_validate(data), SYSTEM)
+            flow = write_flow(session, load_context(session, settings, FixedClock(now)))
+            with flow as writes:
+                for t in tickets:
+                    data = {
+                        "external_id": t.external_id,
+                        "pool": t.pool,
+                        "severity": t.severity,
+                        "title": t.title,
+                        "events": [
+                            {"type": e.type, "at": e.occurred_at.isoformat()}
+                            for e in by_ticket[t.id or 0]
+                        ],
+                    }
+                    writes.create_ticket(TicketIn.model_validate(data), SYSTEM)
         with session_scope(single) as session:
             rows = session.exec(
                 select(Ticket.external_id, Breach.target, Breach.deadline)

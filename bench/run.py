@@ -43,10 +43,11 @@ from bench.replicas import admin_token, environment, percentile, replicas  # noq
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
+from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import run_job  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import EventIn  # noqa: E402
-from monitor.tickets.service import SYSTEM, add_event, find_ticket  # noqa: E402
+from monitor.tickets.service import SYSTEM, find_ticket  # noqa: E402
 
 CONFIG = ROOT / "config"
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -162,7 +163,7 @@ class Run:
 
     def wake(self, baseline: float | None) -> float:
         """One scheduler wake: the breach sweep and the next wake's lookup, median of 5."""
-        from monitor.breaches.detection import next_wake
+        from monitor.scheduler.wake import next_wake
 
         timings = []
         for i in range(5):
@@ -220,7 +221,8 @@ class Run:
                     c = load_context(session, self.settings, clock)
                     ticket = find_ticket(session, raw["external_id"])
                     event = EventIn(type=kind, at=last + timedelta(seconds=30 * (i + 1)))
-                    add_event(session, c, ticket, event, SYSTEM)
+                    with write_flow(session, c) as flow:
+                        flow.add_event(ticket, event, SYSTEM)
                 runs.append(time.perf_counter() - began)
             timings[key] = statistics.median(runs) * 1000
         self.report(f"append.to_{length}_events", timings["long"], "ms", length, timings["short"])

@@ -17,7 +17,8 @@ from monitor.audit.service import verify
 from monitor.core.clock import FixedClock
 from monitor.core.db import make_engine, session_scope
 from monitor.core.settings import Settings
-from monitor.sla.service import load_context, rejudge
+from monitor.judging.flow import write_flow
+from monitor.sla.service import load_context
 from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.models import Ticket
 
@@ -54,9 +55,10 @@ def test_bulk_history_equals_a_real_import(
     # Judging every ticket again at the same instant changes nothing.
     clock = FixedClock(NOW)
     with session_scope(engine) as session:
-        ctx = load_context(session, settings, clock)
-        for ticket in session.exec(select(Ticket)).all():
-            rejudge(session, ctx, ticket, NOW)
+        flow = write_flow(session, load_context(session, settings, clock))
+        with flow as writes:
+            for ticket in session.exec(select(Ticket)).all():
+                writes.rejudge(ticket, NOW)
     assert dump(engine) == bulk
 
     # The product's own import of the same tickets writes the very same rows.
@@ -72,8 +74,9 @@ def test_bulk_history_equals_a_real_import(
     source = tmp_path / "history.json"
     write_import_file(source, SEED, COUNT)
     with session_scope(second) as session:
-        ctx = load_context(session, settings, clock)
-        import_rows(session, ctx, read_rows(source), IMPORTER)
+        flow = write_flow(session, load_context(session, settings, clock))
+        with flow as writes:
+            import_rows(writes, read_rows(source), IMPORTER)
     imported = dump(second)
     for table, rows in bulk.items():
         assert imported[table] == rows, table
