@@ -477,7 +477,7 @@ def bench_replicas(url: str, results: list[Result], port: int) -> list[str]:
     empty(url)
     o = scenario(url, ports=[port, port + 1, port + 2], lease_seconds=1.0)
     every = list(o.latency.values())
-    around = o.latencies_around_takeover(margin=2.0)
+    around = o.planted_latencies()
     common = {"n": len(o.acknowledged), "database": "postgresql", "baseline": None, "ratio": None}
     for name, value in (
         ("replicas.takeover", o.takeover_seconds),
