@@ -58,6 +58,14 @@ class Replica:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def holder(self) -> str | None:
+        """The opaque name this replica's scheduler uses for the lease."""
+        try:
+            body = httpx.get(f"{self.url}/readyz", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body.get("scheduler", {}).get("holder")
+
     def is_leader(self) -> bool | None:
         """What the replica says of itself, or None if it does not answer."""
         try:
@@ -273,8 +281,7 @@ def run(
             writers.start()
             time.sleep(write_seconds / 3)  # the load runs a while before the leader dies
             holder = lease_holder(engine)
-            leader = next((r for r in group if holder.split(":")[1:2] == [str(r.proc.pid)]), None)
-            leader = leader or group[0]
+            leader = next((r for r in group if r.holder() == holder), group[0])
             # Clocks that run out while the leader is dead, 0.1–1.5 s after the kill, posted
             # at once; on a machine so loaded that they are not all in by the planned kill,
             # a new batch is planted further ahead.

@@ -4,12 +4,10 @@ after kill -9 of it, and exactly the breaches one process would have found."""
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
 from bench.replicas import run
-from tests.conftest import PG_URL
+from tests.conftest import APP_URL, _truncate
 from tests.test_durability import free_port
 
 LEASE_SECONDS = 1.0
@@ -18,11 +16,9 @@ DETECTION_TARGET = 2.0  # seconds from a deadline to its breach being recorded
 
 @pytest.mark.slow
 def test_three_replicas_hand_over_the_scheduler_and_miss_no_breach(pg_engine: Engine) -> None:
-    names = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    _truncate(pg_engine)
     ports = [free_port() for _ in range(3)]
-    o = run(PG_URL, ports=ports, lease_seconds=LEASE_SECONDS, write_seconds=3)
+    o = run(APP_URL, ports=ports, lease_seconds=LEASE_SECONDS, write_seconds=3)
 
     assert o.leaders_before.count(True) == 1, o.leaders_before
     assert o.leaders_after.count(True) == 1, o.leaders_after
