@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-deps test-fast lint format schemas dashboards clean
+.PHONY: help install run test test-deps test-fast lint format schemas dashboards bench \
+	bench-quick clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +52,17 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench-quick: $(STAMP) ## benchmarks at small sizes (under 3 minutes); see "Benchmarks" in README.md
+	$(BIN)/python -m bench.run --quick
+
+bench: $(STAMP) ## benchmarks at full size (1 M tickets; hours), then detection latency and /metrics
+	$(BIN)/python -m bench.run
+	$(BIN)/python bench/detection_latency.py
+	$(BIN)/python bench/metrics_scrape.py
+	@if [ -n "$$SLAMON_BENCH_POSTGRES_URL" ]; then \
+	  $(BIN)/python bench/detection_latency.py --database "$$SLAMON_BENCH_POSTGRES_URL" && \
+	  $(BIN)/python bench/metrics_scrape.py --database "$$SLAMON_BENCH_POSTGRES_URL"; fi
 
 schemas: $(STAMP) ## regenerate the JSON Schemas in schemas/ from the models
 	$(BIN)/python -m monitor.schemas_export

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     notify_urls: str = ""
     public_url: str = ""
     notify_claim_seconds: float = 60.0
+    # The scheduler's leader lease: a dead leader's jobs move to another replica within about
+    # this long (renewed every third of it).
+    lease_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     @field_validator("timezone")
     @classmethod

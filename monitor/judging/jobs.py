@@ -63,9 +63,17 @@ def detect_breaches(flow: WriteFlow) -> Sweep:
     """Re-judge every clock that ran out or reached its warning; a rerun changes nothing."""
     session, now = flow.session, flow.ctx.now()
     due = due_tickets(session, now)
+    # Lock every due ticket first, in id order, before the first audit append takes the chain
+    # lock: locking them one by one while holding it deadlocks with a writer that holds one of
+    # them and waits for the chain.
+    tickets: dict[int | None, Ticket] = {}
+    for i in range(0, len(due), 1000):
+        chunk = due[i : i + 1000]  # ascending, like `due`
+        query = select(Ticket).where(col(Ticket.id).in_(chunk)).order_by(col(Ticket.id))
+        tickets.update((t.id, t) for t in session.exec(query.with_for_update()).all())
     changes = []
     for ticket_id in due:
-        ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).one()
+        ticket = tickets[ticket_id]
         settled = flow.rejudge(ticket, now)
         ref = ticket.external_id or str(ticket.id)
         changes += [Change(ticket_id, ref, *moved) for moved in settled.changed()]

@@ -32,7 +32,7 @@ from monitor.notifications.sender import Worker
 from monitor.scheduler.lease import acquire, release
 from monitor.scheduler.models import JobRun
 from monitor.scheduler.wake import next_wake
-from monitor.sla.service import load_context
+from monitor.sla.service import ContextCache, load_context
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"
@@ -90,7 +90,12 @@ def count(result: Any) -> int:
 
 
 def run_job(
-    engine: Engine, settings: Settings, clock: Clock, name: str, holder: str = "cli"
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    name: str,
+    holder: str = "cli",
+    contexts: ContextCache | None = None,
 ) -> Any:
     """Run one job in its own transaction and record its success; `sla-monitor check` and the
     scheduler both come through here."""
@@ -102,7 +107,8 @@ def run_job(
                 record_success(session, name, holder, clock.now(), count(result))
         return result
     with session_scope(engine) as session:
-        with write_flow(session, load_context(session, settings, clock)) as flow:
+        ctx = contexts.get(session) if contexts else load_context(session, settings, clock)
+        with write_flow(session, ctx) as flow:
             result = job.func(flow)
         record_success(session, name, holder, clock.now(), count(result))
     return result
@@ -127,14 +133,14 @@ class Runner:
         clock: Clock,
         *,
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(seconds=15),
+        lease_ttl: timedelta | None = None,
         safety_interval: timedelta = timedelta(seconds=60),
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         # An opaque name: metrics and /readyz show it, and they must not name hosts or pids.
         self.holder = holder or uuid.uuid4().hex[:12]
         log.info("scheduler %s is process %d on %s", self.holder, os.getpid(), socket.gethostname())
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = lease_ttl or timedelta(seconds=settings.lease_seconds)
         self.safety_interval = safety_interval
         self.is_leader = False
         self.armed_at: datetime | None = None
@@ -147,6 +153,9 @@ class Runner:
             lambda: self.is_leader,
             clock,
         )
+        # Catalog, policies and calendar read once, as the API does: re-reading the config
+        # files on every wake was most of a wake's cost.
+        self.contexts = ContextCache(settings, clock)
         self.scheduler = BackgroundScheduler(
             timezone=settings.tz,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -161,7 +170,12 @@ class Runner:
         if leader != self.is_leader:
             log.info("scheduler %s %s the lease", self.holder, "took" if leader else "lost")
         self.is_leader = leader
-        if became:
+        if became and self.scheduler.running:
+            # In its own job: a long first sweep must not hold up the renewals of the lease.
+            self.scheduler.add_job(
+                self.sweep, id="takeover", replace_existing=True, kwargs={"why": "takeover"}
+            )
+        elif became:
             self.sweep("takeover")
             self.sender.kick()
         return leader
@@ -174,7 +188,12 @@ class Runner:
         with self._lock:
             try:
                 changes = run_job(
-                    self.engine, self.settings, self.clock, "detect_breaches", self.holder
+                    self.engine,
+                    self.settings,
+                    self.clock,
+                    "detect_breaches",
+                    self.holder,
+                    self.contexts,
                 )
             except Exception:
                 log.exception("breach sweep (%s) failed", why)
@@ -185,8 +204,8 @@ class Runner:
 
     def findings(self) -> None:
         if self.is_leader:
-            run_job(self.engine, self.settings, self.clock, "refresh_findings", self.holder)
-            run_job(self.engine, self.settings, self.clock, "reconcile_metrics", self.holder)
+            for name in ("refresh_findings", "reconcile_metrics"):
+                run_job(self.engine, self.settings, self.clock, name, self.holder, self.contexts)
 
     def _arm_next(self) -> None:
         with read_scope(self.engine) as session:
@@ -201,18 +220,24 @@ class Runner:
         self.armed_at = instant
         self.rearmed.set()
         run_at = max(instant, self.clock.now())
+        # A wake may come due while the sweep that armed it is still finishing (deadlines pass
+        # during a slow sweep): it then waits for the lock instead of being skipped, which would
+        # leave nothing armed until the safety sweep.
         self.scheduler.add_job(
             self.sweep,
             "date",
             run_date=run_at,
             id="breach_wake",
             replace_existing=True,
+            max_instances=2,
             kwargs={"why": "wake"},
         )
 
     # Lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        renew_every = max(1.0, self.lease_ttl.total_seconds() / 3)
+        with session_scope(self.engine) as session:
+            self.contexts.get(session)  # loaded now, so a takeover does not wait for it
+        renew_every = self.lease_ttl.total_seconds() / 3
         self.scheduler.add_job(
             self.renew, "interval", seconds=renew_every, id="lease", next_run_time=datetime.now(UTC)
         )

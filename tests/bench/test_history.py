@@ -1,0 +1,86 @@
+"""The benchmark history is what the product itself writes: the bulk writer against a real
+import of the same tickets, row for row and hash for hash."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel, select
+
+from bench.history import IMPORTER, NOW, SEED, write_history, write_import_file
+from monitor.audit.verify import verify
+from monitor.core.clock import FixedClock
+from monitor.core.db import make_engine, session_scope
+from monitor.core.settings import Settings
+from monitor.judging.flow import write_flow
+from monitor.sla.service import load_context
+from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.models import Ticket
+from tests.conftest import PG_URL, _truncate
+
+COUNT = 400
+
+
+def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary-key order."""
+    out = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            key = [c for c in table.primary_key.columns] or list(table.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(sa.select(table).order_by(*key))]
+    return out
+
+
+def test_bulk_history_equals_a_real_import(
+    engine: Engine, settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # The generator loads explicit ids and moves the sequences: the owner's work, as a restore.
+    postgres = engine.dialect.name == "postgresql"
+    owner = make_engine(PG_URL) if postgres else engine
+    counts = write_history(owner, settings, COUNT, batch=150)
+    if postgres:
+        owner.dispose()
+    bulk = dump(engine)
+    assert counts["tickets"] == COUNT
+    with session_scope(engine) as session:
+        assert verify(session).ok
+        statuses = {t.status for t in session.exec(select(Ticket)).all()}
+    # The history has what a province's has: open and closed tickets, both pools, every
+    # severity, corrections, reopenings and breaches.
+    assert {"open", "closed"} <= statuses
+    assert {r[1] for r in bulk["tickets"]} == {"pool1", "pool2"}
+    event_types = {r[4] for r in bulk["events"]}
+    assert {"correction", "reopened", "user_notified", "arrived", "report_submitted"} <= event_types
+    assert bulk["breaches"] and bulk["findings"]
+
+    # Judging every ticket again at the same instant changes nothing.
+    clock = FixedClock(NOW)
+    with session_scope(engine) as session:
+        flow = write_flow(session, load_context(session, settings, clock))
+        with flow as writes:
+            for ticket in session.exec(select(Ticket)).all():
+                writes.rejudge(ticket, NOW)
+    assert dump(engine) == bulk
+
+    # The product's own import of the same tickets writes the very same rows.
+    if postgres:
+        _truncate(request.getfixturevalue("pg_engine"))
+        second = engine
+    else:
+        path = tmp_path / "second.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        second = make_engine(f"sqlite:///{path}")
+    source = tmp_path / "history.json"
+    write_import_file(source, SEED, COUNT)
+    with session_scope(second) as session:
+        flow = write_flow(session, load_context(session, settings, clock))
+        with flow as writes:
+            import_rows(writes, read_rows(source), IMPORTER)
+    imported = dump(second)
+    for table, rows in bulk.items():
+        assert imported[table] == rows, table
