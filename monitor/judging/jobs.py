@@ -89,14 +89,16 @@ class Refresh:
     calendar: list[str] = field(default_factory=list)
 
 
-def sync_calendar(flow: WriteFlow) -> tuple[int, list[str]]:
+def sync_calendar(flow: WriteFlow, *, notify: bool = False) -> tuple[int, list[str]]:
     """Raise (or close) the finding that next year's official calendar is missing; run at
-    start, on `check` and daily. Returns the findings changed and what is missing, in words."""
+    start, on `check` and daily (the daily job also tells the admins, once). Returns the
+    findings changed and what is missing, in words."""
     ctx = flow.ctx
     now = ctx.now()
     found = calendar_findings(ctx.calendar, now.astimezone(ctx.tz).date())
     changed = sync_findings(flow.session, found, now, kinds=["calendar_missing"])
-    flow.notices += enqueue_calendar_missing(flow.session, ctx, found, now)
+    if notify:
+        flow.notices += enqueue_calendar_missing(flow.session, ctx, found, now)
     return changed, [f.detail for f in found]
 
 
@@ -107,7 +109,7 @@ def refresh_findings(flow: WriteFlow) -> Refresh:
     `--now` cannot undo what was already judged."""
     session, ctx = flow.session, flow.ctx
     now = ctx.now()
-    changed, missing = sync_calendar(flow)
+    changed, missing = sync_calendar(flow, notify=True)
     open_tickets = session.exec(select(Ticket).where(Ticket.status == TicketStatus.OPEN)).all()
     for ticket in open_tickets:
         assert ticket.id is not None
