@@ -42,7 +42,7 @@ FAST := tests/sla tests/calendars tests/scoring tests/breaches tests/tickets tes
 	tests/reports tests/test_architecture.py
 
 test-fast: $(STAMP) ## the pure core and the services on SQLite, no subprocesses (seconds)
-	$(BIN)/pytest $(FAST) -m "not slow" -k "not postgresql"
+	$(BIN)/pytest $(FAST) -m "not slow" -k "not postgresql" --ignore-glob="*test_router.py"
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
