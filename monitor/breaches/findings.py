@@ -15,19 +15,10 @@ from monitor.core.timeutil import human_duration, show
 from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
 from monitor.sla.timer import Effective
-from monitor.sla.vocab import EVENT_LABELS, TargetStatus, TicketStatus
+from monitor.sla.vocab import EVENT_LABELS, FINDING_LABELS, TargetStatus, TicketStatus
 from monitor.tickets.models import Event, Ticket
 
-KINDS = {
-    "overdue_open": "长期未解决",
-    "no_evidence": "解决无佐证",
-    "late_verification": "用户确认滞后",
-    "late_entry": "补录/倒签",
-    "impossible_order": "时间顺序矛盾",
-    "unknown_calendar": "工作日历缺失",
-    "calendar_missing": "次年日历未载入",
-    "disputed_correction": "更正待监理确认",
-}
+KINDS = FINDING_LABELS
 
 
 @dataclass(frozen=True)

@@ -148,14 +148,16 @@ REVIEW_LABELS = {
     "cleared": "已撤销",
 }
 
+# One name per data-quality finding kind, for the API, the CLI, the pages and the reports.
 FINDING_LABELS = {
-    "overdue_open": "长期未结",
-    "no_evidence": "缺少佐证",
-    "late_verification": "用户确认过晚",
-    "late_entry": "补录过晚",
+    "overdue_open": "长期未解决",
+    "no_evidence": "解决无佐证",
+    "late_verification": "用户确认滞后",
+    "late_entry": "补录/倒签",
     "impossible_order": "时间顺序矛盾",
-    "unknown_calendar": "未知日历",
-    "calendar_missing": "缺少下一年日历",
+    "unknown_calendar": "工作日历缺失",
+    "calendar_missing": "次年日历未载入",
+    "disputed_correction": "更正待监理确认",
 }
 
 SOURCE_LABELS = {
