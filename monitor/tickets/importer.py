@@ -23,7 +23,7 @@ from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
-from monitor.tickets.schemas import TicketIn
+from monitor.tickets.schemas import TicketIn, checkable_without_bad_types
 from monitor.tickets.service import Actor
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -248,27 +248,10 @@ def parse_rows(
             # A bad event type must not hide the row's other problems (unknown pool, a time
             # in the future, …): check the rest with those events read as comments. The
             # import is refused anyway, so nothing of it is kept.
-            checkable = _without_bad_types(data, exc)
+            checkable = checkable_without_bad_types(TicketIn, data, exc)
             if checkable is not None:
                 parsed.append((row, checkable))
     return parsed, problems
-
-
-def _without_bad_types(data: Any, exc: ValidationError) -> TicketIn | None:
-    """The ticket with every event of an unknown type read as a comment, if that is all
-    that was wrong with it."""
-    errors = exc.errors()
-    bad = [e["loc"] for e in errors if len(e["loc"]) == 3 and e["loc"][::2] == ("events", "type")]
-    if len(bad) != len(errors) or not isinstance(data, dict):
-        return None
-    events = list(data.get("events") or [])
-    for _, i, _ in bad:
-        assert isinstance(i, int)
-        events[i] = {**events[i], "type": "comment"}
-    try:
-        return TicketIn.model_validate({**data, "events": events})
-    except ValidationError:
-        return None
 
 
 @dataclass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
 from monitor.api.deps import (
     READ_TICKETS,
@@ -20,21 +23,26 @@ from monitor.api.deps import (
     ScopedTicket,
     TicketWriter,
     WritableTicket,
+    Write,
     pool_scope,
 )
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
+from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
+from monitor.sla.words import words
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page
 from monitor.tickets.schemas import (
+    Checkable,
     EventIn,
     TicketIn,
     TicketOut,
     TicketPage,
+    checkable_without_bad_types,
 )
-from monitor.tickets.service import ticket_out
+from monitor.tickets.service import append_event, check_new_ticket, ticket_out
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -43,8 +51,41 @@ ERRORS = responses("ticket")
 Reader = Annotated[Principal, Depends(READ_TICKETS)]
 
 
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # the body's own validation says what is wrong with it
+
+
+def _refuse_with_every_problem(
+    model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
+) -> None:
+    """One 422 with every problem of the body: a bad event type must not hide the other
+    problems (unknown pool, a time in the future, …), as in an import. Nothing when valid."""
+    if raw is None:
+        return
+    try:
+        model.model_validate(raw)
+    except ValidationError as exc:
+        problems = problems_of(exc)
+        checkable = checkable_without_bad_types(model, raw, exc)
+        if checkable is not None:
+            problems += deeper(checkable)
+        raise InvalidInput(problems) from None
+
+
+def _every_problem(write: TicketWriter, raw: Annotated[Any, Depends(_json_body)]) -> Write:
+    def deeper(data: TicketIn) -> list[Problem]:
+        data = words(write.ctx).ticket_in(data)
+        return check_new_ticket(write.session, write.ctx, data, write.actor)[1]
+
+    _refuse_with_every_problem(TicketIn, raw, deeper)
+    return write
+
+
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)
-def post_ticket(body: TicketIn, write: TicketWriter) -> JSONResponse:
+def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> JSONResponse:
     """Create a ticket with its events (the import format); deadlines are judged at once."""
     ticket = write.flow.create_ticket(body, write.actor)
     out = ticket_out(write.session, write.ctx, ticket)
@@ -106,8 +147,27 @@ def get_ticket(ticket: ScopedTicket, session: ReadSession, ctx: ReadContext) -> 
     return ticket_out(session, ctx, ticket)
 
 
+def _every_event_problem(
+    ticket: WritableTicket, write: EventWriter, raw: Annotated[Any, Depends(_json_body)]
+) -> Write:
+    def deeper(data: EventIn) -> list[Problem]:
+        # The append's own checks; what it may write goes with the refusal's rollback.
+        try:
+            append_event(
+                write.session, write.ctx, ticket, words(write.ctx).event_in(data), write.actor
+            )
+        except InvalidInput as exc:
+            return exc.problems
+        return []
+
+    _refuse_with_every_problem(EventIn, raw, deeper)
+    return write
+
+
 @router.post("/{ticket_id}/events", status_code=201, response_model=TicketOut, responses=ERRORS)
-def post_event(ticket: WritableTicket, body: EventIn, write: EventWriter) -> JSONResponse:
+def post_event(
+    ticket: WritableTicket, body: EventIn, write: Annotated[Write, Depends(_every_event_problem)]
+) -> JSONResponse:
     """Append an event (or a correction); the ticket is re-judged in the same transaction."""
     write.flow.add_event(ticket, body, write.actor)
     return write.reply(201, ticket_out(write.session, write.ctx, ticket))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -135,6 +136,40 @@ class TicketIn(Input):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
 
     _source_code = field_validator("source", mode="before")(_code(SOURCE_LABELS, SOURCE_ALIASES))
+
+
+Checkable = TypeVar("Checkable", TicketIn, EventIn)
+
+
+def checkable_without_bad_types(
+    model: type[Checkable], data: Any, exc: ValidationError
+) -> Checkable | None:
+    """The ticket (or event) with every event of an unknown type read as a comment, if that
+    is all that was wrong with it: so a bad event type does not hide the other problems
+    (unknown pool, a time in the future, …). Only for finding problems: the input is refused
+    anyway."""
+    errors = exc.errors()
+    if not errors or not isinstance(data, dict):
+        return None
+    if model is EventIn:
+        if any(e["loc"] != ("type",) for e in errors):
+            return None
+        fixed = {**data, "type": "comment"}
+    else:
+        bad = [
+            e["loc"] for e in errors if len(e["loc"]) == 3 and e["loc"][::2] == ("events", "type")
+        ]
+        if len(bad) != len(errors):
+            return None
+        events = list(data.get("events") or [])
+        for _, i, _ in bad:
+            assert isinstance(i, int)
+            events[i] = {**events[i], "type": "comment"}
+        fixed = {**data, "events": events}
+    try:
+        return model.model_validate(fixed)
+    except ValidationError:
+        return None
 
 
 class ImportFile(Input):

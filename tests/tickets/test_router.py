@@ -135,6 +135,37 @@ def test_bad_input_names_the_field_and_writes_nothing(
     assert counts(session) == before
 
 
+def test_a_bad_event_type_does_not_hide_the_bodys_other_problems(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    before = counts(session)
+    body = ticket_body(
+        pool="pool9",
+        events=[
+            {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+            {"type": "exploded", "at": "2022-08-10T12:00:00+08:00"},
+            {"type": "arrived", "at": "2099-01-01T00:00:00+08:00"},
+        ],
+    )
+    r = post(client, auth, "admin", body)
+    assert r.status_code == 422, r.text
+    locs = [d["loc"] for d in r.json()["detail"]]
+    assert {"events[1].type", "pool", "events[2].at"} <= set(locs), r.json()
+    session.expire_all()
+    assert counts(session) == before
+    # Chinese names are read as their codes in that check too: only the type is wrong here.
+    fine = ticket_body(
+        pool="政务二云",
+        severity="重大故障",
+        events=[
+            {"type": "reported", "at": "2022-08-10T11:41:00+08:00"},
+            {"type": "exploded", "at": "2022-08-10T12:00:00+08:00"},
+        ],
+    )
+    r = post(client, auth, "admin", fine)
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["detail"]] == ["events[1].type"]
+
+
 def test_a_duplicate_external_id_and_another_pool_are_refused(
     client: TestClient, auth: Any
 ) -> None:
@@ -231,6 +262,21 @@ def test_bad_events_over_http_name_the_field_and_write_nothing(
     assert r.status_code == 422, r.text
     assert loc in [d["loc"] for d in r.json()["detail"]], r.json()
     assert counts(session) == before
+
+
+def test_an_events_bad_type_does_not_hide_its_other_problems(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    ticket = post(client, auth, "op2", ticket_body()).json()
+    before = counts(session)
+    path = f"/tickets/{ticket['id']}/events"
+    r = post(client, auth, "op2", {"type": "arived", "at": "2099-01-01T00:00:00+08:00"}, path=path)
+    assert r.status_code == 422, r.text
+    assert [d["loc"] for d in r.json()["detail"]] == ["type", "at"], r.json()
+    session.expire_all()
+    assert counts(session) == before
+    got = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["op2"]).json()
+    assert got["events"] == ticket["events"]
 
 
 def test_two_parties_writing_at_once_lose_nothing(client: TestClient, auth: Any) -> None:
