@@ -367,7 +367,7 @@ def check_new_ticket(
     return policy, problems
 
 
-def _insert_event(
+def _new_event(
     session: Session,
     ticket: Ticket,
     seq: int,
@@ -376,9 +376,12 @@ def _insert_event(
     actor: Actor,
     recorded_at: datetime,
     by_seq: dict[int, Event],
-) -> Event:
+) -> tuple[Event, audit.Entry]:
+    """The event row (added to the session, not yet flushed) and its audit record."""
     assert ticket.id is not None
     corrected = by_seq.get(tl.corrects) if tl.corrects is not None else None
+    if corrected is not None and corrected.id is None:
+        session.flush()  # it corrects an event of the same write: that one needs its id
     row = Event(
         ticket_id=ticket.id,
         seq=seq,
@@ -396,10 +399,8 @@ def _insert_event(
         reason=ev.reason,
     )
     session.add(row)
-    session.flush()
     by_seq[seq] = row
-    audit.append(
-        session,
+    entry = audit.Entry(
         at=recorded_at,
         actor=actor.name,
         action="event.recorded",
@@ -422,7 +423,7 @@ def _insert_event(
             "evidence": list(ev.evidence),
         },
     )
-    return row
+    return row, entry
 
 
 def write_ticket(
@@ -463,28 +464,31 @@ def write_ticket(
     )
     session.add(ticket)
     session.flush()
-    audit.append(
-        session,
-        at=ticket.created_at,
-        actor=actor.name,
-        action="ticket.created",
-        entity="ticket",
-        entity_id=str(ticket.id),
-        payload={
-            "pool": ticket.pool,
-            "external_id": ticket.external_id,
-            "severity": ticket.severity,
-            "title": ticket.title,
-            "source": ticket.source,
-            "policy_version": ticket.policy_version,
-            "units": ticket.units,
-            "systems": ticket.systems,
-        },
-    )
+    entries = [
+        audit.Entry(
+            at=ticket.created_at,
+            actor=actor.name,
+            action="ticket.created",
+            entity="ticket",
+            entity_id=str(ticket.id),
+            payload={
+                "pool": ticket.pool,
+                "external_id": ticket.external_id,
+                "severity": ticket.severity,
+                "title": ticket.title,
+                "source": ticket.source,
+                "policy_version": ticket.policy_version,
+                "units": ticket.units,
+                "systems": ticket.systems,
+            },
+        )
+    ]
     by_seq: dict[int, Event] = {}
     for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
         at = recorded_at[i] if recorded_at is not None else now
-        _insert_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)
+        entries.append(_new_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)[1])
+    session.flush()  # the events in one batch (insertmanyvalues)
+    audit.append_many(session, entries)  # and their audit records in one statement
     return ticket, list(by_seq.values())
 
 
@@ -535,7 +539,11 @@ def append_event(
         raise InvalidInput(problems)
     now = ctx.now()
     by_seq = {e.seq: e for e in existing}
-    row = _insert_event(session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq)
+    row, entry = _new_event(
+        session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq
+    )
+    session.flush()
+    audit.append_many(session, [entry])
     ticket.updated_at = now
     return row, [*existing, row]
 
