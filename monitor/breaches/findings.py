@@ -275,14 +275,16 @@ def sync_findings(
     *,
     ticket: Ticket | None = None,
     kinds: Sequence[str] | None = None,
+    new_ticket: bool = False,
 ) -> int:
-    """Open what is found and not yet open; close open ones (of this scope) no longer found."""
+    """Open what is found and not yet open; close open ones (of this scope) no longer found.
+    A `new_ticket` (created in this transaction) has none open yet."""
     query = select(Finding).where(col(Finding.closed_at).is_(None))
     if ticket is not None:
         query = query.where(Finding.ticket_id == ticket.id)
     if kinds is not None:
         query = query.where(col(Finding.kind).in_(kinds))
-    open_now = {f.key: f for f in session.exec(query).all()}
+    open_now = {} if new_ticket else {f.key: f for f in session.exec(query).all()}
     wanted = {f.key: f for f in found}
     changed = 0
     for key, finding in open_now.items():

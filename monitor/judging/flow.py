@@ -36,7 +36,7 @@ from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
-from monitor.sla.timer import Judgement, judge, wakes_at
+from monitor.sla.timer import Effective, Judgement, apply_corrections, judge, wakes_at
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.sla.words import words
 from monitor.tickets.models import Event, Ticket
@@ -95,7 +95,7 @@ class WriteFlow:
         ticket, events = write_ticket(
             self.session, self.ctx, data, actor, recorded_at=recorded_at, taken=taken
         )
-        self.settle(ticket, events)
+        self.settle(ticket, events, new=True)
         return ticket
 
     def add_event(
@@ -196,29 +196,36 @@ class WriteFlow:
         return self.settle(ticket, ticket_events(self.session, ticket.id), now)
 
     def settle(
-        self, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+        self,
+        ticket: Ticket,
+        events: Sequence[Event],
+        now: datetime | None = None,
+        *,
+        new: bool = False,
     ) -> Settled:
-        """Judge the ticket at `now` and store all that follows from it."""
+        """Judge the ticket at `now` and store all that follows from it. A `new` ticket (made
+        in this unit of work) has no stored states, breaches, findings or disputes to read."""
         ctx = self.ctx
         now = now or ctx.now()
         assert ticket.id is not None
-        disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
+        disputes = {} if new else correction_states(self.session, [ticket.id]).get(ticket.id, {})
         held = {seq for seq, d in disputes.items() if d.decision in HELD}
-        timeline = effective_timeline(events, held)
+        seen = timeline_of(events, held)
+        timeline = apply_corrections(seen)
         # The reported time follows its latest correction; scoring and lists go by it.
         ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
         policy = ctx.policies.version(ticket.policy_version)
-        judgement = judge(
-            timeline_of(events, held), ticket.severity, policy, ctx.calendar, now, ctx.tz
+        judgement = judge(seen, ticket.severity, policy, ctx.calendar, now, ctx.tz, timeline)
+        states, before = self._store_states(ticket, judgement, now, new=new)
+        made = sync_breaches(
+            self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new
         )
-        states, before = self._store_states(ticket, judgement, now)
-        new = sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
-        facts = self.facts(ticket, events, states, now, disputes)
-        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket)
+        facts = self.facts(ticket, events, states, now, disputes, timeline)
+        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket, new_ticket=new)
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
-        return Settled(ticket, judgement, states, before, new)
+        return Settled(ticket, judgement, states, before, made)
 
     def facts(
         self,
@@ -227,8 +234,10 @@ class WriteFlow:
         states: Sequence[TargetState],
         now: datetime,
         disputes: dict[int, CorrectionDecision] | None = None,
+        timeline: Sequence[Effective] | None = None,
     ) -> Facts:
-        """What the finding rules look at for one ticket."""
+        """What the finding rules look at for one ticket (`timeline`: its effective timeline,
+        when the caller has it already)."""
         assert ticket.id is not None
         if disputes is None:
             disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
@@ -237,7 +246,7 @@ class WriteFlow:
         return Facts(
             ticket,
             events,
-            effective_timeline(events, held),
+            effective_timeline(events, held) if timeline is None else timeline,
             states,
             self.ctx.policies.version(ticket.policy_version),
             now,
@@ -247,16 +256,18 @@ class WriteFlow:
         )
 
     def _store_states(
-        self, ticket: Ticket, judgement: Judgement, now: datetime
+        self, ticket: Ticket, judgement: Judgement, now: datetime, *, new: bool = False
     ) -> tuple[list[TargetState], dict[str, TargetStatus]]:
         """Rewrite the ticket's target states and derived fields to match the judgement."""
         assert ticket.id is not None
-        existing = {
-            s.target: s
-            for s in self.session.exec(
+        rows = (
+            ()
+            if new
+            else self.session.exec(
                 select(TargetState).where(TargetState.ticket_id == ticket.id)
             ).all()
-        }
+        )
+        existing = {s.target: s for s in rows}
         before = {target: state.status for target, state in existing.items()}
         states = []
         for res in judgement.targets:
