@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
@@ -39,14 +40,14 @@ from monitor.sla.service import SlaContext
 from monitor.sla.timer import Effective, Judgement, apply_corrections, judge, wakes_at
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.sla.words import words
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import Event, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import (
     Actor,
     append_event,
     effective_timeline,
+    event_rows,
     judge_ticket,
-    ticket_events,
     timeline_of,
     write_ticket,
 )
@@ -124,7 +125,7 @@ class WriteFlow:
         return row
 
     def _dispute_if_it_clears_a_review(
-        self, ticket: Ticket, row: Event, events: Sequence[Event]
+        self, ticket: Ticket, row: Event, events: Sequence[StoredEvent]
     ) -> None:
         """A correction by the evaluated party that would clear a breach the supervision unit
         already reviewed is held until the unit decides (the evaluation found supervisors
@@ -193,12 +194,12 @@ class WriteFlow:
     def rejudge(self, ticket: Ticket, now: datetime | None = None) -> Settled:
         """Judge a ticket again (time passed, or the calendar changed) from its events."""
         assert ticket.id is not None
-        return self.settle(ticket, ticket_events(self.session, ticket.id), now)
+        return self.settle(ticket, event_rows(self.session, ticket.id), now)
 
     def settle(
         self,
         ticket: Ticket,
-        events: Sequence[Event],
+        events: Sequence[StoredEvent],
         now: datetime | None = None,
         *,
         new: bool = False,
@@ -230,7 +231,7 @@ class WriteFlow:
     def facts(
         self,
         ticket: Ticket,
-        events: Sequence[Event],
+        events: Sequence[StoredEvent],
         states: Sequence[TargetState],
         now: datetime,
         disputes: dict[int, CorrectionDecision] | None = None,
@@ -269,7 +270,7 @@ class WriteFlow:
         )
         existing = {s.target: s for s in rows}
         before = {target: state.status for target, state in existing.items()}
-        states = []
+        states, inserts = [], []
         for res in judgement.targets:
             values: dict[str, Any] = {
                 "name": res.name,
@@ -292,13 +293,15 @@ class WriteFlow:
             }
             state = existing.pop(res.target, None)
             if state is None:
-                state = TargetState(ticket_id=ticket.id, target=res.target, **values)
+                values |= {"ticket_id": ticket.id, "target": res.target}
+                state = TargetState(**values)
+                inserts.append(values)
             else:
                 self.deltas.count_state(state, -1)
                 for key, value in values.items():
                     setattr(state, key, value)
+                self.session.add(state)
             self.deltas.count_state(state, +1)
-            self.session.add(state)
             states.append(state)
         for state in existing.values():  # targets the current severity no longer has
             self.deltas.count_state(state, -1)
@@ -307,6 +310,8 @@ class WriteFlow:
         ticket.status = judgement.status
         self.session.add(ticket)
         self.session.flush()
+        if inserts:  # new rows in one statement; a later read in this transaction finds them
+            self.session.execute(sa.insert(TargetState.__table__), inserts)  # type: ignore[attr-defined]
         return states, before
 
     def _wake(self, instant: datetime | None) -> None:

@@ -6,8 +6,9 @@ judges the ticket in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -21,7 +22,7 @@ from monitor.sla.policy import Policy
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import Effective, Judgement, TimelineEvent, apply_corrections, judge
 from monitor.sla.vocab import TargetStatus, TicketStatus
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
 
@@ -47,6 +48,16 @@ def ticket_events(session: Session, ticket_id: int) -> list[Event]:
     )
 
 
+def event_rows(session: Session, ticket_id: int) -> list[EventRow]:
+    """A ticket's events in order, as plain rows: what the write flow reads per write."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    columns = [table.c[f.name] for f in fields(EventRow)]
+    rows = session.execute(
+        sa.select(*columns).where(table.c.ticket_id == ticket_id).order_by(table.c.seq)
+    ).all()
+    return [EventRow(*row) for row in rows]
+
+
 def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
     """Many tickets' events in a few queries, each ticket's in order."""
     out: dict[int, list[Event]] = {}
@@ -61,7 +72,7 @@ def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Eve
     return out
 
 
-def timeline_of(events: Sequence[Event], held: Collection[int] = ()) -> list[TimelineEvent]:
+def timeline_of(events: Sequence[StoredEvent], held: Collection[int] = ()) -> list[TimelineEvent]:
     """The events as the SLA clock sees them; `held` corrections (by seq) are left out until
     the supervision unit accepts them."""
     by_id = {e.id: e for e in events}
@@ -84,7 +95,9 @@ def timeline_of(events: Sequence[Event], held: Collection[int] = ()) -> list[Tim
     return out
 
 
-def effective_timeline(events: Sequence[Event], held: Collection[int] = ()) -> list[Effective]:
+def effective_timeline(
+    events: Sequence[StoredEvent], held: Collection[int] = ()
+) -> list[Effective]:
     """The ticket's events at their corrected times, in time order."""
     return apply_corrections(timeline_of(events, held))
 
@@ -92,7 +105,7 @@ def effective_timeline(events: Sequence[Event], held: Collection[int] = ()) -> l
 def judge_ticket(
     ctx: SlaContext,
     ticket: Ticket,
-    events: Sequence[Event],
+    events: Sequence[StoredEvent],
     now: datetime | None = None,
     held: Collection[int] = (),
 ) -> Judgement:
@@ -224,7 +237,7 @@ def _order_problems(
 def _candidate_events(
     events: Sequence[EventIn],
     first_seq: int,
-    existing: Sequence[Event],
+    existing: Sequence[StoredEvent],
     ctx: SlaContext,
     prefix: str,
 ) -> tuple[list[TimelineEvent], dict[int, str], list[Problem]]:
@@ -367,39 +380,33 @@ def check_new_ticket(
     return policy, problems
 
 
-def _new_event(
-    session: Session,
+def _event_values(
     ticket: Ticket,
     seq: int,
     ev: EventIn,
     tl: TimelineEvent,
     actor: Actor,
     recorded_at: datetime,
-    by_seq: dict[int, Event],
-) -> tuple[Event, audit.Entry]:
-    """The event row (added to the session, not yet flushed) and its audit record."""
+    corrected: StoredEvent | None,
+) -> tuple[dict[str, Any], audit.Entry]:
+    """An event's row and its audit record."""
     assert ticket.id is not None
-    corrected = by_seq.get(tl.corrects) if tl.corrects is not None else None
-    if corrected is not None and corrected.id is None:
-        session.flush()  # it corrects an event of the same write: that one needs its id
-    row = Event(
-        ticket_id=ticket.id,
-        seq=seq,
-        client_id=ev.id,
-        type=ev.type,
-        occurred_at=tl.at,
-        recorded_at=recorded_at,
-        actor=actor.name,
-        actor_role=actor.role,
-        source=actor.source,
-        note=ev.note,
-        evidence=list(ev.evidence),
-        severity=ev.severity,
-        corrects_id=corrected.id if corrected else None,
-        reason=ev.reason,
-    )
-    session.add(row)
-    by_seq[seq] = row
+    values = {
+        "ticket_id": ticket.id,
+        "seq": seq,
+        "client_id": ev.id,
+        "type": ev.type,
+        "occurred_at": tl.at,
+        "recorded_at": recorded_at,
+        "actor": actor.name,
+        "actor_role": actor.role,
+        "source": actor.source,
+        "note": ev.note,
+        "evidence": list(ev.evidence),
+        "severity": ev.severity,
+        "corrects_id": corrected.id if corrected else None,
+        "reason": ev.reason,
+    }
     entry = audit.Entry(
         at=recorded_at,
         actor=actor.name,
@@ -423,7 +430,16 @@ def _new_event(
             "evidence": list(ev.evidence),
         },
     )
-    return row, entry
+    return values, entry
+
+
+def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[EventRow]:
+    """One INSERT for many events (insertmanyvalues), their ids back in the same order."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    ids = session.execute(
+        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), values
+    ).scalars()
+    return [EventRow(id=i, **v) for i, v in zip(ids, values, strict=True)]
 
 
 def write_ticket(
@@ -434,7 +450,7 @@ def write_ticket(
     *,
     recorded_at: Sequence[datetime] | None = None,
     taken: set[tuple[str, str]] | None = None,
-) -> tuple[Ticket, list[Event]]:
+) -> tuple[Ticket, list[EventRow]]:
     """Write a ticket with its events (not yet judged), or raise InvalidInput."""
     policy, problems = check_new_ticket(session, ctx, data, actor, taken)
     if problems:
@@ -483,13 +499,20 @@ def write_ticket(
             },
         )
     ]
-    by_seq: dict[int, Event] = {}
+    rows: list[EventRow] = []
+    pending: list[dict[str, Any]] = []
     for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
         at = recorded_at[i] if recorded_at is not None else now
-        entries.append(_new_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)[1])
-    session.flush()  # the events in one batch (insertmanyvalues)
-    audit.append_many(session, entries)  # and their audit records in one statement
-    return ticket, list(by_seq.values())
+        if tl.corrects is not None and tl.corrects > len(rows):
+            rows += _insert_events(session, pending)  # it corrects one of them: ids first
+            pending = []
+        corrected = rows[tl.corrects - 1] if tl.corrects is not None else None
+        values, entry = _event_values(ticket, i + 1, ev, tl, actor, at, corrected)
+        pending.append(values)
+        entries.append(entry)
+    rows += _insert_events(session, pending)  # the events in one statement
+    audit.append_many(session, entries)  # and their audit records in another
+    return ticket, rows
 
 
 def append_event(
@@ -500,13 +523,13 @@ def append_event(
     actor: Actor,
     *,
     recorded_at: datetime | None = None,
-) -> tuple[Event, list[Event]]:
+) -> tuple[Event, list[StoredEvent]]:
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
-    and the ticket's whole timeline, read once."""
+    and the ticket's whole timeline, read once (as plain rows)."""
     assert ticket.id is not None
     # Lock the ticket so two writers append one after the other, never with the same seq.
     session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
-    existing = ticket_events(session, ticket.id)
+    existing: list[StoredEvent] = list(event_rows(session, ticket.id))
     policy = ctx.policies.version(ticket.policy_version)
     problems = _event_problems(data, "", ctx, policy)
     problems += _evidence_problems(session, ticket.id, data, "")
@@ -538,10 +561,11 @@ def append_event(
     if problems:
         raise InvalidInput(problems)
     now = ctx.now()
-    by_seq = {e.seq: e for e in existing}
-    row, entry = _new_event(
-        session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq
-    )
+    tl = timeline[-1]
+    corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
+    values, entry = _event_values(ticket, seq, data, tl, actor, recorded_at or now, corrected)
+    row = Event(**values)
+    session.add(row)
     session.flush()
     audit.append_many(session, [entry])
     ticket.updated_at = now
@@ -573,13 +597,13 @@ def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
     return found[0]
 
 
-def events_out(events: Sequence[Event], tz: tzinfo) -> list[EventOut]:
+def events_out(events: Sequence[StoredEvent], tz: tzinfo) -> list[EventOut]:
     """The timeline as people and clients read it: each event as recorded, and its time
     after corrections where one changed it."""
     by_id = {e.id: e for e in events}
     effective = {x.event.seq: x.at for x in effective_timeline(events)}
 
-    def event_id(e: Event) -> str:
+    def event_id(e: StoredEvent) -> str:
         return e.client_id or str(e.seq)
 
     return [
@@ -607,7 +631,7 @@ def events_out(events: Sequence[Event], tz: tzinfo) -> list[EventOut]:
 
 def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
     assert ticket.id is not None
-    events = ticket_events(session, ticket.id)
+    events = event_rows(session, ticket.id)
     states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
     tz = ctx.tz
 
