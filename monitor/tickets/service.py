@@ -434,12 +434,14 @@ def _event_values(
 
 
 def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[EventRow]:
-    """One INSERT for many events (insertmanyvalues), their ids back in the same order."""
+    """One INSERT for many events (insertmanyvalues), with their ids."""
+    if not values:
+        return []
     table = Event.__table__  # type: ignore[attr-defined]
-    ids = session.execute(
-        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), values
-    ).scalars()
-    return [EventRow(id=i, **v) for i, v in zip(ids, values, strict=True)]
+    # Matched by seq: asking the database for the rows' order would cost a statement per row
+    # on SQLite.
+    ids = dict(session.execute(sa.insert(table).returning(table.c.seq, table.c.id), values).all())
+    return [EventRow(id=ids[v["seq"]], **v) for v in values]
 
 
 def write_ticket(
