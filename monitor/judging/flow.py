@@ -37,7 +37,14 @@ from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
-from monitor.sla.timer import Effective, Judgement, apply_corrections, judge, wakes_at
+from monitor.sla.timer import (
+    Effective,
+    Judgement,
+    TimelineEvent,
+    apply_corrections,
+    judge,
+    wakes_at,
+)
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.sla.words import words
 from monitor.tickets.models import Event, StoredEvent, Ticket
@@ -104,12 +111,11 @@ class WriteFlow:
     ) -> Event:
         """Append one event (or a correction) and re-judge the ticket."""
         data = words(self.ctx).event_in(data)
-        row, events = append_event(
-            self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at
-        )
+        done = append_event(self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at)
+        row, events = done.row, done.events
         if row.type == "correction" and actor.role != "supervisor":
             self._dispute_if_it_clears_a_review(ticket, row, events)
-        self.settle(ticket, events)
+        self.settle(ticket, events, timelines=(done.seen, done.effective))
         return row
 
     def decide_correction(
@@ -203,16 +209,22 @@ class WriteFlow:
         now: datetime | None = None,
         *,
         new: bool = False,
+        timelines: tuple[list[TimelineEvent], list[Effective]] | None = None,
     ) -> Settled:
         """Judge the ticket at `now` and store all that follows from it. A `new` ticket (made
-        in this unit of work) has no stored states, breaches, findings or disputes to read."""
+        in this unit of work) has no stored states, breaches, findings or disputes to read;
+        `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
+        (used unless a correction is held)."""
         ctx = self.ctx
         now = now or ctx.now()
         assert ticket.id is not None
         disputes = {} if new else correction_states(self.session, [ticket.id]).get(ticket.id, {})
         held = {seq for seq, d in disputes.items() if d.decision in HELD}
-        seen = timeline_of(events, held)
-        timeline = apply_corrections(seen)
+        if timelines is not None and not held:
+            seen, timeline = timelines
+        else:
+            seen = timeline_of(events, held)
+            timeline = apply_corrections(seen)
         # The reported time follows its latest correction; scoring and lists go by it.
         ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
         policy = ctx.policies.version(ticket.policy_version)

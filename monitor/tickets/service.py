@@ -197,10 +197,9 @@ def _evidence_problems(
 
 
 def _order_problems(
-    timeline: list[TimelineEvent], locs: dict[int, str], ctx: SlaContext
+    effective: list[Effective], locs: dict[int, str], ctx: SlaContext
 ) -> list[Problem]:
     """No event may come before the ticket's reported event (after corrections)."""
-    effective = apply_corrections(timeline)
     reported = [x for x in effective if x.type == "reported"]
     if not reported:
         return []
@@ -376,7 +375,7 @@ def check_new_ticket(
         problems += _evidence_problems(session, None, ev, f"events[{i}]")
     timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
     problems += id_problems
-    problems += _order_problems(timeline, locs, ctx)
+    problems += _order_problems(apply_corrections(timeline), locs, ctx)
     return policy, problems
 
 
@@ -517,6 +516,16 @@ def write_ticket(
     return ticket, rows
 
 
+@dataclass(frozen=True)
+class Appended:
+    """An appended event and the ticket's timeline after it, read and corrected once."""
+
+    row: Event
+    events: list[StoredEvent]
+    seen: list[TimelineEvent]  # `timeline_of(events)`: as the clock sees them, none held
+    effective: list[Effective]  # `apply_corrections(seen)`
+
+
 def append_event(
     session: Session,
     ctx: SlaContext,
@@ -525,7 +534,7 @@ def append_event(
     actor: Actor,
     *,
     recorded_at: datetime | None = None,
-) -> tuple[Event, list[StoredEvent]]:
+) -> Appended:
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
     and the ticket's whole timeline, read once (as plain rows)."""
     assert ticket.id is not None
@@ -555,10 +564,11 @@ def append_event(
             )
         )
     timeline, _, id_problems = _candidate_events([data], seq, existing, ctx, "")
+    effective = apply_corrections(timeline)
     problems += id_problems
     problems += [
         Problem(p.loc.removeprefix("event."), p.msg)
-        for p in _order_problems(timeline, {seq: "event"}, ctx)
+        for p in _order_problems(effective, {seq: "event"}, ctx)
     ]
     if problems:
         raise InvalidInput(problems)
@@ -571,7 +581,7 @@ def append_event(
     session.flush()
     audit.append_many(session, [entry])
     ticket.updated_at = now
-    return row, [*existing, row]
+    return Appended(row, [*existing, row], timeline, effective)
 
 
 def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
