@@ -20,8 +20,16 @@ from monitor.evidence.models import EvidenceLink
 from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
 from monitor.sla.service import SlaContext
-from monitor.sla.timer import Effective, Judgement, TimelineEvent, apply_corrections, judge
-from monitor.sla.vocab import TargetStatus, TicketStatus
+from monitor.sla.timer import (
+    Effective,
+    Judgement,
+    TimelineEvent,
+    apply_corrections,
+    current_severity,
+    judge,
+    ticket_status,
+)
+from monitor.sla.vocab import TargetStatus
 from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
@@ -460,19 +468,21 @@ def write_ticket(
     now = ctx.now()
     units, systems = _lookup(ctx)
     timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
-    reported = next(t for t in timeline if t.type == "reported")
+    # Inserted with the fields the judgement derives, so settling it changes nothing here.
+    effective = apply_corrections(timeline)
+    reported = next(x for x in effective if x.type == "reported")
     ticket = Ticket(
         pool=data.pool,
         external_id=data.external_id,
         severity=data.severity,
-        current_severity=data.severity,
+        current_severity=current_severity(data.severity, effective)[0],
         title=data.title,
         description=data.description,
         source=data.source,
         units=_resolve_names(data.units, units, "units", "")[0],
         systems=_resolve_names(data.systems, systems, "systems", "")[0],
         policy_version=policy.version,
-        status=TicketStatus.OPEN,
+        status=ticket_status(effective),
         reported_at=reported.at,
         # Back-filled history (the demo) was created when its first event was recorded.
         created_at=min(recorded_at, default=now) if recorded_at else now,
