@@ -232,9 +232,9 @@ class Writer:
         )
         self.c.audit_seq, self.c.audit_hash = seq + 1, digest
 
-    def add(self, rows: Rows, raw: dict[str, Any]) -> None:
+    def add(self, rows: Rows, raw: dict[str, Any] | TicketIn) -> None:
         ctx, now, actor = self.ctx, self.now, self.actor
-        data = TicketIn.model_validate(raw)
+        data = raw if isinstance(raw, TicketIn) else TicketIn.model_validate(raw)
         tid = self.c.ticket
         self.c.ticket += 1
         at = {i: ev.at.astimezone(UTC) for i, ev in enumerate(data.events)}

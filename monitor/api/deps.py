@@ -29,7 +29,7 @@ from monitor.auth.service import Principal, authenticate_token
 from monitor.breaches.models import Breach
 from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import read_scope, session_scope
+from monitor.core.db import read_scope, session_scope, write_queue
 from monitor.core.errors import (
     DomainError,
     Forbidden,
@@ -166,7 +166,7 @@ def writer(check: Callable[..., Principal]) -> Callable[..., Iterator[Write]]:
         request_hash: str = Depends(idempotency.fingerprint),
     ) -> Iterator[Write]:
         try:
-            with session_scope(app.engine) as session:
+            with write_queue(app.engine), session_scope(app.engine) as session:
                 claim = idempotency.claim(
                     session, who.key, idempotency_key, request_hash, app.clock.now()
                 )

@@ -48,6 +48,71 @@ def record_hash(
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One record to append; its place in the chain (seq, hashes) is given on appending."""
+
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str | int
+    payload: dict[str, Any]
+
+
+_HEAD = "audit.head"  # session.info: (transaction, seq, hash) of the chain's head
+
+
+def _head_for_append(session: Session) -> tuple[int, str]:
+    """The chain's head, under the chain lock: read once per transaction, then carried
+    forward by this transaction's own appends (the lock keeps everyone else out meanwhile)."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_HEAD)
+    if cached is not None and cached[0] is transaction and not session.in_nested_transaction():
+        return cached[1], cached[2]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
+    row = session.execute(
+        sa.select(AuditRecord.__table__.c.seq, AuditRecord.__table__.c.hash)  # type: ignore[attr-defined]
+        .order_by(AuditRecord.__table__.c.seq.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).first()
+    return (row.seq, row.hash) if row else (0, GENESIS)
+
+
+def append_many(session: Session, entries: list[Entry]) -> None:
+    """Add records at the head of the chain, in order, inside the caller's transaction: one
+    head read per transaction and one insert per call, each hash over the one before it."""
+    if not entries:
+        return
+    seq, prev = _head_for_append(session)
+    rows = []
+    for e in entries:
+        seq += 1
+        payload = json.loads(canonical(e.payload))  # exactly what the database will hand back
+        at, entity_id = utc(e.at), str(e.entity_id)
+        digest = record_hash(prev, seq, at, e.actor, e.action, e.entity, entity_id, payload)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": e.actor,
+                "action": e.action,
+                "entity": e.entity,
+                "entity_id": entity_id,
+                "payload": payload,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    session.execute(sa.insert(AuditRecord.__table__), rows)  # type: ignore[attr-defined]
+    if session.in_nested_transaction():  # a savepoint may roll these back: read again
+        session.info.pop(_HEAD, None)
+    else:
+        session.info[_HEAD] = (session.get_transaction(), seq, prev)
+
+
 def append(
     session: Session,
     *,
@@ -57,29 +122,9 @@ def append(
     entity: str,
     entity_id: str | int,
     payload: dict[str, Any],
-) -> AuditRecord:
+) -> None:
     """Add one record at the head of the chain, inside the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
-    head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-    seq = head.seq + 1 if head else 1
-    prev = head.hash if head else GENESIS
-    payload = json.loads(canonical(payload))  # exactly what the database will hand back
-    at = utc(at)
-    record = AuditRecord(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        payload=payload,
-        prev_hash=prev,
-        hash=record_hash(prev, seq, at, actor, action, entity, str(entity_id), payload),
-    )
-    session.add(record)
-    session.flush()
-    return record
+    append_many(session, [Entry(at, actor, action, entity, entity_id, payload)])
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.breaches.models import CorrectionDecision, Finding
@@ -16,7 +17,7 @@ from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
 from monitor.sla.timer import Effective
 from monitor.sla.vocab import EVENT_LABELS, FINDING_LABELS, TargetStatus, TicketStatus
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import StoredEvent, Ticket
 
 KINDS = FINDING_LABELS
 
@@ -61,7 +62,7 @@ class Facts:
     """Everything the finding rules look at for one ticket."""
 
     ticket: Ticket
-    events: Sequence[Event]
+    events: Sequence[StoredEvent]
     timeline: Sequence[Effective]
     states: Sequence[TargetState]
     policy: Policy
@@ -139,7 +140,7 @@ def late_verification(f: Facts) -> list[Found]:
     ]
 
 
-def entry_lag(event: Event, limits: Thresholds) -> timedelta | None:
+def entry_lag(event: StoredEvent, limits: Thresholds) -> timedelta | None:
     """How late an event was entered, if later than allowed; imports and corrections are
     exempt (they are entered after the fact by nature)."""
     if event.type == "correction" or event.source == "import":
@@ -275,14 +276,16 @@ def sync_findings(
     *,
     ticket: Ticket | None = None,
     kinds: Sequence[str] | None = None,
+    new_ticket: bool = False,
 ) -> int:
-    """Open what is found and not yet open; close open ones (of this scope) no longer found."""
+    """Open what is found and not yet open; close open ones (of this scope) no longer found.
+    A `new_ticket` (created in this transaction) has none open yet."""
     query = select(Finding).where(col(Finding.closed_at).is_(None))
     if ticket is not None:
         query = query.where(Finding.ticket_id == ticket.id)
     if kinds is not None:
         query = query.where(col(Finding.kind).in_(kinds))
-    open_now = {f.key: f for f in session.exec(query).all()}
+    open_now = {} if new_ticket else {f.key: f for f in session.exec(query).all()}
     wanted = {f.key: f for f in found}
     changed = 0
     for key, finding in open_now.items():
@@ -290,21 +293,23 @@ def sync_findings(
             finding.closed_at = now
             session.add(finding)
             changed += 1
-    for key, f in wanted.items():
-        if key not in open_now:
-            session.add(
-                Finding(
-                    kind=f.kind,
-                    key=key,
-                    ticket_id=ticket.id if ticket else None,
-                    pool=ticket.pool if ticket else None,
-                    detail=f.detail,
-                    opened_at=now,
-                )
-            )
-            changed += 1
+    opened = [
+        {
+            "kind": f.kind,
+            "key": key,
+            "ticket_id": ticket.id if ticket else None,
+            "pool": ticket.pool if ticket else None,
+            "detail": f.detail,
+            "opened_at": now,
+            "closed_at": None,
+        }
+        for key, f in wanted.items()
+        if key not in open_now
+    ]
     session.flush()
-    return changed
+    if opened:  # one statement, no objects; a later read in this transaction finds them
+        session.execute(sa.insert(Finding.__table__), opened)  # type: ignore[attr-defined]
+    return changed + len(opened)
 
 
 def list_findings(

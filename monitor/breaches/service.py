@@ -53,13 +53,19 @@ def cleared_by(session: Session, breach: Breach, tz: tzinfo) -> str:
 
 
 def sync_breaches(
-    session: Session, ticket: Ticket, states: Sequence[TargetState], now: datetime, count: Counter
+    session: Session,
+    ticket: Ticket,
+    states: Sequence[TargetState],
+    now: datetime,
+    count: Counter,
+    *,
+    new_ticket: bool = False,
 ) -> list[Breach]:
-    """Make the ticket's breach records match its judged targets; returns new breaches."""
+    """Make the ticket's breach records match its judged targets; returns new breaches.
+    A `new_ticket` (created in this transaction) has none to read."""
     assert ticket.id is not None
-    existing = {
-        b.target: b for b in session.exec(select(Breach).where(Breach.ticket_id == ticket.id)).all()
-    }
+    rows = () if new_ticket else session.exec(select(Breach).where(Breach.ticket_id == ticket.id))
+    existing = {b.target: b for b in rows}
     breached = {s.target: s for s in states if s.status == TargetStatus.BREACHED and s.deadline}
     created = []
     for target, state in breached.items():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,35 @@ def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+class _WriteQueue:
+    """One process's SQLite writers, queued on a lock that wakes the next at once. Without
+    it they wait in SQLite's busy handler, which sleeps between tries (up to 100 ms each), so
+    a few concurrent writers spend most of their time asleep while the lock is free."""
+
+    def __init__(self, busy_seconds: float) -> None:
+        self.lock, self.busy_seconds = threading.Lock(), busy_seconds
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(timeout=self.busy_seconds):
+            locked = sqlite3.OperationalError("database is locked")
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, locked)
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()  # may be another thread than the one that entered (FastAPI)
+
+
+_QUEUES: weakref.WeakKeyDictionary[Engine, _WriteQueue] = weakref.WeakKeyDictionary()
+
+
+def write_queue(engine: Engine) -> AbstractContextManager[None]:
+    """Hold it around a write transaction that many threads of this process may run at once
+    (the HTTP write requests): on SQLite they take turns here; PostgreSQL needs no queue."""
+    return _QUEUES.get(engine) or nullcontext()
+
+
 def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
+    _QUEUES[engine] = _WriteQueue(busy_seconds)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's BEGIN below decide when a transaction starts.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
@@ -36,17 +37,24 @@ from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
-from monitor.sla.timer import Judgement, judge, wakes_at
+from monitor.sla.timer import (
+    Effective,
+    Judgement,
+    TimelineEvent,
+    apply_corrections,
+    judge,
+    wakes_at,
+)
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.sla.words import words
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import Event, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import (
     Actor,
     append_event,
     effective_timeline,
+    event_rows,
     judge_ticket,
-    ticket_events,
     timeline_of,
     write_ticket,
 )
@@ -95,7 +103,7 @@ class WriteFlow:
         ticket, events = write_ticket(
             self.session, self.ctx, data, actor, recorded_at=recorded_at, taken=taken
         )
-        self.settle(ticket, events)
+        self.settle(ticket, events, new=True)
         return ticket
 
     def add_event(
@@ -103,12 +111,11 @@ class WriteFlow:
     ) -> Event:
         """Append one event (or a correction) and re-judge the ticket."""
         data = words(self.ctx).event_in(data)
-        row, events = append_event(
-            self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at
-        )
+        done = append_event(self.session, self.ctx, ticket, data, actor, recorded_at=recorded_at)
+        row, events = done.row, done.events
         if row.type == "correction" and actor.role != "supervisor":
             self._dispute_if_it_clears_a_review(ticket, row, events)
-        self.settle(ticket, events)
+        self.settle(ticket, events, timelines=(done.seen, done.effective))
         return row
 
     def decide_correction(
@@ -124,7 +131,7 @@ class WriteFlow:
         return row
 
     def _dispute_if_it_clears_a_review(
-        self, ticket: Ticket, row: Event, events: Sequence[Event]
+        self, ticket: Ticket, row: Event, events: Sequence[StoredEvent]
     ) -> None:
         """A correction by the evaluated party that would clear a breach the supervision unit
         already reviewed is held until the unit decides (the evaluation found supervisors
@@ -193,42 +200,57 @@ class WriteFlow:
     def rejudge(self, ticket: Ticket, now: datetime | None = None) -> Settled:
         """Judge a ticket again (time passed, or the calendar changed) from its events."""
         assert ticket.id is not None
-        return self.settle(ticket, ticket_events(self.session, ticket.id), now)
+        return self.settle(ticket, event_rows(self.session, ticket.id), now)
 
     def settle(
-        self, ticket: Ticket, events: Sequence[Event], now: datetime | None = None
+        self,
+        ticket: Ticket,
+        events: Sequence[StoredEvent],
+        now: datetime | None = None,
+        *,
+        new: bool = False,
+        timelines: tuple[list[TimelineEvent], list[Effective]] | None = None,
     ) -> Settled:
-        """Judge the ticket at `now` and store all that follows from it."""
+        """Judge the ticket at `now` and store all that follows from it. A `new` ticket (made
+        in this unit of work) has no stored states, breaches, findings or disputes to read;
+        `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
+        (used unless a correction is held)."""
         ctx = self.ctx
         now = now or ctx.now()
         assert ticket.id is not None
-        disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
+        disputes = {} if new else correction_states(self.session, [ticket.id]).get(ticket.id, {})
         held = {seq for seq, d in disputes.items() if d.decision in HELD}
-        timeline = effective_timeline(events, held)
+        if timelines is not None and not held:
+            seen, timeline = timelines
+        else:
+            seen = timeline_of(events, held)
+            timeline = apply_corrections(seen)
         # The reported time follows its latest correction; scoring and lists go by it.
         ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
         policy = ctx.policies.version(ticket.policy_version)
-        judgement = judge(
-            timeline_of(events, held), ticket.severity, policy, ctx.calendar, now, ctx.tz
+        judgement = judge(seen, ticket.severity, policy, ctx.calendar, now, ctx.tz, timeline)
+        states, before = self._store_states(ticket, judgement, now, new=new)
+        made = sync_breaches(
+            self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new
         )
-        states, before = self._store_states(ticket, judgement, now)
-        new = sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
-        facts = self.facts(ticket, events, states, now, disputes)
-        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket)
+        facts = self.facts(ticket, events, states, now, disputes, timeline)
+        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket, new_ticket=new)
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
-        return Settled(ticket, judgement, states, before, new)
+        return Settled(ticket, judgement, states, before, made)
 
     def facts(
         self,
         ticket: Ticket,
-        events: Sequence[Event],
+        events: Sequence[StoredEvent],
         states: Sequence[TargetState],
         now: datetime,
         disputes: dict[int, CorrectionDecision] | None = None,
+        timeline: Sequence[Effective] | None = None,
     ) -> Facts:
-        """What the finding rules look at for one ticket."""
+        """What the finding rules look at for one ticket (`timeline`: its effective timeline,
+        when the caller has it already)."""
         assert ticket.id is not None
         if disputes is None:
             disputes = correction_states(self.session, [ticket.id]).get(ticket.id, {})
@@ -237,7 +259,7 @@ class WriteFlow:
         return Facts(
             ticket,
             events,
-            effective_timeline(events, held),
+            effective_timeline(events, held) if timeline is None else timeline,
             states,
             self.ctx.policies.version(ticket.policy_version),
             now,
@@ -247,18 +269,20 @@ class WriteFlow:
         )
 
     def _store_states(
-        self, ticket: Ticket, judgement: Judgement, now: datetime
+        self, ticket: Ticket, judgement: Judgement, now: datetime, *, new: bool = False
     ) -> tuple[list[TargetState], dict[str, TargetStatus]]:
         """Rewrite the ticket's target states and derived fields to match the judgement."""
         assert ticket.id is not None
-        existing = {
-            s.target: s
-            for s in self.session.exec(
+        rows = (
+            ()
+            if new
+            else self.session.exec(
                 select(TargetState).where(TargetState.ticket_id == ticket.id)
             ).all()
-        }
+        )
+        existing = {s.target: s for s in rows}
         before = {target: state.status for target, state in existing.items()}
-        states = []
+        states, inserts = [], []
         for res in judgement.targets:
             values: dict[str, Any] = {
                 "name": res.name,
@@ -281,13 +305,15 @@ class WriteFlow:
             }
             state = existing.pop(res.target, None)
             if state is None:
-                state = TargetState(ticket_id=ticket.id, target=res.target, **values)
+                values |= {"ticket_id": ticket.id, "target": res.target}
+                state = TargetState(**values)
+                inserts.append(values)
             else:
                 self.deltas.count_state(state, -1)
                 for key, value in values.items():
                     setattr(state, key, value)
+                self.session.add(state)
             self.deltas.count_state(state, +1)
-            self.session.add(state)
             states.append(state)
         for state in existing.values():  # targets the current severity no longer has
             self.deltas.count_state(state, -1)
@@ -296,6 +322,8 @@ class WriteFlow:
         ticket.status = judgement.status
         self.session.add(ticket)
         self.session.flush()
+        if inserts:  # new rows in one statement; a later read in this transaction finds them
+            self.session.execute(sa.insert(TargetState.__table__), inserts)  # type: ignore[attr-defined]
         return states, before
 
     def _wake(self, instant: datetime | None) -> None:

@@ -58,6 +58,8 @@ def enqueue_for_states(
 
     A key per (ticket, target, kind) makes a re-judgement, a replica or a rerun harmless;
     a breach recorded long after its deadline (history being entered) pages nobody."""
+    if not any(s.status in (TargetStatus.AT_RISK, TargetStatus.BREACHED) for s in states):
+        return 0  # most writes: nothing to say, and no need to look at the routing
     routing = routing_of(ctx)
     made = 0
     for state in states:

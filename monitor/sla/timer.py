@@ -445,9 +445,11 @@ def judge(
     calendar: WorkCalendar,
     now: datetime,
     tz: tzinfo,
+    effective: Sequence[Effective] | None = None,
 ) -> Judgement:
-    """Every target of the ticket's current severity, judged at `now`."""
-    timeline = apply_corrections(events)
+    """Every target of the ticket's current severity, judged at `now`; `effective` is
+    `apply_corrections(events)` when the caller has it already."""
+    timeline = apply_corrections(events) if effective is None else effective
     severity, changes = current_severity(reported_severity, timeline)
     targets = []
     for target in policy.severities[severity].targets:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import AutoString, Field, SQLModel
@@ -61,3 +62,60 @@ class Event(SQLModel, table=True):
     severity: str | None = Field(default=None, max_length=32)
     corrects_id: int | None = Field(default=None, foreign_key="events.id")
     reason: str | None = text(nullable=True)
+
+
+class StoredEvent(Protocol):
+    """What reading a timeline needs of an event: an `Event` or an `EventRow` alike."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def ticket_id(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def actor_role(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def evidence(self) -> list[Any]: ...
+    @property
+    def severity(self) -> str | None: ...
+    @property
+    def corrects_id(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A stored event read as a plain row: the write flow reads a whole timeline per write,
+    and an ORM object costs ~20x more to build and to read than this."""
+
+    id: int
+    ticket_id: int
+    seq: int
+    client_id: str | None
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    actor_role: str
+    source: str
+    note: str
+    evidence: list[Any]
+    severity: str | None
+    corrects_id: int | None
+    reason: str | None

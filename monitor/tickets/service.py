@@ -6,8 +6,9 @@ judges the ticket in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -19,9 +20,17 @@ from monitor.evidence.models import EvidenceLink
 from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
 from monitor.sla.service import SlaContext
-from monitor.sla.timer import Effective, Judgement, TimelineEvent, apply_corrections, judge
-from monitor.sla.vocab import TargetStatus, TicketStatus
-from monitor.tickets.models import Event, Ticket
+from monitor.sla.timer import (
+    Effective,
+    Judgement,
+    TimelineEvent,
+    apply_corrections,
+    current_severity,
+    judge,
+    ticket_status,
+)
+from monitor.sla.vocab import TargetStatus
+from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
 
@@ -47,6 +56,16 @@ def ticket_events(session: Session, ticket_id: int) -> list[Event]:
     )
 
 
+def event_rows(session: Session, ticket_id: int) -> list[EventRow]:
+    """A ticket's events in order, as plain rows: what the write flow reads per write."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    columns = [table.c[f.name] for f in fields(EventRow)]
+    rows = session.execute(
+        sa.select(*columns).where(table.c.ticket_id == ticket_id).order_by(table.c.seq)
+    ).all()
+    return [EventRow(*row) for row in rows]
+
+
 def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
     """Many tickets' events in a few queries, each ticket's in order."""
     out: dict[int, list[Event]] = {}
@@ -61,7 +80,7 @@ def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Eve
     return out
 
 
-def timeline_of(events: Sequence[Event], held: Collection[int] = ()) -> list[TimelineEvent]:
+def timeline_of(events: Sequence[StoredEvent], held: Collection[int] = ()) -> list[TimelineEvent]:
     """The events as the SLA clock sees them; `held` corrections (by seq) are left out until
     the supervision unit accepts them."""
     by_id = {e.id: e for e in events}
@@ -84,7 +103,9 @@ def timeline_of(events: Sequence[Event], held: Collection[int] = ()) -> list[Tim
     return out
 
 
-def effective_timeline(events: Sequence[Event], held: Collection[int] = ()) -> list[Effective]:
+def effective_timeline(
+    events: Sequence[StoredEvent], held: Collection[int] = ()
+) -> list[Effective]:
     """The ticket's events at their corrected times, in time order."""
     return apply_corrections(timeline_of(events, held))
 
@@ -92,7 +113,7 @@ def effective_timeline(events: Sequence[Event], held: Collection[int] = ()) -> l
 def judge_ticket(
     ctx: SlaContext,
     ticket: Ticket,
-    events: Sequence[Event],
+    events: Sequence[StoredEvent],
     now: datetime | None = None,
     held: Collection[int] = (),
 ) -> Judgement:
@@ -184,10 +205,9 @@ def _evidence_problems(
 
 
 def _order_problems(
-    timeline: list[TimelineEvent], locs: dict[int, str], ctx: SlaContext
+    effective: list[Effective], locs: dict[int, str], ctx: SlaContext
 ) -> list[Problem]:
     """No event may come before the ticket's reported event (after corrections)."""
-    effective = apply_corrections(timeline)
     reported = [x for x in effective if x.type == "reported"]
     if not reported:
         return []
@@ -224,7 +244,7 @@ def _order_problems(
 def _candidate_events(
     events: Sequence[EventIn],
     first_seq: int,
-    existing: Sequence[Event],
+    existing: Sequence[StoredEvent],
     ctx: SlaContext,
     prefix: str,
 ) -> tuple[list[TimelineEvent], dict[int, str], list[Problem]]:
@@ -363,43 +383,38 @@ def check_new_ticket(
         problems += _evidence_problems(session, None, ev, f"events[{i}]")
     timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
     problems += id_problems
-    problems += _order_problems(timeline, locs, ctx)
+    problems += _order_problems(apply_corrections(timeline), locs, ctx)
     return policy, problems
 
 
-def _insert_event(
-    session: Session,
+def _event_values(
     ticket: Ticket,
     seq: int,
     ev: EventIn,
     tl: TimelineEvent,
     actor: Actor,
     recorded_at: datetime,
-    by_seq: dict[int, Event],
-) -> Event:
+    corrected: StoredEvent | None,
+) -> tuple[dict[str, Any], audit.Entry]:
+    """An event's row and its audit record."""
     assert ticket.id is not None
-    corrected = by_seq.get(tl.corrects) if tl.corrects is not None else None
-    row = Event(
-        ticket_id=ticket.id,
-        seq=seq,
-        client_id=ev.id,
-        type=ev.type,
-        occurred_at=tl.at,
-        recorded_at=recorded_at,
-        actor=actor.name,
-        actor_role=actor.role,
-        source=actor.source,
-        note=ev.note,
-        evidence=list(ev.evidence),
-        severity=ev.severity,
-        corrects_id=corrected.id if corrected else None,
-        reason=ev.reason,
-    )
-    session.add(row)
-    session.flush()
-    by_seq[seq] = row
-    audit.append(
-        session,
+    values = {
+        "ticket_id": ticket.id,
+        "seq": seq,
+        "client_id": ev.id,
+        "type": ev.type,
+        "occurred_at": tl.at,
+        "recorded_at": recorded_at,
+        "actor": actor.name,
+        "actor_role": actor.role,
+        "source": actor.source,
+        "note": ev.note,
+        "evidence": list(ev.evidence),
+        "severity": ev.severity,
+        "corrects_id": corrected.id if corrected else None,
+        "reason": ev.reason,
+    }
+    entry = audit.Entry(
         at=recorded_at,
         actor=actor.name,
         action="event.recorded",
@@ -422,7 +437,18 @@ def _insert_event(
             "evidence": list(ev.evidence),
         },
     )
-    return row
+    return values, entry
+
+
+def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[EventRow]:
+    """One INSERT for many events (insertmanyvalues), with their ids."""
+    if not values:
+        return []
+    table = Event.__table__  # type: ignore[attr-defined]
+    # Matched by seq: asking the database for the rows' order would cost a statement per row
+    # on SQLite.
+    ids = dict(session.execute(sa.insert(table).returning(table.c.seq, table.c.id), values).all())
+    return [EventRow(id=ids[v["seq"]], **v) for v in values]
 
 
 def write_ticket(
@@ -433,7 +459,7 @@ def write_ticket(
     *,
     recorded_at: Sequence[datetime] | None = None,
     taken: set[tuple[str, str]] | None = None,
-) -> tuple[Ticket, list[Event]]:
+) -> tuple[Ticket, list[EventRow]]:
     """Write a ticket with its events (not yet judged), or raise InvalidInput."""
     policy, problems = check_new_ticket(session, ctx, data, actor, taken)
     if problems:
@@ -442,19 +468,21 @@ def write_ticket(
     now = ctx.now()
     units, systems = _lookup(ctx)
     timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
-    reported = next(t for t in timeline if t.type == "reported")
+    # Inserted with the fields the judgement derives, so settling it changes nothing here.
+    effective = apply_corrections(timeline)
+    reported = next(x for x in effective if x.type == "reported")
     ticket = Ticket(
         pool=data.pool,
         external_id=data.external_id,
         severity=data.severity,
-        current_severity=data.severity,
+        current_severity=current_severity(data.severity, effective)[0],
         title=data.title,
         description=data.description,
         source=data.source,
         units=_resolve_names(data.units, units, "units", "")[0],
         systems=_resolve_names(data.systems, systems, "systems", "")[0],
         policy_version=policy.version,
-        status=TicketStatus.OPEN,
+        status=ticket_status(effective),
         reported_at=reported.at,
         # Back-filled history (the demo) was created when its first event was recorded.
         created_at=min(recorded_at, default=now) if recorded_at else now,
@@ -463,29 +491,49 @@ def write_ticket(
     )
     session.add(ticket)
     session.flush()
-    audit.append(
-        session,
-        at=ticket.created_at,
-        actor=actor.name,
-        action="ticket.created",
-        entity="ticket",
-        entity_id=str(ticket.id),
-        payload={
-            "pool": ticket.pool,
-            "external_id": ticket.external_id,
-            "severity": ticket.severity,
-            "title": ticket.title,
-            "source": ticket.source,
-            "policy_version": ticket.policy_version,
-            "units": ticket.units,
-            "systems": ticket.systems,
-        },
-    )
-    by_seq: dict[int, Event] = {}
+    entries = [
+        audit.Entry(
+            at=ticket.created_at,
+            actor=actor.name,
+            action="ticket.created",
+            entity="ticket",
+            entity_id=str(ticket.id),
+            payload={
+                "pool": ticket.pool,
+                "external_id": ticket.external_id,
+                "severity": ticket.severity,
+                "title": ticket.title,
+                "source": ticket.source,
+                "policy_version": ticket.policy_version,
+                "units": ticket.units,
+                "systems": ticket.systems,
+            },
+        )
+    ]
+    rows: list[EventRow] = []
+    pending: list[dict[str, Any]] = []
     for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
         at = recorded_at[i] if recorded_at is not None else now
-        _insert_event(session, ticket, i + 1, ev, tl, actor, at, by_seq)
-    return ticket, list(by_seq.values())
+        if tl.corrects is not None and tl.corrects > len(rows):
+            rows += _insert_events(session, pending)  # it corrects one of them: ids first
+            pending = []
+        corrected = rows[tl.corrects - 1] if tl.corrects is not None else None
+        values, entry = _event_values(ticket, i + 1, ev, tl, actor, at, corrected)
+        pending.append(values)
+        entries.append(entry)
+    rows += _insert_events(session, pending)  # the events in one statement
+    audit.append_many(session, entries)  # and their audit records in another
+    return ticket, rows
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An appended event and the ticket's timeline after it, read and corrected once."""
+
+    row: Event
+    events: list[StoredEvent]
+    seen: list[TimelineEvent]  # `timeline_of(events)`: as the clock sees them, none held
+    effective: list[Effective]  # `apply_corrections(seen)`
 
 
 def append_event(
@@ -496,13 +544,13 @@ def append_event(
     actor: Actor,
     *,
     recorded_at: datetime | None = None,
-) -> tuple[Event, list[Event]]:
+) -> Appended:
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
-    and the ticket's whole timeline, read once."""
+    and the ticket's whole timeline, read once (as plain rows)."""
     assert ticket.id is not None
     # Lock the ticket so two writers append one after the other, never with the same seq.
     session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
-    existing = ticket_events(session, ticket.id)
+    existing: list[StoredEvent] = list(event_rows(session, ticket.id))
     policy = ctx.policies.version(ticket.policy_version)
     problems = _event_problems(data, "", ctx, policy)
     problems += _evidence_problems(session, ticket.id, data, "")
@@ -526,18 +574,24 @@ def append_event(
             )
         )
     timeline, _, id_problems = _candidate_events([data], seq, existing, ctx, "")
+    effective = apply_corrections(timeline)
     problems += id_problems
     problems += [
         Problem(p.loc.removeprefix("event."), p.msg)
-        for p in _order_problems(timeline, {seq: "event"}, ctx)
+        for p in _order_problems(effective, {seq: "event"}, ctx)
     ]
     if problems:
         raise InvalidInput(problems)
     now = ctx.now()
-    by_seq = {e.seq: e for e in existing}
-    row = _insert_event(session, ticket, seq, data, timeline[-1], actor, recorded_at or now, by_seq)
+    tl = timeline[-1]
+    corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
+    values, entry = _event_values(ticket, seq, data, tl, actor, recorded_at or now, corrected)
+    row = Event(**values)
+    session.add(row)
+    session.flush()
+    audit.append_many(session, [entry])
     ticket.updated_at = now
-    return row, [*existing, row]
+    return Appended(row, [*existing, row], timeline, effective)
 
 
 def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
@@ -565,13 +619,13 @@ def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
     return found[0]
 
 
-def events_out(events: Sequence[Event], tz: tzinfo) -> list[EventOut]:
+def events_out(events: Sequence[StoredEvent], tz: tzinfo) -> list[EventOut]:
     """The timeline as people and clients read it: each event as recorded, and its time
     after corrections where one changed it."""
     by_id = {e.id: e for e in events}
     effective = {x.event.seq: x.at for x in effective_timeline(events)}
 
-    def event_id(e: Event) -> str:
+    def event_id(e: StoredEvent) -> str:
         return e.client_id or str(e.seq)
 
     return [
@@ -599,7 +653,7 @@ def events_out(events: Sequence[Event], tz: tzinfo) -> list[EventOut]:
 
 def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
     assert ticket.id is not None
-    events = ticket_events(session, ticket.id)
+    events = event_rows(session, ticket.id)
     states = session.exec(select(TargetState).where(TargetState.ticket_id == ticket.id)).all()
     tz = ctx.tz
 
