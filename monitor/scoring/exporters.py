@@ -4,7 +4,6 @@ with the evaluation table and an evidence sheet in Chinese, times as real local 
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -41,27 +40,16 @@ FORMATS = ("json", "csv", "xlsx")
 def to_json(feed: dict[str, Any]) -> str:
     """Indented UTF-8 JSON, exactly as `json.dumps(indent=2, ensure_ascii=False)` writes it.
     The standard library indents in pure Python (about 0.4 s for a year of 2,000 faults);
-    pydantic-core writes the same bytes in a tenth of that, except for numbers Python writes
-    in another form (exponents, NaN, very large integers), which go to the standard library."""
-    if _same_numbers(feed):
-        try:
+    pydantic-core indents by the same rules in a tenth of that. Where the two write a value
+    differently (a number with an exponent, NaN, a text it cannot encode) their compact forms
+    differ too, and the standard library writes the file."""
+    compact = json.dumps(feed, ensure_ascii=False, separators=(",", ":"))  # the C encoder
+    try:
+        if pydantic_core.to_json(feed).decode() == compact:
             return pydantic_core.to_json(feed, indent=2).decode() + "\n"
-        except pydantic_core.PydanticSerializationError:  # e.g. a lone surrogate in a text
-            pass
+    except pydantic_core.PydanticSerializationError:
+        pass
     return json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
-
-
-def _same_numbers(value: Any) -> bool:
-    """Whether every number in a JSON document is written alike by Python and pydantic-core."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _same_numbers(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_same_numbers(v) for v in value)
-    if isinstance(value, float):
-        return value == 0 or (math.isfinite(value) and 1e-4 <= abs(value) < 1e16)
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return value is None or isinstance(value, str)
 
 
 def _table_row(feed: dict[str, Any], ind: dict[str, Any], as_of: Any) -> list[Any]:
