@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Breach, BreachReview
 from monitor.breaches.service import held_corrections
+from monitor.core.batch import collector_paused
 from monitor.core.timeutil import iso, year_bounds
 from monitor.scoring.rules import (
     CountedBreach,
@@ -272,7 +273,18 @@ def scoring_feed(
 ) -> ScoreFeed:
     """The score JSON of the specification, judged only from what was recorded by `as_of`:
     judge the year → count each rule's scope → score and comment (pure) → evidence."""
-    as_of = as_of or ctx.now()
+    with collector_paused():
+        return _scoring_feed(session, ctx, year, as_of or ctx.now(), indicators, progress)
+
+
+def _scoring_feed(
+    session: Session,
+    ctx: SlaContext,
+    year: int,
+    as_of: datetime,
+    indicators: IndicatorFile | None,
+    progress: Callable[[int, int], None] | None,
+) -> ScoreFeed:
     indicators = indicators or load_indicators(ctx.settings.config_dir)
     severities = {s for indicator in indicators.indicators for s in indicator.rule.severities}
     judged, reviews = judge_year(session, ctx, year, as_of, progress, severities)
