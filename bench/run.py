@@ -10,7 +10,11 @@ a 4-event ticket for appends, the smallest size for size-dependent figures.
     SLAMON_BENCH_POSTGRES_URL=postgresql+psycopg://…/slamon_bench_x  adds PostgreSQL
     SLAMON_BENCH_REPLICAS_URL=…                                adds the three-replica run
 
-The PostgreSQL databases given are emptied first.
+The PostgreSQL databases given are emptied first. A large history is better written once
+and measured as it is: `python -m bench.history --tickets 1000000 --database sqlite:///F`,
+`python -m bench.copy_history --sqlite F --database URL`, then
+`python -m bench.run --filled 1000000 --sqlite F --only score,wake` (with the PostgreSQL URL
+in SLAMON_BENCH_POSTGRES_URL).
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ if str(ROOT) not in sys.path:
 from bench import history  # noqa: E402
 from bench.replicas import admin_token, environment, percentile, replicas  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
-from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
+from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
 from monitor.judging.flow import write_flow  # noqa: E402
-from monitor.scheduler.runner import run_job  # noqa: E402
+from monitor.scheduler.runner import Runner  # noqa: E402
+from monitor.scheduler.wake import next_wake  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
 from monitor.tickets.schemas import EventIn, TicketIn  # noqa: E402
 from monitor.tickets.service import SYSTEM, find_ticket  # noqa: E402
@@ -162,16 +167,21 @@ class Run:
         return took
 
     def wake(self, baseline: float | None) -> float:
-        """One scheduler wake: the breach sweep and the next wake's lookup, median of 5."""
-        from monitor.scheduler.wake import next_wake
-
+        """One scheduler wake as the leader runs it, median of 5: the clock moved to the next
+        deadline or warning instant (a clock does run out), then `Runner.sweep` with the
+        context the runner keeps (the breach sweep, its job record, the next wake armed)."""
+        clock = FixedClock(history.NOW)
+        runner = Runner(self.engine, self.settings, clock, holder="bench")
+        runner.is_leader = True
+        with session_scope(self.engine) as session:
+            runner.contexts.get(session)  # as Runner.start does
         timings = []
-        for i in range(5):
-            clock = FixedClock(history.NOW + timedelta(seconds=1 + i))
+        for _ in range(5):
+            with read_scope(self.engine) as session:
+                due = next_wake(session)
+            clock.at = max(due or clock.at, clock.at + timedelta(seconds=1))
             began = time.perf_counter()
-            run_job(self.engine, self.settings, clock, "detect_breaches", "bench")
-            with session_scope(self.engine) as session:
-                next_wake(session)
+            runner.sweep()
             timings.append(time.perf_counter() - began)
         value = statistics.median(timings) * 1000
         self.report("scheduler.wake", value, "ms", self.size, baseline)
@@ -358,30 +368,53 @@ def empty(url: str) -> None:
     engine.dispose()
 
 
-def bench_database(url: str, plan: Plan, results: list[Result], port: int) -> dict[str, float]:
-    """Everything for one database; returns how long the history took to write."""
-    empty(url)
+def bench_database(
+    url: str,
+    plan: Plan,
+    results: list[Result],
+    port: int,
+    only: set[str] | None = None,
+    filled: int = 0,
+) -> dict[str, float]:
+    """Everything for one database (or `only` some groups); returns how long the history took
+    to write. With `filled`, the database already holds that many generated tickets."""
+
+    def wanted(group: str) -> bool:
+        return only is None or group in only
+
     work = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
+    if not filled:
+        empty(url)
     run = Run(url, results, work, port)
     took = {}
     score_base = wake_base = None
-    for size in plan.sizes:
-        took[f"{size:,} tickets"] = run.grow(size)
-        score = run.score(score_base)
-        wake = run.wake(wake_base)
-        score_base, wake_base = score_base or score, wake_base or wake
+    for size in [filled] if filled else plan.sizes:
+        if filled:
+            run.size = filled
+        else:
+            took[f"{size:,} tickets"] = run.grow(size)
+        if wanted("score"):
+            score = run.score(score_base)
+            score_base = score_base or score
+        if wanted("wake"):
+            wake = run.wake(wake_base)
+            wake_base = wake_base or wake
     raw = {}
-    for clients in (1, 4):
-        raw[clients] = run.raw_insert(clients, plan.seconds)
-        run.report(
-            f"raw_insert.{clients}_client{'s' if clients > 1 else ''}",
-            raw[clients],
-            "events/s",
-            clients,
-        )
-    run.append(plan.append_length)
-    run.http(plan.seconds, raw)
-    run.import_file(plan.import_tickets, raw[1])
+    if wanted("raw") or wanted("http") or wanted("import"):
+        for clients in (1, 4):
+            raw[clients] = run.raw_insert(clients, plan.seconds)
+            run.report(
+                f"raw_insert.{clients}_client{'s' if clients > 1 else ''}",
+                raw[clients],
+                "events/s",
+                clients,
+            )
+    if wanted("append"):
+        run.append(plan.append_length)
+    if wanted("http"):
+        run.http(plan.seconds, raw)
+    if wanted("import"):
+        run.import_file(plan.import_tickets, raw[1])
     run.engine.dispose()
     return took
 
@@ -395,6 +428,7 @@ class Plan:
     import_tickets: int
 
 
+GROUPS = ("score", "wake", "raw", "append", "http", "import")
 QUICK = Plan("quick sizes", [1_000, 4_000], 2.5, 500, 300)
 FULL = Plan("full size", [10_000, 100_000, 1_000_000], 20.0, 10_000, 20_000)
 
@@ -430,8 +464,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="length of each throughput run")
     parser.add_argument("--import-tickets", type=int)
     parser.add_argument("--append-length", type=int)
+    parser.add_argument(
+        "--only", help=f"some of {','.join(GROUPS)} (default: all); e.g. score,wake"
+    )
+    parser.add_argument(
+        "--filled",
+        type=int,
+        default=0,
+        help="the databases (--sqlite FILE, SLAMON_BENCH_POSTGRES_URL) already hold this many "
+        "generated tickets (bench.history, bench.copy_history): measure them as they are",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    if only and only - set(GROUPS):
+        parser.error(f"--only: unknown {', '.join(sorted(only - set(GROUPS)))}")
+    if args.filled and not args.sqlite:
+        args.no_sqlite = True
     plan = QUICK if args.quick else FULL
+    if args.filled:
+        plan = Plan(
+            "filled history", [args.filled], plan.seconds, plan.append_length, plan.import_tickets
+        )
     if args.sizes or args.seconds or args.import_tickets or args.append_length:
         plan = Plan(
             "custom sizes",
@@ -452,7 +505,7 @@ def main() -> None:
         urls.append(os.environ["SLAMON_BENCH_POSTGRES_URL"])
     for url in urls:
         name = make_engine(url).dialect.name
-        filled[name] = bench_database(url, plan, results, args.port)
+        filled[name] = bench_database(url, plan, results, args.port, only, args.filled)
     replica_url = os.environ.get("SLAMON_BENCH_REPLICAS_URL")
     replica_note = []
     if replica_url:
@@ -461,11 +514,17 @@ def main() -> None:
     lines = [
         f"- machine: {about}, at the end {end_load}; shared with other work while it ran",
         f"- measured: {started}; commit {_commit()}",
-        "- history written: "
-        + "; ".join(
-            f"{db} " + ", ".join(f"{k} in {v:.0f} s" for k, v in took.items())
-            for db, took in filled.items()
+        (
+            f"- history: {args.filled:,} generated tickets written beforehand "
+            "(bench.history; PostgreSQL by bench.copy_history from the SQLite file)"
+            if args.filled
+            else "- history written: "
+            + "; ".join(
+                f"{db} " + ", ".join(f"{k} in {v:.0f} s" for k, v in took.items())
+                for db, took in filled.items()
+            )
         ),
+        *([f"- figures: {', '.join(sorted(only))} only"] if only else []),
         *replica_note,
         "",
         "| name | database | n | value | unit | baseline | ratio |",

@@ -31,51 +31,70 @@ def offset_label(tz: tzinfo, at: datetime) -> str:
 
 
 def _width(value: Any) -> int:
+    """Characters of the longest line, a CJK character counting two."""
     if isinstance(value, datetime):
         return 19
     text = "" if value is None else str(value)
-    longest = max((len(line) for line in text.splitlines()), default=0)
-    wide = max(
-        (sum(2 if ord(ch) > 0x2E80 else 1 for ch in line) for line in text.splitlines()),
+    if text.isascii():
+        return max((len(line) for line in text.splitlines()), default=0)
+    return max(
+        (len(line) + sum(ch > "\u2e80" for ch in line) for line in text.splitlines()),
         default=0,
     )
-    return max(longest, wide)
 
 
 def add_sheet(book: Any, title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Any:
-    """A sheet with a bold frozen header row, an auto-filter, fitted widths and date cells."""
+    """A sheet with a bold frozen header row, an auto-filter, fitted widths and date cells.
+
+    The book is write-only (`new_book`): rows go straight to the file as they are added, so
+    the widths are measured over the rows first and only date-times and long texts get a
+    styled cell."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
     sheet = book.create_sheet(title)
-    sheet.append(list(headers))
+    rows = [list(row) for row in rows]
     widths = [_width(h) for h in headers]
-    for row in rows:
-        sheet.append(list(row))
-        widths = [max(w, _width(v)) for w, v in zip(widths, row, strict=False)]
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in sheet.iter_rows(min_row=2):
-        for cell in row:
-            if isinstance(cell.value, datetime):
-                cell.number_format = DATE_FORMAT
-            elif isinstance(cell.value, str) and len(cell.value) > MAX_WIDTH:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    full = MAX_WIDTH - 2  # a column this wide is shown at MAX_WIDTH whatever follows
+    for values in rows:
+        for i, value in enumerate(values[: len(widths)]):
+            if widths[i] < full:
+                widths[i] = max(widths[i], _width(value))
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(MAX_WIDTH, width + 2)
     sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = sheet.dimensions
+    last = max([len(headers), *(len(values) for values in rows)])
+    sheet.auto_filter.ref = f"A1:{get_column_letter(last)}{len(rows) + 1}"
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, datetime):
+            out = WriteOnlyCell(sheet, value)
+            out.number_format = DATE_FORMAT
+            return out
+        if isinstance(value, str) and len(value) > MAX_WIDTH:
+            out = WriteOnlyCell(sheet, value)
+            out.alignment = wrap
+            return out
+        return value
+
+    header = []
+    for value in headers:
+        out = WriteOnlyCell(sheet, value)
+        out.font = bold
+        header.append(out)
+    sheet.append(header)
+    for values in rows:
+        sheet.append([cell(value) for value in values])
     return sheet
 
 
 def new_book() -> Any:
     from openpyxl import Workbook
 
-    book = Workbook()
-    default = book.active
-    if default is not None:
-        book.remove(default)
-    return book
+    return Workbook(write_only=True)
 
 
 def book_bytes(book: Any) -> bytes:

@@ -257,7 +257,14 @@ class Runner:
 
     def review_due(self) -> None:
         if self.is_leader:
-            run_job(self.engine, self.settings, self.clock, "notify_review_due", self.holder)
+            run_job(
+                self.engine,
+                self.settings,
+                self.clock,
+                "notify_review_due",
+                self.holder,
+                self.contexts,
+            )
 
     def _on_write(self, instant: datetime) -> None:
         instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)

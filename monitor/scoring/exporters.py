@@ -8,6 +8,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
+
 from monitor.reports.sheets import (
     MEDIA_TYPES,
     Download,
@@ -36,6 +38,17 @@ FORMATS = ("json", "csv", "xlsx")
 
 
 def to_json(feed: dict[str, Any]) -> str:
+    """Indented UTF-8 JSON, exactly as `json.dumps(indent=2, ensure_ascii=False)` writes it.
+    The standard library indents in pure Python (about 0.4 s for a year of 2,000 faults);
+    pydantic-core indents by the same rules in a tenth of that. Where the two write a value
+    differently (a number with an exponent, NaN, a text it cannot encode) their compact forms
+    differ too, and the standard library writes the file."""
+    compact = json.dumps(feed, ensure_ascii=False, separators=(",", ":"))  # the C encoder
+    try:
+        if pydantic_core.to_json(feed).decode() == compact:
+            return pydantic_core.to_json(feed, indent=2).decode() + "\n"
+    except pydantic_core.PydanticSerializationError:
+        pass
     return json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
 
 

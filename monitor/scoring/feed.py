@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Breach, BreachReview
 from monitor.breaches.service import held_corrections
+from monitor.core.batch import collector_paused
 from monitor.core.timeutil import iso, year_bounds
 from monitor.scoring.rules import (
     CountedBreach,
@@ -33,7 +34,7 @@ from monitor.scoring.schemas import (
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import Judgement
 from monitor.sla.vocab import Review, TargetStatus
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import SEVERITY_CHANGED, Event, Ticket
 from monitor.tickets.service import effective_timeline, events_out, judge_ticket
 
 
@@ -90,27 +91,49 @@ class Judged:
 Reviews = dict[tuple[int, str], list[BreachReview]]
 
 
+def _candidates(
+    session: Session,
+    as_of: datetime,
+    begin: datetime,
+    end: datetime,
+    severities: Collection[str] | None,
+) -> list[Ticket]:
+    """Tickets created by as_of and reported between begin and end that can have one of the
+    severities as of as_of: reported with one, or with a severity change at any time (the
+    judgement decides). Two indexed reads, so the cost follows the scope, not all tickets."""
+    window = (
+        col(Ticket.created_at) <= as_of,
+        col(Ticket.reported_at) >= begin,
+        col(Ticket.reported_at) < end,
+    )
+    if severities is None:
+        return list(session.exec(select(Ticket).where(*window).order_by(col(Ticket.id))).all())
+    changed = select(Event.ticket_id).where(SEVERITY_CHANGED).distinct()
+    found: dict[int | None, Ticket] = {}
+    for query in (
+        select(Ticket).where(col(Ticket.severity).in_(sorted(severities)), *window),
+        select(Ticket).where(col(Ticket.id).in_(changed), *window),
+    ):
+        found.update((t.id, t) for t in session.exec(query).all())
+    return [found[i] for i in sorted(i for i in found if i is not None)]
+
+
 def judge_year(
     session: Session,
     ctx: SlaContext,
     year: int,
     as_of: datetime,
     progress: Callable[[int, int], None] | None = None,
+    severities: Collection[str] | None = None,
 ) -> tuple[list[Judged], Reviews]:
-    """Step 1: every ticket reported in the year (as recorded by as_of), re-judged at as_of."""
+    """Step 1: every ticket reported in the year (as recorded by as_of), re-judged at as_of;
+    with `severities`, only those that may have one of them as of as_of (a superset of every
+    rule's scope: the rules still pick by the judged severity)."""
     begin, end = year_bounds(year, ctx.tz)
     # A reported time corrected after as_of may move a ticket across the year boundary:
     # take a margin here and decide by the reported time as recorded by as_of below.
     margin = timedelta(days=62)
-    candidates = session.exec(
-        select(Ticket)
-        .where(
-            col(Ticket.created_at) <= as_of,
-            col(Ticket.reported_at) >= begin - margin,
-            col(Ticket.reported_at) < end + margin,
-        )
-        .order_by(col(Ticket.id))
-    ).all()
+    candidates = _candidates(session, as_of, begin - margin, end + margin, severities)
     ids = [t.id for t in candidates if t.id is not None]
     events = _events_as_of(session, ids, as_of)
     held = held_corrections(session, ids, as_of)
@@ -250,9 +273,21 @@ def scoring_feed(
 ) -> ScoreFeed:
     """The score JSON of the specification, judged only from what was recorded by `as_of`:
     judge the year → count each rule's scope → score and comment (pure) → evidence."""
-    as_of = as_of or ctx.now()
+    with collector_paused():
+        return _scoring_feed(session, ctx, year, as_of or ctx.now(), indicators, progress)
+
+
+def _scoring_feed(
+    session: Session,
+    ctx: SlaContext,
+    year: int,
+    as_of: datetime,
+    indicators: IndicatorFile | None,
+    progress: Callable[[int, int], None] | None,
+) -> ScoreFeed:
     indicators = indicators or load_indicators(ctx.settings.config_dir)
-    judged, reviews = judge_year(session, ctx, year, as_of, progress)
+    severities = {s for indicator in indicators.indicators for s in indicator.rule.severities}
+    judged, reviews = judge_year(session, ctx, year, as_of, progress, severities)
     scope = count_scope(judged, reviews)
     out = []
     for indicator in indicators.indicators:

@@ -12,12 +12,18 @@ from sqlmodel import AutoString, Field, SQLModel
 from monitor.core.models_base import instant, json_list, text
 from monitor.sla.vocab import TicketStatus
 
+# Only a severity_changed event moves a ticket into or out of a severity's scope after it was
+# reported. A literal, not a bound parameter, so that SQLite uses the partial index below.
+SEVERITY_CHANGED = sa.text("type = 'severity_changed'")
+
 
 class Ticket(SQLModel, table=True):
     __tablename__ = "tickets"
     __table_args__ = (
         sa.UniqueConstraint("pool", "external_id"),
         sa.Index("ix_tickets_metrics_open", "status", "pool", "current_severity"),
+        # The year-end scope: tickets reported with a severity within a year.
+        sa.Index("ix_tickets_severity_reported_at", "severity", "reported_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -45,6 +51,13 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("ticket_id", "seq"),
         sa.UniqueConstraint("ticket_id", "client_id"),
+        # The few tickets whose severity changed, for the year-end scope.
+        sa.Index(
+            "ix_events_severity_changed",
+            "ticket_id",
+            sqlite_where=SEVERITY_CHANGED,
+            postgresql_where=SEVERITY_CHANGED,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

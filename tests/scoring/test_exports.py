@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
 import openpyxl
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import Session
 
 from monitor.core.db import session_scope
-from monitor.scoring.exporters import to_csv
+from monitor.scoring.exporters import to_csv, to_json
 from monitor.scoring.feed import scoring_feed
 from monitor.sla.service import SlaContext, load_context
 from tests.helpers import make_ticket
@@ -97,3 +100,15 @@ def test_score_and_monthly_report_download_over_http(
     assert refs and set(refs) == {"DX-2022-0810"}
     assert client.get("/api/v1/reports/monthly/2022-08", headers=auth["op2"]).status_code == 403
     assert client.get("/api/v1/reports/monthly/2022-13", headers=sup).status_code == 422
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=4))
+def test_the_json_file_is_written_as_the_standard_library_writes_it(feed: dict[str, Any]) -> None:
+    assert to_json(feed) == json.dumps(feed, ensure_ascii=False, indent=2) + "\n"

@@ -184,3 +184,42 @@ def test_a_score_with_a_clock_still_running_is_not_final_and_says_why(
     clock.at = NOW + timedelta(days=1)
     done = indicator(scoring_feed(session, ctx, 2026))
     assert (done["final"], done["not_final"]) == (True, [])
+
+
+def test_the_indexed_scope_equals_a_replay_of_every_ticket_at_every_as_of(
+    session: Session, ctx: SlaContext, clock: FixedClock, monkeypatch: Any
+) -> None:
+    """The feed reads only tickets that can be major as of as_of; judging every ticket of
+    the year instead gives the same bytes, before, between and after severity changes."""
+    from monitor.scoring import feed as feed_module
+
+    major(session, ctx, "A", "2022-03-01", late=True)
+    major(session, ctx, "B", "2022-12-31")
+    late_general = [
+        ("reported", "2022-05-01T09:00:00+08:00"),
+        ("acknowledged", "2022-05-01T09:10:00+08:00"),
+        ("resolved", "2022-05-01T13:00:00+08:00"),
+    ]
+    make_ticket(session, ctx, late_general, severity="general", external_id="G")
+    up = make_ticket(session, ctx, late_general, severity="general", external_id="UP")
+    down = make_ticket(session, ctx, late_general, severity="major", external_id="DOWN")
+    steps = [NOW]
+    for ticket, severity in ((up, "major"), (down, "general"), (up, "general")):
+        clock.at = steps[-1] + timedelta(days=1)
+        steps.append(clock.at)
+        post_event(
+            session,
+            ctx,
+            ticket,
+            type="severity_changed",
+            severity=severity,
+            at="2022-05-01T09:05:00+08:00",
+        )
+    clock.at = steps[-1] + timedelta(days=1)
+    fast = [scoring_feed(session, ctx, 2022, as_of=t).model_dump_json() for t in steps]
+    every = feed_module.judge_year
+    monkeypatch.setattr(feed_module, "judge_year", lambda *a, **kw: every(*a[:5], severities=None))
+    replay = [scoring_feed(session, ctx, 2022, as_of=t).model_dump_json() for t in steps]
+    assert fast == replay
+    in_scope = [indicator(json.loads(f))["tickets_in_scope"] for f in fast]
+    assert in_scope == [3, 4, 3, 2]
