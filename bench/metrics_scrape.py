@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,14 @@ KINDS = ["late_entry", "no_evidence", "overdue_open", "late_verification", "impo
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-def fill(engine: sa.Engine, n: int, batch: int = 20000) -> float:
+def fill(
+    engine: sa.Engine,
+    n: int,
+    batch: int = 20000,
+    shape: Callable[[dict[str, Any]], None] | None = None,
+) -> float:
+    """Bulk-insert `n` tickets with states, breaches and findings; `shape` may change each
+    ticket row before it is written (a ticket's facts cannot be updated afterwards)."""
     rng = random.Random(1)
     severities = list(WEIGHTS)
     weights = list(WEIGHTS.values())
@@ -97,6 +105,8 @@ def fill(engine: sa.Engine, n: int, batch: int = 20000) -> float:
                 "created_by": "bench",
             }
         )
+        if shape is not None:
+            shape(tickets[-1])
         for target in TARGETS[severity]:
             late = rng.random() < 0.08
             target_status = "running" if status == "open" else "breached" if late else "met"
