@@ -21,6 +21,9 @@ from monitor.sla.vocab import TargetStatus
 from monitor.tickets.models import Ticket
 
 COUNT_CAP = 1000
+# More tickets than this holding a word's grams make it common: reading every candidate to
+# apply selective filters would cost more than letting the filters lead.
+COMMON = 5000
 # The index is the database's own (a trigger fills it), so it is no model: a bare table.
 _GRAMS = sa.table("ticket_grams", sa.column("ticket_id"), sa.column("grams"), sa.column("rowid"))
 
@@ -81,7 +84,11 @@ def search_tickets(
     else:
         like = _like(session, words)
         number = int(words) if words.isdigit() and len(words) <= 9 else None
-        found = _candidates(session, words).where(*where, like).limit(COUNT_CAP + 1)
+        if where and _common(session, words):
+            # A common word with filters: the filters' indexes narrow better than the grams.
+            found = select(col(Ticket.id)).where(*where, like).limit(COUNT_CAP + 1)
+        else:
+            found = _matching(session, words, [*where, like]).limit(COUNT_CAP + 1)
         ids = list(session.exec(found))
         by_number = select(Ticket.id).where(col(Ticket.id) == number, *where)
         if number is not None and number not in ids and session.exec(by_number).first():
@@ -128,19 +135,39 @@ def _like(session: Session, words: str) -> sa.ColumnElement[bool]:
     )
 
 
-def _candidates(session: Session, words: str) -> SelectOfScalar[int]:
-    """Ticket ids that hold every gram of the words: a superset of the LIKE's matches."""
+def _common(session: Session, words: str) -> bool:
+    """Whether more than `COMMON` tickets hold the words' grams (the index alone answers)."""
     if session.get_bind().dialect.name == "postgresql":
-        grams = _GRAMS.c.grams.op("@>")(sa.func.slamon_query_grams(words))
-        return (
-            select(col(Ticket.id))
-            .select_from(_GRAMS)
-            .join(Ticket, col(Ticket.id) == _GRAMS.c.ticket_id)
-            .where(grams)
+        holding = select(_GRAMS.c.ticket_id).where(
+            _GRAMS.c.grams.op("@>")(sa.func.slamon_query_grams(words))
         )
+    else:
+        holding = select(_GRAMS.c.rowid).where(
+            sa.literal_column("ticket_grams").op("MATCH")(fts_query(words))
+        )
+    probe = holding.limit(COMMON + 1).subquery()
+    return session.exec(select(sa.func.count()).select_from(probe)).one() > COMMON
+
+
+def _matching(
+    session: Session, words: str, where: list[sa.ColumnElement[bool]]
+) -> SelectOfScalar[int | None]:
+    """Ticket ids that hold every gram of the words (a superset of the LIKE's matches) and
+    pass `where`, read in the index's order so a LIMIT stops early."""
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner, seeing good LIKE statistics, would rather scan every ticket; OFFSET 0
+        # keeps the test a per-candidate subplan, so the gram index always leads.
+        test = (
+            select(sa.literal(1))
+            .select_from(Ticket)
+            .where(col(Ticket.id) == _GRAMS.c.ticket_id, *where)
+            .offset(0)
+        )
+        grams = _GRAMS.c.grams.op("@>")(sa.func.slamon_query_grams(words))
+        return select(_GRAMS.c.ticket_id).where(grams, test.exists())
     return (
         select(col(Ticket.id))
         .select_from(_GRAMS)
         .join(Ticket, col(Ticket.id) == _GRAMS.c.rowid)
-        .where(sa.literal_column("ticket_grams").op("MATCH")(fts_query(words)))
+        .where(sa.literal_column("ticket_grams").op("MATCH")(fts_query(words)), *where)
     )

@@ -105,9 +105,11 @@ def test_words_find_what_a_plain_like_finds(
     assert (found.total, found.exact) == (len(expected), True)
 
 
+@pytest.mark.parametrize("common", [0, 5000], ids=["filters-lead", "grams-lead"])
 def test_every_substring_of_every_ticket_finds_what_a_plain_like_finds(
-    session: Session, tickets: list[int]
+    session: Session, tickets: list[int], monkeypatch: pytest.MonkeyPatch, common: int
 ) -> None:
+    monkeypatch.setattr(search, "COMMON", common)
     words = set()
     for ext, _, _, title, description, _ in TICKETS:
         for text in (ext or "", title, description):
@@ -117,6 +119,8 @@ def test_every_substring_of_every_ticket_finds_what_a_plain_like_finds(
         if w.strip():
             answer = plain_like(session, w.strip())  # the search trims the words
             assert ids(search_tickets(session, q=w, per_page=50)) == answer, w
+            in_pool = plain_like(session, w.strip(), pool="pool2")
+            assert ids(search_tickets(session, q=w, pool="pool2", per_page=50)) == in_pool, w
 
 
 def test_an_id_is_found_though_no_words_hold_it(session: Session, tickets: list[int]) -> None:
@@ -125,7 +129,11 @@ def test_an_id_is_found_though_no_words_hold_it(session: Session, tickets: list[
     assert tickets[1] not in ids(search_tickets(session, q=str(tickets[1]), pool="pool1"))
 
 
-def test_words_and_filters_combine(session: Session, tickets: list[int]) -> None:
+@pytest.mark.parametrize("common", [0, 5000], ids=["filters-lead", "grams-lead"])
+def test_words_and_filters_combine(
+    session: Session, tickets: list[int], monkeypatch: pytest.MonkeyPatch, common: int
+) -> None:
+    monkeypatch.setattr(search, "COMMON", common)
     found = search_tickets(session, q="出口", pool="pool2", severity="major", breached=True)
     assert ids(found) == [tickets[0]]
     assert ids(search_tickets(session, q="出口", breached=False)) == [tickets[7], tickets[2]]
