@@ -122,7 +122,7 @@ def search(
         rows: list[Any] = []
         total, exact = 0, True
         if not errors:
-            found = search_tickets(
+            matches = search_tickets(
                 session,
                 pool=scope or pool or None,
                 severity=severity or None,
@@ -137,7 +137,7 @@ def search(
                 per_page=PER_PAGE,
                 tz=tz,
             )
-            rows, total, exact = found.rows, found.total, found.exact
+            rows, total, exact = matches.rows, matches.total, matches.exact
             if scope is not None and pool and pool != scope:
                 rows, total, exact = [], 0, True
     values = {**filters, "date_from": date_from, "date_to": date_to}
