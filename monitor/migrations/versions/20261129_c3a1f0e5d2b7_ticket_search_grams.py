@@ -56,6 +56,17 @@ PG_UP = [
     "CREATE INDEX ix_ticket_grams_grams ON ticket_grams USING gin (grams)",
     "CREATE TRIGGER tickets_search_grams AFTER INSERT ON tickets "
     "FOR EACH ROW EXECUTE FUNCTION slamon_index_ticket()",
+    # A role that may read or add tickets (the app role, see core/grants.py) may read or add
+    # their grams at once, so the serving replicas keep working before `db grant` runs again.
+    """DO $$ DECLARE r record; BEGIN
+      FOR r IN SELECT DISTINCT grantee, privilege_type FROM information_schema.role_table_grants
+               WHERE table_schema = current_schema() AND table_name = 'tickets'
+                 AND privilege_type IN ('SELECT', 'INSERT')
+                 AND grantee NOT IN (current_user, 'PUBLIC')
+      LOOP
+        EXECUTE format('GRANT %s ON ticket_grams TO %I', r.privilege_type, r.grantee);
+      END LOOP;
+    END $$""",
     "ANALYZE ticket_grams",
 ]
 PG_DOWN = [
