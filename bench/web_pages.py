@@ -124,6 +124,38 @@ def api_token(engine: sa.Engine) -> str:
     return plain
 
 
+def build(engine: sa.Engine, settings: Settings, n: int, emptied: bool) -> tuple[list[int], float]:
+    """A fresh database of `n` bulk tickets and 40 real ones; their ids and the fill time."""
+    if emptied:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    ensure_schema(engine)
+    with session_scope(engine) as session:
+        load_context(session, settings, FixedClock(NOW))
+    fill_seconds = fill(engine, n, shape=retitle)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # the bulk fill gave explicit ids
+            for table in ("tickets", "breaches", "findings"):
+                conn.execute(
+                    sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+                )
+    ids = real_tickets(engine, settings, 40)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+    return ids, fill_seconds
+
+
+def reuse(engine: sa.Engine, settings: Settings) -> list[int]:
+    """The real tickets of a database an earlier run filled (to time a change of code)."""
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT id FROM tickets WHERE external_id LIKE 'REAL-%'"))
+        return sorted(found.scalars())
+
+
 def timed(
     client: TestClient, paths: list[str], runs: int, expect: int, headers: dict[str, str]
 ) -> list[float]:
@@ -154,34 +186,22 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--label", default="", help="added to the heading, e.g. before/after")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time an already filled --database (code changes)"
+    )
     args = parser.parse_args()
     load_start = os.getloadavg()
 
     work = Path(tempfile.mkdtemp())
     url = args.database or f"sqlite:///{work}/bench.db"
     engine = make_engine(url)
-    if args.database:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    ensure_schema(engine)
     settings = Settings(database_url=url, config_dir=ROOT / "config", evidence_dir=work / "ev")
-    with session_scope(engine) as session:
-        load_context(session, settings, FixedClock(NOW))
-    fill_seconds = fill(engine, args.tickets, shape=retitle)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # the bulk fill gave explicit ids
-            for table in ("tickets", "breaches", "findings"):
-                conn.execute(
-                    sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
-                )
-    ids = real_tickets(engine, settings, 40)
-    bearer = {"Authorization": f"Bearer {api_token(engine)}"}
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE"))
+    if args.reuse:
+        ids = reuse(engine, settings)
+        fill_seconds = 0.0
     else:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ANALYZE"))
+        ids, fill_seconds = build(engine, settings, args.tickets, args.database is not None)
+    bearer = {"Authorization": f"Bearer {api_token(engine)}"}
 
     app = create_app(settings, clock=FixedClock(NOW), engine=engine)
     figures = {}
@@ -248,8 +268,13 @@ def main() -> None:
         + ", at the end "
         + ", ".join(f"{x:.2f}" for x in load_end),
         f"- `bench/web_pages.py`: whole requests in-process as a logged-in supervisor, "
-        f"{args.runs} each after 5 warm-up requests (filled in {fill_seconds:.0f} s); "
-        f"commit {commit()}",
+        f"{args.runs} each after 5 warm-up requests ("
+        + (
+            "on the database an earlier run filled"
+            if args.reuse
+            else f"filled in {fill_seconds:.0f} s"
+        )
+        + f"); commit {commit()}",
     ]
     for name, values in figures.items():
         lines.append(

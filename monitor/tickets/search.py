@@ -24,6 +24,9 @@ COUNT_CAP = 1000
 # More tickets than this holding a word's grams make it common: reading every candidate to
 # apply selective filters would cost more than letting the filters lead.
 COMMON = 5000
+# The newest tickets looked at first: when more than COUNT_CAP of them match, the count is
+# capped without touching the index, and how many hold the words tells a common word.
+SAMPLE = 20_000
 # The index is the database's own (a trigger fills it), so it is no model: a bare table.
 _GRAMS = sa.table("ticket_grams", sa.column("ticket_id"), sa.column("grams"), sa.column("rowid"))
 
@@ -84,16 +87,19 @@ def search_tickets(
     else:
         like = _like(session, words)
         number = int(words) if words.isdigit() and len(words) <= 9 else None
-        if where and _common(session, words):
-            # A common word with filters: the filters' indexes narrow better than the grams.
-            found = select(col(Ticket.id)).where(*where, like).limit(COUNT_CAP + 1)
-        else:
-            found = _matching(session, words, [*where, like]).limit(COUNT_CAP + 1)
-        ids = list(session.exec(found))
-        by_number = select(Ticket.id).where(col(Ticket.id) == number, *where)
-        if number is not None and number not in ids and session.exec(by_number).first():
-            ids.append(number)
-        if len(ids) <= COUNT_CAP:
+        ids: list[int | None] = []
+        holding, passing = _sample(session, like, where)
+        if passing <= COUNT_CAP:
+            if where and holding > COMMON:
+                # A common word with filters: the filters' indexes narrow better than grams.
+                found = select(col(Ticket.id)).where(*where, like).limit(COUNT_CAP + 1)
+            else:
+                found = _matching(session, words, [*where, like]).limit(COUNT_CAP + 1)
+            ids = list(session.exec(found))
+            by_number = select(Ticket.id).where(col(Ticket.id) == number, *where)
+            if number is not None and number not in ids and session.exec(by_number).first():
+                ids.append(number)
+        if passing <= COUNT_CAP and len(ids) <= COUNT_CAP:
             # Few enough to read them all: sort the matches themselves.
             total, exact = len(ids), True
             listing = select(Ticket).where(col(Ticket.id).in_(ids))
@@ -135,18 +141,20 @@ def _like(session: Session, words: str) -> sa.ColumnElement[bool]:
     )
 
 
-def _common(session: Session, words: str) -> bool:
-    """Whether more than `COMMON` tickets hold the words' grams (the index alone answers)."""
-    if session.get_bind().dialect.name == "postgresql":
-        holding = select(_GRAMS.c.ticket_id).where(
-            _GRAMS.c.grams.op("@>")(sa.func.slamon_query_grams(words))
-        )
-    else:
-        holding = select(_GRAMS.c.rowid).where(
-            sa.literal_column("ticket_grams").op("MATCH")(fts_query(words))
-        )
-    probe = holding.limit(COMMON + 1).subquery()
-    return session.exec(select(sa.func.count()).select_from(probe)).one() > COMMON
+def _sample(
+    session: Session, like: sa.ColumnElement[bool], where: list[sa.ColumnElement[bool]]
+) -> tuple[float, int]:
+    """Of the newest `SAMPLE` tickets, how many match the words and the filters; and how
+    many tickets in all the words alone would match at the rate they do there."""
+    recent = col(Ticket.id) > select(sa.func.max(Ticket.id)).scalar_subquery() - SAMPLE
+    counts = select(
+        sa.func.count(),
+        sa.func.max(Ticket.id),
+        sa.func.count().filter(like),
+        sa.func.count().filter(sa.and_(like, *where)),
+    )
+    looked, newest, holding, passing = session.exec(counts.where(recent)).one()
+    return holding * (newest or 0) / max(looked, 1), passing
 
 
 def _matching(

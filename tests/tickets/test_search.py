@@ -153,9 +153,15 @@ def test_pages_follow_one_another(session: Session, tickets: list[int]) -> None:
 
 
 @pytest.mark.parametrize("words", ["", "中", "政务"])
+@pytest.mark.parametrize("sample", [1, 20_000], ids=["index-counts", "newest-count"])
 def test_the_total_stops_at_the_cap_and_the_pages_go_on(
-    session: Session, tickets: list[int], monkeypatch: pytest.MonkeyPatch, words: str
+    session: Session,
+    tickets: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    words: str,
+    sample: int,
 ) -> None:
+    monkeypatch.setattr(search, "SAMPLE", sample)
     monkeypatch.setattr(search, "COUNT_CAP", 2)
     answer = plain_like(session, words)
     first = search_tickets(session, q=words, per_page=2)
