@@ -10,7 +10,8 @@ id, title and description, lower-cased): a text[] with a GIN index on PostgreSQL
 contentless FTS5 table on SQLite. The database fills it on every ticket insert (a ticket's
 words never change afterwards), so the write flow, imports and bulk loads need not know it.
 Search narrows by it and then checks the exact LIKE. On SQLite the trigger calls
-`slamon_grams`, which `core/db.make_engine` registers on every connection.
+`slamon_grams`, which `core/db.make_engine` registers on every connection. Also an index on
+the external id alone, for the search box's jump to a ticket.
 """
 
 from collections.abc import Sequence
@@ -95,9 +96,13 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for statement in PG_UP if postgres else SQLITE_UP:
         op.execute(statement)
+    # The search box's jump to an external id does not know its pool: (pool, external_id)
+    # could not serve it, and PostgreSQL read the whole index (20 ms at 1 M tickets).
+    op.create_index(op.f("ix_tickets_external_id"), "tickets", ["external_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_tickets_external_id"), table_name="tickets")
     postgres = op.get_bind().dialect.name == "postgresql"
     for statement in PG_DOWN if postgres else SQLITE_DOWN:
         op.execute(statement)
