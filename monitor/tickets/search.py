@@ -21,8 +21,9 @@ from monitor.sla.vocab import TargetStatus
 from monitor.tickets.models import Ticket
 
 COUNT_CAP = 1000
-# More tickets than this holding a word's grams make it common: reading every candidate to
-# apply selective filters would cost more than letting the filters lead.
+# More tickets than this holding the words (estimated from the newest ones) make them
+# common: reading every candidate to apply selective filters costs more than letting the
+# filters lead.
 COMMON = 5000
 # The newest tickets looked at first: when more than COUNT_CAP of them match, the count is
 # capped without touching the index, and how many hold the words tells a common word.
