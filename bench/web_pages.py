@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from metrics_scrape import fill  # noqa: E402
+from metrics_scrape import analyze, fill  # noqa: E402
 
 from monitor.api.app import create_app  # noqa: E402
 from monitor.auth.service import create_token, create_user  # noqa: E402
@@ -140,12 +140,7 @@ def build(engine: sa.Engine, settings: Settings, n: int, emptied: bool) -> tuple
                     sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
                 )
     ids = real_tickets(engine, settings, 40)
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE"))
-    else:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ANALYZE"))
+    analyze(engine)
     return ids, fill_seconds
 
 
