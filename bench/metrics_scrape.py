@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,14 @@ KINDS = ["late_entry", "no_evidence", "overdue_open", "late_verification", "impo
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-def fill(engine: sa.Engine, n: int, batch: int = 20000) -> float:
+def fill(
+    engine: sa.Engine,
+    n: int,
+    batch: int = 20000,
+    shape: Callable[[dict[str, Any]], None] | None = None,
+) -> float:
+    """Bulk-insert `n` tickets with states, breaches and findings; `shape` may change each
+    ticket row before it is written (a ticket's facts cannot be updated afterwards)."""
     rng = random.Random(1)
     severities = list(WEIGHTS)
     weights = list(WEIGHTS.values())
@@ -97,6 +105,8 @@ def fill(engine: sa.Engine, n: int, batch: int = 20000) -> float:
                 "created_by": "bench",
             }
         )
+        if shape is not None:
+            shape(tickets[-1])
         for target in TARGETS[severity]:
             late = rng.random() < 0.08
             target_status = "running" if status == "open" else "breached" if late else "met"
@@ -158,6 +168,16 @@ def fill(engine: sa.Engine, n: int, batch: int = 20000) -> float:
     return time.perf_counter() - began
 
 
+def analyze(engine: sa.Engine) -> None:
+    """Fresh planner statistics after a bulk fill, as a database in service would have."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=1_000_000)
@@ -176,12 +196,7 @@ def main() -> None:
     with session_scope(engine) as session:
         load_context(session, settings, SystemClock())  # stores the policy version
     fill_seconds = fill(engine, args.tickets)
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE"))
-    else:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ANALYZE"))
+    analyze(engine)
     began = time.perf_counter()
     with session_scope(engine) as session:
         reconcile(session)  # the bulk fill bypassed the running totals

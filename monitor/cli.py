@@ -268,7 +268,8 @@ def tickets_list(
         table.add_row(*map(str, row))
     out.print(table)
     shown = f"{(page - 1) * per_page + 1}–{(page - 1) * per_page + len(rows)}" if rows else "0"
-    out.print(f"{shown} of {found.total} ticket(s)")
+    total = f"{found.total}" if found.total_exact else f"more than {found.total}"
+    out.print(f"{shown} of {total} ticket(s)")
 
 
 @calendar_app.command("show")

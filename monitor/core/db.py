@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from monitor.core.grams import fts_document
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -103,6 +105,8 @@ def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # The search index's trigger on `tickets` calls it (see core/grams.py).
+        dbapi_connection.create_function("slamon_grams", 3, fts_document, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

@@ -40,6 +40,9 @@ DELETABLE = {
     "web_sessions",
     "login_failures",
 }
+# Tables outside the models that the database keeps itself: the search grams, filled by a
+# trigger on `tickets` that runs with the inserting role's rights (migration c3a1f0e5d2b7).
+KEPT_BY_TRIGGERS = ["ticket_grams"]
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -67,7 +70,8 @@ def grant(engine: Engine, role: str) -> list[str]:
 
     if engine.dialect.name != "postgresql":
         raise ValueError("roles and grants exist on PostgreSQL only; SQLite has one file owner")
-    statements = grant_statements(role, [t.name for t in SQLModel.metadata.sorted_tables])
+    tables = [t.name for t in SQLModel.metadata.sorted_tables] + KEPT_BY_TRIGGERS
+    statements = grant_statements(role, tables)
     with engine.begin() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
         if exists.first() is None:

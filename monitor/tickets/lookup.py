@@ -15,7 +15,8 @@ from monitor.sla.vocab import TICKET_SOURCES, TargetStatus, TicketStatus
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TargetBrief, TicketPage, TicketSummary
-from monitor.tickets.service import search_tickets, target_order
+from monitor.tickets.search import search_tickets
+from monitor.tickets.service import target_order
 
 
 @dataclass
@@ -80,7 +81,7 @@ def find_page(
     filters = as_codes(ctx, filters)
     if scope is not None and filters.pool is not None and filters.pool != scope:
         return TicketPage(items=[], total=0, page=page, per_page=per_page)
-    rows, total = search_tickets(
+    found = search_tickets(
         session,
         pool=scope or filters.pool,
         severity=filters.severity,
@@ -95,7 +96,7 @@ def find_page(
         tz=ctx.tz,
     )
     items = []
-    for t, states in rows:
+    for t, states in found.rows:
         rank = partial(target_order, ctx, t)
         items.append(
             TicketSummary(
@@ -118,7 +119,9 @@ def find_page(
                 ],
             )
         )
-    return TicketPage(items=items, total=total, page=page, per_page=per_page)
+    return TicketPage(
+        items=items, total=found.total, total_exact=found.exact, page=page, per_page=per_page
+    )
 
 
 def by_external_id(

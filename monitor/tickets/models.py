@@ -28,7 +28,8 @@ class Ticket(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     pool: str = Field(max_length=32, index=True)
-    external_id: str | None = Field(default=None, max_length=128)
+    # Indexed alone too: the search box finds an external id without knowing its pool.
+    external_id: str | None = Field(default=None, max_length=128, index=True)
     severity: str = Field(max_length=32, description="severity the ticket was reported with")
     current_severity: str = Field(max_length=32, index=True)
     title: str = Field(max_length=500)

@@ -252,6 +252,12 @@ class TicketSummary(BaseModel):
 
 class TicketPage(BaseModel):
     items: list[TicketSummary]
-    total: int
+    total: int = Field(
+        description="how many tickets match; counting stops at 1000 (see total_exact)"
+    )
+    total_exact: bool = Field(
+        default=True,
+        description="false when more than `total` tickets match: counting stopped at 1000",
+    )
     page: int
     per_page: int

@@ -29,7 +29,6 @@ from monitor.sla.timer import (
     judge,
     ticket_status,
 )
-from monitor.sla.vocab import TargetStatus
 from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
@@ -703,67 +702,3 @@ def target_order(ctx: SlaContext, ticket: Ticket, target: str) -> int:
 
 def count_tickets(session: Session) -> int:
     return session.exec(select(sa.func.count()).select_from(Ticket)).one()
-
-
-def search_tickets(
-    session: Session,
-    *,
-    pool: str | None = None,
-    severity: str | None = None,
-    status: str | None = None,
-    breached: bool | None = None,
-    reported_from: datetime | None = None,
-    reported_to: datetime | None = None,
-    q: str | None = None,
-    source: str | None = None,
-    page: int = 1,
-    per_page: int = 50,
-    tz: tzinfo = UTC,
-) -> tuple[list[tuple[Ticket, list[TargetState]]], int]:
-    """One page of tickets matching every filter given, newest report first, with a total."""
-    query = select(Ticket)
-    if pool:
-        query = query.where(Ticket.pool == pool)
-    if severity:
-        query = query.where(Ticket.current_severity == severity)
-    if status:
-        query = query.where(Ticket.status == status)
-    if source:
-        query = query.where(Ticket.source == source)
-    if reported_from is not None:
-        start = reported_from if reported_from.tzinfo else reported_from.replace(tzinfo=tz)
-        query = query.where(col(Ticket.reported_at) >= start)
-    if reported_to is not None:
-        end = reported_to if reported_to.tzinfo else reported_to.replace(tzinfo=tz)
-        query = query.where(col(Ticket.reported_at) <= end)
-    if breached is not None:
-        exists = (
-            select(TargetState.ticket_id)
-            .where(TargetState.ticket_id == Ticket.id, TargetState.status == TargetStatus.BREACHED)
-            .exists()
-        )
-        query = query.where(exists if breached else ~exists)
-    if q and q.strip():
-        text = q.strip()
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = f"%{escaped}%"
-        conditions: list[sa.ColumnElement[bool]] = [
-            col(Ticket.title).ilike(like, escape="\\"),
-            col(Ticket.external_id).ilike(like, escape="\\"),
-            col(Ticket.description).ilike(like, escape="\\"),
-        ]
-        if text.isdigit() and len(text) <= 9:
-            conditions.append(col(Ticket.id) == int(text))
-        query = query.where(sa.or_(*conditions))
-    total = session.exec(select(sa.func.count()).select_from(query.subquery())).one()
-    tickets = session.exec(
-        query.order_by(col(Ticket.reported_at).desc(), col(Ticket.id).desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    ids = [t.id for t in tickets]
-    states: dict[int, list[TargetState]] = {}
-    if ids:
-        for s in session.exec(select(TargetState).where(col(TargetState.ticket_id).in_(ids))):
-            states.setdefault(s.ticket_id, []).append(s)
-    return [(t, states.get(t.id or 0, [])) for t in tickets], total

@@ -23,7 +23,8 @@ from monitor.evidence import service as evidence
 from monitor.sla.vocab import EVENT_LABELS, EVENT_TYPES, SOURCE_LABELS
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
-from monitor.tickets.service import find_ticket, search_tickets
+from monitor.tickets.search import search_tickets
+from monitor.tickets.service import find_ticket
 from monitor.tickets.service import ticket_out as ticket_view
 from monitor.web.deps import (
     Anyone,
@@ -119,9 +120,9 @@ def search(
             except NotFound:
                 pass
         rows: list[Any] = []
-        total = 0
+        total, exact = 0, True
         if not errors:
-            rows, total = search_tickets(
+            matches = search_tickets(
                 session,
                 pool=scope or pool or None,
                 severity=severity or None,
@@ -136,8 +137,9 @@ def search(
                 per_page=PER_PAGE,
                 tz=tz,
             )
+            rows, total, exact = matches.rows, matches.total, matches.exact
             if scope is not None and pool and pool != scope:
-                rows, total = [], 0
+                rows, total, exact = [], 0, True
     values = {**filters, "date_from": date_from, "date_to": date_to}
 
     def params(n: int) -> str:
@@ -150,8 +152,12 @@ def search(
             "title": "工单查询",
             "rows": rows,
             "total": total,
+            "exact": exact,
             "page": page,
-            "pages": max(1, math.ceil(total / PER_PAGE)),
+            # Past the counted matches there are more pages while a page comes back full.
+            "pages": max(1, math.ceil(total / PER_PAGE), page + (len(rows) == PER_PAGE))
+            if not exact
+            else max(1, math.ceil(total / PER_PAGE)),
             "params": params,
             "values": values,
             "errors": errors,

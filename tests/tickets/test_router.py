@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from monitor.tickets import search
 from tests.helpers import counts, ticket_body
 
 API = "/api/v1"
@@ -70,7 +71,11 @@ def test_list_filters_search_and_pagination(client: TestClient, auth: Any) -> No
         post(client, auth, "op2", ticket_body(f"DX-{i}", title=f"存储故障 {i}"))
     post(client, auth, "op1", ticket_body("YY-1", pool="pool1", title="网络丢包"))
     page = client.get(f"{API}/tickets", params={"per_page": 2}, headers=auth["admin"]).json()
-    assert page["total"] == 4 and len(page["items"]) == 2
+    assert page["total"] == 4 and page["total_exact"] is True and len(page["items"]) == 2
+    with pytest.MonkeyPatch.context() as patch:  # past the cap the total is a lower bound
+        patch.setattr(search, "COUNT_CAP", 3)
+        capped = client.get(f"{API}/tickets", params={"per_page": 2}, headers=auth["admin"])
+        assert (capped.json()["total"], capped.json()["total_exact"]) == (3, False)
     found = client.get(f"{API}/tickets", params={"q": "丢包"}, headers=auth["admin"]).json()
     assert [t["external_id"] for t in found["items"]] == ["YY-1"]
     by_ext = client.get(f"{API}/tickets", params={"q": "DX-1"}, headers=auth["admin"]).json()

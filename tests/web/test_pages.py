@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -12,6 +13,7 @@ from sqlmodel import select
 from monitor.core.clock import FixedClock
 from monitor.core.db import read_scope, session_scope
 from monitor.sla.service import SlaContext
+from monitor.tickets import search
 from monitor.tickets.models import Ticket
 from tests.helpers import ADMIN, OPERATOR2, local, make_ticket
 from tests.web.conftest import PASSWORD
@@ -150,6 +152,10 @@ def test_search_finds_chinese_words_and_keeps_operators_in_their_pool(
     )
     filtered = client.get("/tickets", params={"q": "出口", "pool": "pool1"})
     assert "共 1 张工单" in filtered.text and "政务外网出口中断" not in filtered.text
+    with pytest.MonkeyPatch.context() as patch:  # past the cap the total is a lower bound
+        patch.setattr(search, "COUNT_CAP", 1)
+        capped = client.get("/tickets", params={"q": "出口"})
+        assert "共 1+ 张工单" in capped.text and "超过 1 张不再逐一计数" in capped.text
     bad = client.get("/tickets", params={"date_from": "2026-02-30"})
     assert bad.status_code == 422 and 'id="date_from-err"' in bad.text
     client.cookies.clear()
