@@ -190,11 +190,12 @@ NOT_FINAL_TEXT = {
     "paused": "有目标暂停计时",
     "not_started": "有目标尚未开始计时",
     "unknown_calendar": "有目标所需年份的工作日历尚未载入",
+    "year_open": "评价年度尚未结束，年内还可能发生新的故障",
 }
 
 
-def _not_final(score: Score, refs: dict[int, str]) -> list[NotFinal]:
-    return [
+def _not_final(score: Score, refs: dict[int, str], year_open: bool) -> list[NotFinal]:
+    reasons = [
         NotFinal(
             reason=reason,
             text=f"{NOT_FINAL_TEXT.get(reason, reason)}（{len(ids)} 张工单）",
@@ -202,6 +203,9 @@ def _not_final(score: Score, refs: dict[int, str]) -> list[NotFinal]:
         )
         for reason, ids in score.not_final.items()
     ]
+    if year_open:  # a fault reported before the year ends still counts
+        reasons.append(NotFinal(reason="year_open", text=NOT_FINAL_TEXT["year_open"], tickets=[]))
+    return reasons
 
 
 def _severity_names(ctx: SlaContext, year: int, severities: list[str]) -> str:
@@ -289,6 +293,7 @@ def _scoring_feed(
     severities = {s for indicator in indicators.indicators for s in indicator.rule.severities}
     judged, reviews = judge_year(session, ctx, year, as_of, progress, severities)
     scope = count_scope(judged, reviews)
+    year_open = as_of < year_bounds(year, ctx.tz)[1]
     out = []
     for indicator in indicators.indicators:
         rule = indicator.rule
@@ -304,13 +309,13 @@ def _scoring_feed(
                 criteria=indicator.criteria,
                 points=indicator.points,
                 score=score.score,
-                final=score.final,
+                final=score.final and not year_open,
                 tickets_in_scope=score.tickets_in_scope,
                 occurrences=score.occurrences,
                 breaches=score.breaches,
                 comment=score.comment,
                 not_final=_not_final(
-                    score, {j.id: j.ticket.external_id or str(j.id) for j in judged}
+                    score, {j.id: j.ticket.external_id or str(j.id) for j in judged}, year_open
                 ),
                 evidence=[
                     ticket_evidence(j, reviews, j.id in late, ctx.tz)

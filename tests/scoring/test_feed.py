@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +175,19 @@ def test_a_score_with_a_clock_still_running_is_not_final_and_says_why(
     ind = indicator(scoring_feed(session, ctx, 2026))
     assert (ind["final"], ind["breaches"]["pending"], ind["score"]) == (False, 0, 3.0)
     reasons = {r["reason"]: r for r in ind["not_final"]}
-    assert set(reasons) == {"running", "not_started"}  # arrival/resolution run, report waits
+    assert set(reasons) == {"running", "not_started", "year_open"}  # arrival/resolution run
     assert reasons["running"]["tickets"] == ["OPEN"] and "仍在计时" in reasons["running"]["text"]
     # Once everything is done and no breach waits for review, the score is final.
     ticket = session.exec(select(Ticket).where(Ticket.external_id == "OPEN")).one()
     for kind, at in (("arrived", "T13:50"), ("resolved", "T13:55"), ("report_submitted", "T13:58")):
         post_event(session, ctx, ticket, type=kind, at=f"2026-11-28{at}:00+08:00")
     clock.at = NOW + timedelta(days=1)
+    done = indicator(scoring_feed(session, ctx, 2026))
+    # ... but not before the year is over: a fault reported in December still counts.
+    assert done["final"] is False
+    assert [(r["reason"], r["tickets"]) for r in done["not_final"]] == [("year_open", [])]
+    assert "尚未结束" in done["not_final"][0]["text"]
+    clock.at = datetime(2027, 1, 1, tzinfo=ctx.tz)
     done = indicator(scoring_feed(session, ctx, 2026))
     assert (done["final"], done["not_final"]) == (True, [])
 
