@@ -331,10 +331,10 @@ def import_rows(
         raise InvalidInput(problems)
     ids = [t.id for t in summary.created]
     for start in range(0, len(ids), 500):
-        for state in session.exec(
-            sqlmodel.select(TargetState).where(
+        for status in session.exec(
+            sqlmodel.select(TargetState.status).where(
                 sqlmodel.col(TargetState.ticket_id).in_(ids[start : start + 500])
             )
         ).all():
-            summary.targets[state.status] += 1
+            summary.targets[status] += 1
     return summary
