@@ -48,8 +48,9 @@ def deferred_inserts(session: Session) -> Iterator[None]:
     """Hold the rows `insert_rows` is given and write each table's rows in one statement when
     the block ends, in the order the tables were first used (a batch of new tickets writes
     its audit records, target states and findings once per batch instead of once per ticket).
-    Only for rows nothing in the block reads back; nested blocks join the outer one."""
-    if _DEFERRED in session.info:
+    Only for rows nothing in the block reads back; nested blocks join the outer one. Inside a
+    savepoint rows are written at once (the audit chain reads its head again there)."""
+    if _DEFERRED in session.info or session.in_nested_transaction():
         yield
         return
     held: dict[sa.Table, list[dict[str, Any]]] = {}

@@ -12,7 +12,7 @@ applied once per unit of work, in `finish`, so that a transaction touching many 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -122,7 +122,9 @@ class WriteFlow:
         one ticket at a time writes them (created, events, then what its judgement found)."""
         to_codes = words(self.ctx).ticket_in
         batch = [to_codes(data) for data in batch]
-        with collector_paused(), deferred_inserts(self.session):
+        # A batch keeps its objects until it ends; one ticket (a request) leaves the collector be.
+        paused = collector_paused() if len(batch) > 1 else nullcontext()
+        with paused, deferred_inserts(self.session):
             written = write_tickets(
                 self.session, self.ctx, batch, actor, recorded_at=recorded_at, taken=taken
             )
