@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
+from monitor.core.batch import insert_rows
 from monitor.core.timeutil import utc
 
 GENESIS = "0" * 64
@@ -106,7 +107,7 @@ def append_many(session: Session, entries: list[Entry]) -> None:
             }
         )
         prev = digest
-    session.execute(sa.insert(AuditRecord.__table__), rows)  # type: ignore[attr-defined]
+    insert_rows(session, AuditRecord.__table__, rows)  # type: ignore[attr-defined]
     if session.in_nested_transaction():  # a savepoint may roll these back: read again
         session.info.pop(_HEAD, None)
     else:

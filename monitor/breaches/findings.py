@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.breaches.models import CorrectionDecision, Finding
 from monitor.calendars.calendar import WorkCalendar
+from monitor.core.batch import insert_rows
 from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
 from monitor.sla.models import TargetState
@@ -306,9 +306,10 @@ def sync_findings(
         for key, f in wanted.items()
         if key not in open_now
     ]
-    session.flush()
+    if not new_ticket:  # closed ones first
+        session.flush()
     if opened:  # one statement, no objects; a later read in this transaction finds them
-        session.execute(sa.insert(Finding.__table__), opened)  # type: ignore[attr-defined]
+        insert_rows(session, Finding.__table__, opened)  # type: ignore[attr-defined]
     return changed + len(opened)
 
 

@@ -104,7 +104,8 @@ def sync_breaches(
             count(breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.cleared", now)
-    session.flush()
+    if not new_ticket:  # a new ticket's breaches were flushed one by one, for their ids
+        session.flush()
     return created
 
 

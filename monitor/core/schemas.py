@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
@@ -66,9 +67,12 @@ class Input(BaseModel):
         return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogate(value: Any) -> bool:
     if isinstance(value, str):
-        return any("\ud800" <= c <= "\udfff" for c in value)
+        return _SURROGATE.search(value) is not None  # one C scan, not a Python loop per char
     if isinstance(value, list | tuple):
         return any(_has_surrogate(v) for v in value)
     if isinstance(value, dict):

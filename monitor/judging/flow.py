@@ -12,14 +12,14 @@ applied once per unit of work, in `finish`, so that a transaction touching many 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from monitor.audit import service as audit
 from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
 from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
 from monitor.breaches.service import (
@@ -31,6 +31,8 @@ from monitor.breaches.service import (
     sync_breaches,
 )
 from monitor.core import wake
+from monitor.core.batch import collector_paused, deferred_inserts, insert_rows
+from monitor.core.errors import InvalidInput
 from monitor.evidence import service as evidence
 from monitor.evidence.models import EvidenceLink
 from monitor.metrics.totals import Deltas
@@ -51,12 +53,13 @@ from monitor.tickets.models import Event, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import (
     Actor,
+    InvalidTickets,
     append_event,
     effective_timeline,
     event_rows,
     judge_ticket,
     timeline_of,
-    write_ticket,
+    write_tickets,
 )
 
 
@@ -99,12 +102,36 @@ class WriteFlow:
         taken: set[tuple[str, str]] | None = None,
     ) -> Ticket:
         """A new ticket with its events, judged at once; or InvalidInput, writing nothing."""
-        data = words(self.ctx).ticket_in(data)
-        ticket, events = write_ticket(
-            self.session, self.ctx, data, actor, recorded_at=recorded_at, taken=taken
-        )
-        self.settle(ticket, events, new=True)
+        try:
+            (ticket,) = self.create_tickets([data], actor, recorded_at=[recorded_at], taken=taken)
+        except InvalidTickets as exc:
+            raise InvalidInput(exc.each[0]) from None
         return ticket
+
+    def create_tickets(
+        self,
+        batch: Sequence[TicketIn],
+        actor: Actor,
+        *,
+        recorded_at: Sequence[Sequence[datetime] | None] | None = None,
+        taken: set[tuple[str, str]] | None = None,
+    ) -> list[Ticket]:
+        """New tickets with their events, each judged at once as `create_ticket` judges it;
+        or InvalidTickets naming each bad one's problems, writing nothing. Each table is
+        written once per batch; the audit chain holds each ticket's records in the order
+        one ticket at a time writes them (created, events, then what its judgement found)."""
+        to_codes = words(self.ctx).ticket_in
+        batch = [to_codes(data) for data in batch]
+        # A batch keeps its objects until it ends; one ticket (a request) leaves the collector be.
+        paused = collector_paused() if len(batch) > 1 else nullcontext()
+        with paused, deferred_inserts(self.session):
+            written = write_tickets(
+                self.session, self.ctx, batch, actor, recorded_at=recorded_at, taken=taken
+            )
+            for done in written:
+                audit.append_many(self.session, done.entries)
+                self.settle(done.ticket, done.events, new=True)
+        return [done.ticket for done in written]
 
     def add_event(
         self, ticket: Ticket, data: EventIn, actor: Actor, *, recorded_at: datetime | None = None
@@ -321,9 +348,10 @@ class WriteFlow:
         ticket.current_severity = judgement.severity
         ticket.status = judgement.status
         self.session.add(ticket)
-        self.session.flush()
+        if not new:  # a new ticket's changed fields (if any) go with the next flush
+            self.session.flush()
         if inserts:  # new rows in one statement; a later read in this transaction finds them
-            self.session.execute(sa.insert(TargetState.__table__), inserts)  # type: ignore[attr-defined]
+            insert_rows(self.session, TargetState.__table__, inserts)  # type: ignore[attr-defined]
         return states, before
 
     def _wake(self, instant: datetime | None) -> None:

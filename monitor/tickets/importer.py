@@ -24,7 +24,7 @@ from monitor.sla.service import SlaContext
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn, checkable_without_bad_types
-from monitor.tickets.service import Actor
+from monitor.tickets.service import Actor, InvalidTickets, check_new_ticket, taken_ids
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("外部单号", "外部工单号", "工单号", "运营商工单号"),
@@ -46,6 +46,7 @@ EVENT_ALIASES: dict[str, tuple[str, ...]] = {
     "report_submitted": ("报告提交时间", "分析报告提交时间", "report_submitted_at"),
 }
 LIST_SPLIT = re.compile(r"[,，、;；\n]+")
+CHUNK = 500  # tickets written per batch: each table once per chunk
 
 
 def _header_map() -> dict[str, tuple[str, str]]:
@@ -301,29 +302,39 @@ def import_rows(
     parsed, problems = parse_rows(rows, ctx)
     taken: set[tuple[str, str]] = set()
     summary = ImportSummary(ignored_columns=ignored)
-    for row, ticket_in in parsed:
-        try:
-            ticket = flow.create_ticket(ticket_in, actor, taken=taken)
-        except InvalidInput as exc:
-            problems += [Problem(row.where(p.loc), p.msg) for p in exc.problems]
+    for start in range(0, len(parsed), CHUNK):
+        chunk = parsed[start : start + CHUNK]
+        batch = [ticket_in for _, ticket_in in chunk]
+        if problems:  # the import is refused already: only look for the other rows' problems
+            held = taken_ids(session, batch)
+            each = [check_new_ticket(session, ctx, t, actor, taken, held)[1] for t in batch]
         else:
-            summary.tickets += 1
-            summary.events += len(ticket_in.events)
-            summary.by_pool[ticket.pool] += 1
-            summary.by_severity[ticket.severity] += 1
-            summary.created.append(ticket)
+            try:
+                created = flow.create_tickets(batch, actor, taken=taken)
+            except InvalidTickets as exc:
+                each = exc.each
+            else:
+                each = [[] for _ in chunk]
+                for ticket_in, ticket in zip(batch, created, strict=True):
+                    summary.tickets += 1
+                    summary.events += len(ticket_in.events)
+                    summary.by_pool[ticket.pool] += 1
+                    summary.by_severity[ticket.severity] += 1
+                    summary.created.append(ticket)
+        for (row, _), found in zip(chunk, each, strict=True):
+            problems += [Problem(row.where(p.loc), p.msg) for p in found]
         if progress:
-            progress(1)
+            progress(len(chunk))
     if problems:
         order = {row.label: i for i, row in enumerate(rows)}
         problems.sort(key=lambda p: order.get(p.loc.split(",")[0].split(".")[0], 0))
         raise InvalidInput(problems)
     ids = [t.id for t in summary.created]
-    for chunk in range(0, len(ids), 500):
-        for state in session.exec(
-            sqlmodel.select(TargetState).where(
-                sqlmodel.col(TargetState.ticket_id).in_(ids[chunk : chunk + 500])
+    for start in range(0, len(ids), 500):
+        for status in session.exec(
+            sqlmodel.select(TargetState.status).where(
+                sqlmodel.col(TargetState.ticket_id).in_(ids[start : start + 500])
             )
         ).all():
-            summary.targets[state.status] += 1
+            summary.targets[status] += 1
     return summary

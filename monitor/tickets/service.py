@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
@@ -310,8 +311,10 @@ def check_new_ticket(
     data: TicketIn,
     actor: Actor,
     taken: set[tuple[str, str]] | None = None,
+    existing: set[tuple[str, str]] | None = None,
 ) -> tuple[Policy | None, list[Problem]]:
-    """Every problem with a new ticket (locations relative to the ticket); writes nothing."""
+    """Every problem with a new ticket (locations relative to the ticket); writes nothing.
+    `existing`: the ids already held, when the caller looked them up for a whole batch."""
     problems: list[Problem] = []
     foreign = actor.pool is not None and data.pool != actor.pool
     if ctx.catalog.pool(data.pool) is None:
@@ -335,12 +338,16 @@ def check_new_ticket(
                 )
             )
         elif (
-            session.exec(
-                select(Ticket.id).where(
-                    Ticket.pool == data.pool, Ticket.external_id == data.external_id
-                )
-            ).first()
-            is not None
+            (key in existing)
+            if existing is not None
+            else (
+                session.exec(
+                    select(Ticket.id).where(
+                        Ticket.pool == data.pool, Ticket.external_id == data.external_id
+                    )
+                ).first()
+                is not None
+            )
         ):
             problems.append(
                 Problem(
@@ -439,90 +446,156 @@ def _event_values(
     return values, entry
 
 
-def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[EventRow]:
-    """One INSERT for many events (insertmanyvalues), with their ids."""
-    if not values:
-        return []
+def _insert_events(session: Session, pending: list[tuple[Written, dict[str, Any]]]) -> None:
+    """One INSERT for many tickets' events (insertmanyvalues); each ticket's rows, with their
+    ids, go to its `events` in order."""
+    if not pending:
+        return
     table = Event.__table__  # type: ignore[attr-defined]
-    # Matched by seq: asking the database for the rows' order would cost a statement per row
-    # on SQLite.
-    ids = dict(session.execute(sa.insert(table).returning(table.c.seq, table.c.id), values).all())
-    return [EventRow(id=ids[v["seq"]], **v) for v in values]
+    # Matched by (ticket, seq): asking the database for the rows' order would cost a
+    # statement per row on SQLite.
+    returning = sa.insert(table).returning(table.c.ticket_id, table.c.seq, table.c.id)
+    ids = {(t, s): i for t, s, i in session.execute(returning, [v for _, v in pending]).all()}
+    for done, v in pending:
+        done.events.append(EventRow(id=ids[v["ticket_id"], v["seq"]], **v))
 
 
-def write_ticket(
+class InvalidTickets(InvalidInput):
+    """Problems with some tickets of a batch (`each[i]`: the i-th ticket's, located within
+    it); nothing was written."""
+
+    def __init__(self, each: list[list[Problem]]) -> None:
+        self.each = each
+        super().__init__([p for problems in each for p in problems])
+
+
+def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str]]:
+    """The (pool, external id) pairs of `batch` that tickets already hold: one query."""
+    wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
+    found: set[tuple[str, str]] = set()
+    ids = sorted({e for _, e in wanted})
+    for i in range(0, len(ids), 500):
+        rows = session.exec(
+            select(Ticket.pool, Ticket.external_id).where(
+                col(Ticket.external_id).in_(ids[i : i + 500])
+            )
+        ).all()
+        found |= {(p, e) for p, e in rows if e is not None and (p, e) in wanted}
+    return found
+
+
+@dataclass
+class Written:
+    """A new ticket as written (not yet judged): its events and the audit entries that
+    record them, which the caller appends to the chain before the ticket's judgement."""
+
+    ticket: Ticket
+    events: list[EventRow]
+    entries: list[audit.Entry]
+
+
+def write_tickets(
     session: Session,
     ctx: SlaContext,
-    data: TicketIn,
+    batch: Sequence[TicketIn],
     actor: Actor,
     *,
-    recorded_at: Sequence[datetime] | None = None,
+    recorded_at: Sequence[Sequence[datetime] | None] | None = None,
     taken: set[tuple[str, str]] | None = None,
-) -> tuple[Ticket, list[EventRow]]:
-    """Write a ticket with its events (not yet judged), or raise InvalidInput."""
-    policy, problems = check_new_ticket(session, ctx, data, actor, taken)
-    if problems:
-        raise InvalidInput(problems)
-    assert policy is not None
+) -> list[Written]:
+    """Write tickets with their events (not yet judged): one duplicate-id query, one INSERT
+    for the tickets and one for their events; or raise InvalidTickets, writing nothing."""
+    existing = taken_ids(session, batch)
+    taken = set() if taken is None else taken  # two with one id: the second is refused
+    checked = [check_new_ticket(session, ctx, d, actor, taken, existing) for d in batch]
+    if any(problems for _, problems in checked):
+        raise InvalidTickets([problems for _, problems in checked])
     now = ctx.now()
     units, systems = _lookup(ctx)
-    timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
-    # Inserted with the fields the judgement derives, so settling it changes nothing here.
-    effective = apply_corrections(timeline)
-    reported = next(x for x in effective if x.type == "reported")
-    ticket = Ticket(
-        pool=data.pool,
-        external_id=data.external_id,
-        severity=data.severity,
-        current_severity=current_severity(data.severity, effective)[0],
-        title=data.title,
-        description=data.description,
-        source=data.source,
-        units=_resolve_names(data.units, units, "units", "")[0],
-        systems=_resolve_names(data.systems, systems, "systems", "")[0],
-        policy_version=policy.version,
-        status=ticket_status(effective),
-        reported_at=reported.at,
-        # Back-filled history (the demo) was created when its first event was recorded.
-        created_at=min(recorded_at, default=now) if recorded_at else now,
-        updated_at=max(recorded_at, default=now) if recorded_at else now,
-        created_by=actor.name,
-    )
-    session.add(ticket)
-    session.flush()
-    entries = [
-        audit.Entry(
-            at=ticket.created_at,
-            actor=actor.name,
-            action="ticket.created",
-            entity="ticket",
-            entity_id=str(ticket.id),
-            payload={
-                "pool": ticket.pool,
-                "external_id": ticket.external_id,
-                "severity": ticket.severity,
-                "title": ticket.title,
-                "source": ticket.source,
-                "policy_version": ticket.policy_version,
-                "units": ticket.units,
-                "systems": ticket.systems,
-            },
+    tickets, timelines = [], []
+    for k, (data, (policy, _)) in enumerate(zip(batch, checked, strict=True)):
+        assert policy is not None
+        recorded = recorded_at[k] if recorded_at is not None else None
+        timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
+        # Inserted with the fields the judgement derives, so settling it changes nothing here.
+        effective = apply_corrections(timeline)
+        reported = next(x for x in effective if x.type == "reported")
+        tickets.append(
+            Ticket(
+                pool=data.pool,
+                external_id=data.external_id,
+                severity=data.severity,
+                current_severity=current_severity(data.severity, effective)[0],
+                title=data.title,
+                description=data.description,
+                source=data.source,
+                units=_resolve_names(data.units, units, "units", "")[0],
+                systems=_resolve_names(data.systems, systems, "systems", "")[0],
+                policy_version=policy.version,
+                status=ticket_status(effective),
+                reported_at=reported.at,
+                # Back-filled history (the demo) was created when its first event was recorded.
+                created_at=min(recorded, default=now) if recorded else now,
+                updated_at=max(recorded, default=now) if recorded else now,
+                created_by=actor.name,
+            )
         )
-    ]
-    rows: list[EventRow] = []
-    pending: list[dict[str, Any]] = []
-    for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
-        at = recorded_at[i] if recorded_at is not None else now
-        if tl.corrects is not None and tl.corrects > len(rows):
-            rows += _insert_events(session, pending)  # it corrects one of them: ids first
-            pending = []
-        corrected = rows[tl.corrects - 1] if tl.corrects is not None else None
-        values, entry = _event_values(ticket, i + 1, ev, tl, actor, at, corrected)
-        pending.append(values)
-        entries.append(entry)
-    rows += _insert_events(session, pending)  # the events in one statement
-    audit.append_many(session, entries)  # and their audit records in another
-    return ticket, rows
+        timelines.append(timeline)
+    _insert_tickets(session, tickets)
+    out = [Written(t, [], [_created_entry(t)]) for t in tickets]
+    pending: list[tuple[Written, dict[str, Any]]] = []
+    for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
+        recorded = recorded_at[k] if recorded_at is not None else None
+        for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
+            at = recorded[i] if recorded is not None else now
+            if tl.corrects is not None and tl.corrects > len(done.events):
+                _insert_events(session, pending)  # it corrects one of them: ids first
+                pending = []
+            corrected = done.events[tl.corrects - 1] if tl.corrects is not None else None
+            values, entry = _event_values(done.ticket, i + 1, ev, tl, actor, at, corrected)
+            pending.append((done, values))
+            done.entries.append(entry)
+    _insert_events(session, pending)  # every ticket's events in one statement
+    return out
+
+
+def _insert_tickets(session: Session, tickets: list[Ticket]) -> None:
+    """One INSERT for a batch whose tickets all have an external id, their ids matched by
+    (pool, external id); the rows stay in the session as if the ORM had written them. (The
+    ORM writes a ticket per statement: it cannot match ids to rows without a key.)"""
+    if len(tickets) < 2 or any(t.external_id is None for t in tickets):
+        session.add_all(tickets)
+        session.flush()
+        return
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    columns = [c.name for c in table.columns if c.name != "id"]
+    values = [{c: getattr(t, c) for c in columns} for t in tickets]
+    returning = sa.insert(table).returning(table.c.pool, table.c.external_id, table.c.id)
+    ids = {(p, e): i for p, e, i in session.execute(returning, values).all()}
+    for ticket in tickets:
+        ticket.id = ids[ticket.pool, ticket.external_id]
+        make_transient_to_detached(ticket)
+        session.add(ticket)
+
+
+def _created_entry(ticket: Ticket) -> audit.Entry:
+    return audit.Entry(
+        at=ticket.created_at,
+        actor=ticket.created_by,
+        action="ticket.created",
+        entity="ticket",
+        entity_id=str(ticket.id),
+        payload={
+            "pool": ticket.pool,
+            "external_id": ticket.external_id,
+            "severity": ticket.severity,
+            "title": ticket.title,
+            "source": ticket.source,
+            "policy_version": ticket.policy_version,
+            "units": ticket.units,
+            "systems": ticket.systems,
+        },
+    )
 
 
 @dataclass(frozen=True)

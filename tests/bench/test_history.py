@@ -19,7 +19,8 @@ from monitor.core.db import make_engine, session_scope
 from monitor.core.settings import Settings
 from monitor.judging.flow import write_flow
 from monitor.sla.service import load_context
-from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets import importer
+from monitor.tickets.importer import import_rows, parse_rows, read_rows
 from monitor.tickets.models import Ticket
 from tests.conftest import PG_URL, _truncate
 
@@ -34,6 +35,17 @@ def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             key = [c for c in table.primary_key.columns] or list(table.columns)
             out[table.name] = [tuple(r) for r in conn.execute(sa.select(table).order_by(*key))]
     return out
+
+
+def _second(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """An empty database to write the same tickets again: on PostgreSQL the test's own,
+    emptied (its rows were dumped), on SQLite a fresh file."""
+    if engine.dialect.name == "postgresql":
+        _truncate(request.getfixturevalue("pg_engine"))
+        return engine
+    path = tmp_path / "second.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return make_engine(f"sqlite:///{path}")
 
 
 def test_bulk_history_equals_a_real_import(
@@ -68,13 +80,7 @@ def test_bulk_history_equals_a_real_import(
     assert dump(engine) == bulk
 
     # The product's own import of the same tickets writes the very same rows.
-    if postgres:
-        _truncate(request.getfixturevalue("pg_engine"))
-        second = engine
-    else:
-        path = tmp_path / "second.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        second = make_engine(f"sqlite:///{path}")
+    second = _second(engine, request, tmp_path)
     source = tmp_path / "history.json"
     write_import_file(source, SEED, COUNT)
     with session_scope(second) as session:
@@ -84,3 +90,43 @@ def test_bulk_history_equals_a_real_import(
     imported = dump(second)
     for table, rows in bulk.items():
         assert imported[table] == rows, table
+
+
+def test_a_chunked_import_equals_tickets_written_one_at_a_time(
+    engine: Engine,
+    settings: Settings,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`create_tickets` writes each table once per chunk; the rows and the audit chain are the
+    ones `create_ticket` writes for the same tickets one by one, hash for hash."""
+    count, clock = 130, FixedClock(NOW)
+    source = tmp_path / "history.json"
+    write_import_file(source, SEED, count)
+    rows = read_rows(source)
+    with session_scope(engine) as session:
+        ctx = load_context(session, settings, clock)
+        with write_flow(session, ctx) as writes:
+            parsed, problems = parse_rows(rows, ctx)
+            assert not problems
+            for _, ticket_in in parsed:
+                writes.create_ticket(ticket_in, IMPORTER)
+    one_by_one = dump(engine)
+    assert len(one_by_one["tickets"]) == count
+    assert one_by_one["breaches"] and one_by_one["findings"]
+
+    second = _second(engine, request, tmp_path)
+    monkeypatch.setattr(importer, "CHUNK", 50)  # three chunks, the last one short
+    with (
+        session_scope(second) as session,
+        write_flow(session, load_context(session, settings, clock)) as writes,
+    ):
+        summary = import_rows(writes, rows, IMPORTER)
+    assert summary.tickets == count
+    chunked = dump(second)
+    for table in ("tickets", "events", "target_states", "breaches", "findings", "audit_log"):
+        assert chunked[table] == one_by_one[table], table
+    assert chunked == one_by_one
+    with session_scope(second) as session:
+        assert verify(session).ok
