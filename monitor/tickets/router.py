@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from monitor.api.deps import (
@@ -94,7 +94,7 @@ async def _every_problem(write: TicketWriter, raw: Annotated[Any, Depends(_json_
 
 
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)
-def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> JSONResponse:
+def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> Response:
     """Create a ticket with its events (the import format); deadlines are judged at once."""
     ticket = write.flow.create_ticket(body, write.actor)
     out = ticket_out(write.session, write.ctx, ticket)
@@ -176,7 +176,7 @@ async def _every_event_problem(
 @router.post("/{ticket_id}/events", status_code=201, response_model=TicketOut, responses=ERRORS)
 def post_event(
     ticket: WritableTicket, body: EventIn, write: Annotated[Write, Depends(_every_event_problem)]
-) -> JSONResponse:
+) -> Response:
     """Append an event (or a correction); the ticket is re-judged in the same transaction."""
     write.flow.add_event(ticket, body, write.actor)
     return write.reply(201, ticket_out(write.session, write.ctx, ticket))
@@ -194,7 +194,7 @@ def post_evidence(
     app: App,
     file: Annotated[UploadFile, File(description="the evidence file")],
     note: Annotated[str, Form()] = "",
-) -> JSONResponse:
+) -> Response:
     """Upload evidence; it is stored by content and recorded as an evidence_added event."""
     assert ticket.id is not None
     filename = file.filename or "evidence"
