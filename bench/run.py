@@ -73,10 +73,14 @@ class Result:
 class Run:
     """One database's benchmarks; every result is printed the moment it is measured."""
 
-    def __init__(self, url: str, results: list[Result], work: Path, port: int) -> None:
+    def __init__(
+        self, url: str, results: list[Result], work: Path, port: int, servers: int = 1
+    ) -> None:
         self.url, self.results, self.work, self.port = url, results, work, port
         self.engine = make_engine(url)
         self.database = self.engine.dialect.name
+        # SQLite is served by one process (README: Running at scale); PostgreSQL by `servers`.
+        self.servers = servers if self.database == "postgresql" else 1
         self.settings = Settings(
             database_url=url, config_dir=CONFIG, evidence_dir=work / "evidence"
         )
@@ -248,12 +252,15 @@ class Run:
 
     # HTTP ----------------------------------------------------------------------------------
     def http(self, seconds: float, raw: dict[int, float]) -> None:
-        """A real server: ticket search and page p95, then POST /tickets with 1 and 4 clients."""
+        """Real servers: ticket search and page p95, then POST /tickets with 1 and 4 clients
+        (client k posting to server k mod `servers`, as a round-robin load balancer would)."""
         env = environment(self.url, CONFIG, self.work, 15)
         token = admin_token(env)
         headers = {"Authorization": f"Bearer {token}"}
-        with replicas(env, [self.port], self.work) as (server,):
-            base = f"{server.url}/api/v1"
+        ports = [self.port + i for i in range(self.servers)]
+        with replicas(env, ports, self.work) as group:
+            bases = [f"{server.url}/api/v1" for server in group]
+            base = bases[0]
             with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
                 queries = [
                     {"q": "故障"},
@@ -271,10 +278,10 @@ class Run:
                 page = [_timed(lambda i=i: client.get(f"/tickets/{i}")) for i in ids]
                 self.report("api.ticket_page_p95", percentile(page, 0.95) * 1000, "ms", self.size)
             for clients in (1, 4):
-                self._ingest(base, headers, clients, seconds, raw[clients])
+                self._ingest(bases, headers, clients, seconds, raw[clients])
 
     def _ingest(
-        self, base: str, headers: dict[str, str], clients: int, seconds: float, raw: float
+        self, bases: list[str], headers: dict[str, str], clients: int, seconds: float, raw: float
     ) -> None:
         latencies: list[list[float]] = [[] for _ in range(clients)]
         events = [0] * clients
@@ -283,6 +290,7 @@ class Run:
         first = 30_000_000 + clients * 1_000_000
 
         def client(k: int) -> None:
+            base = bases[k % len(bases)]
             with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
                 i = 0
                 while time.monotonic() < stop:
@@ -300,6 +308,8 @@ class Run:
         tickets = sum(len(x) for x in latencies)
         every = [x for xs in latencies for x in xs]
         name = f"http.post_tickets.{clients}_client{'s' if clients > 1 else ''}"
+        if self.servers > 1:
+            name += f".{self.servers}_servers"
         self.report(f"{name}.tickets_per_s", tickets / seconds, "tickets/s", tickets)
         self.report(f"{name}.events_per_s", sum(events) / seconds, "events/s", tickets, raw)
         self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", tickets)
@@ -375,6 +385,7 @@ def bench_database(
     port: int,
     only: set[str] | None = None,
     filled: int = 0,
+    servers: int = 1,
 ) -> dict[str, float]:
     """Everything for one database (or `only` some groups); returns how long the history took
     to write. With `filled`, the database already holds that many generated tickets."""
@@ -385,7 +396,7 @@ def bench_database(
     work = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
     if not filled:
         empty(url)
-    run = Run(url, results, work, port)
+    run = Run(url, results, work, port, servers)
     took = {}
     score_base = wake_base = None
     for size in [filled] if filled else plan.sizes:
@@ -460,6 +471,13 @@ def main() -> None:
     parser.add_argument("--sqlite", default=None, help="SQLite file (default: a fresh one)")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--port", type=int, default=8630)
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="PostgreSQL: serve the HTTP figures from this many server processes (ports "
+        "--port, --port+1, …); SQLite always from one",
+    )
     parser.add_argument("--sizes", help="history sizes, e.g. 10000,100000")
     parser.add_argument("--seconds", type=float, help="length of each throughput run")
     parser.add_argument("--import-tickets", type=int)
@@ -505,7 +523,9 @@ def main() -> None:
         urls.append(os.environ["SLAMON_BENCH_POSTGRES_URL"])
     for url in urls:
         name = make_engine(url).dialect.name
-        filled[name] = bench_database(url, plan, results, args.port, only, args.filled)
+        filled[name] = bench_database(
+            url, plan, results, args.port, only, args.filled, args.servers
+        )
     replica_url = os.environ.get("SLAMON_BENCH_REPLICAS_URL")
     replica_note = []
     if replica_url:

@@ -11,12 +11,13 @@ write transaction, and the records it asks for, scoped to the caller's pool.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.engine import Engine
@@ -62,7 +63,13 @@ def state(request: Request) -> AppState:
     return app_state
 
 
-App = Annotated[AppState, Depends(state)]
+async def _state(request: Request) -> AppState:
+    # async, as every dependency that does no I/O: a plain function costs a hop to the
+    # thread pool and back on every request.
+    return state(request)
+
+
+App = Annotated[AppState, Depends(_state)]
 
 
 # The caller --------------------------------------------------------------------------------
@@ -78,10 +85,10 @@ def principal(
     return found
 
 
-def allow(*roles: str) -> Callable[..., Principal]:
+def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting only these roles; every route declares one."""
 
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in roles:
             raise Forbidden(f"the {who.role} role may not do this")
         return who
@@ -137,6 +144,9 @@ class Write:
     flow: WriteFlow
     who: Principal
     claim: Claim | None
+    # Set by a route that names every problem of a bad body in one 422 (tickets/router.py);
+    # called in this transaction only when FastAPI's own validation of the body failed.
+    every_problem: Callable[[], None] | None = None
 
     @property
     def actor(self) -> Actor:
@@ -144,18 +154,22 @@ class Write:
 
     def reply(
         self, status_code: int, body: BaseModel, headers: dict[str, str] | None = None
-    ) -> JSONResponse:
+    ) -> Response:
         """The answer, stored beside the write when an Idempotency-Key came with it."""
+        if self.claim is None:
+            # Encoded by pydantic-core at once: the bytes JSONResponse writes for the dump
+            # below, without building the dict and encoding it in Python.
+            data = body.model_dump_json().encode()
+            return Response(data, status_code, headers, media_type="application/json")
         answer = Answer(status_code, body.model_dump(mode="json"), headers or {})
-        if self.claim is not None:
-            self.claim.finish(self.session, answer)
+        self.claim.finish(self.session, answer)
         return answer.response()
 
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
 
 
-def writer(check: Callable[..., Principal]) -> Callable[..., Iterator[Write]]:
+def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., Iterator[Write]]:
     """A write-transaction dependency for callers that pass `check`."""
 
     # Plain defaults, not Annotated: `check` is local, and annotations here are strings.
@@ -172,7 +186,13 @@ def writer(check: Callable[..., Principal]) -> Callable[..., Iterator[Write]]:
                 )
                 ctx = app.contexts.get(session)
                 flow = WriteFlow(session, ctx)
-                yield Write(session, ctx, flow, who, claim)
+                write = Write(session, ctx, flow, who, claim)
+                try:
+                    yield write
+                except RequestValidationError:
+                    if write.every_problem is not None:
+                        write.every_problem()  # InvalidInput with every problem, if any
+                    raise
                 flow.finish()
         except DomainError as exc:
             if idempotency_key is not None and not isinstance(exc, IdempotencyMismatch):

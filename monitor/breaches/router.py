@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from monitor.api.deps import (
@@ -154,7 +153,7 @@ def post_review(
     body: ReviewIn,
     write: Reviewer,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-) -> JSONResponse:
+) -> Response:
     """Confirm a breach, or waive it with a reason; needs the breach's current ETag."""
     if if_match is None:
         raise PreconditionRequired("If-Match: send the breach's ETag from GET /breaches/{id}")
@@ -184,7 +183,7 @@ def post_correction_decision(
     seq: Annotated[int, Path(ge=1, le=1_000_000)],
     body: CorrectionDecisionIn,
     write: Reviewer,
-) -> JSONResponse:
+) -> Response:
     """Accept or reject, with a reason, a correction that would clear a reviewed breach."""
     ticket = scoped(
         write.session.get(Ticket, ticket_id, with_for_update=True), write.who, ticket_id

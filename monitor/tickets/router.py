@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from monitor.api.deps import (
@@ -59,10 +60,18 @@ async def _json_body(request: Request) -> Any:
 
 
 def _refuse_with_every_problem(
-    model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
+    write: Write, model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
 ) -> None:
     """One 422 with every problem of the body: a bad event type must not hide the other
-    problems (unknown pool, a time in the future, …), as in an import. Nothing when valid."""
+    problems (unknown pool, a time in the future, …), as in an import. Checked only when
+    FastAPI's validation of the body fails (`Write.every_problem`), so a valid body is
+    validated once."""
+    write.every_problem = partial(_every_problem_of, model, raw, deeper)
+
+
+def _every_problem_of(
+    model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
+) -> None:
     if raw is None:
         return
     try:
@@ -75,17 +84,17 @@ def _refuse_with_every_problem(
         raise InvalidInput(problems) from None
 
 
-def _every_problem(write: TicketWriter, raw: Annotated[Any, Depends(_json_body)]) -> Write:
+async def _every_problem(write: TicketWriter, raw: Annotated[Any, Depends(_json_body)]) -> Write:
     def deeper(data: TicketIn) -> list[Problem]:
         data = words(write.ctx).ticket_in(data)
         return check_new_ticket(write.session, write.ctx, data, write.actor)[1]
 
-    _refuse_with_every_problem(TicketIn, raw, deeper)
+    _refuse_with_every_problem(write, TicketIn, raw, deeper)
     return write
 
 
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)
-def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> JSONResponse:
+def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> Response:
     """Create a ticket with its events (the import format); deadlines are judged at once."""
     ticket = write.flow.create_ticket(body, write.actor)
     out = ticket_out(write.session, write.ctx, ticket)
@@ -147,7 +156,7 @@ def get_ticket(ticket: ScopedTicket, session: ReadSession, ctx: ReadContext) -> 
     return ticket_out(session, ctx, ticket)
 
 
-def _every_event_problem(
+async def _every_event_problem(
     ticket: WritableTicket, write: EventWriter, raw: Annotated[Any, Depends(_json_body)]
 ) -> Write:
     def deeper(data: EventIn) -> list[Problem]:
@@ -160,14 +169,14 @@ def _every_event_problem(
             return exc.problems
         return []
 
-    _refuse_with_every_problem(EventIn, raw, deeper)
+    _refuse_with_every_problem(write, EventIn, raw, deeper)
     return write
 
 
 @router.post("/{ticket_id}/events", status_code=201, response_model=TicketOut, responses=ERRORS)
 def post_event(
     ticket: WritableTicket, body: EventIn, write: Annotated[Write, Depends(_every_event_problem)]
-) -> JSONResponse:
+) -> Response:
     """Append an event (or a correction); the ticket is re-judged in the same transaction."""
     write.flow.add_event(ticket, body, write.actor)
     return write.reply(201, ticket_out(write.session, write.ctx, ticket))
@@ -185,7 +194,7 @@ def post_evidence(
     app: App,
     file: Annotated[UploadFile, File(description="the evidence file")],
     note: Annotated[str, Form()] = "",
-) -> JSONResponse:
+) -> Response:
     """Upload evidence; it is stored by content and recorded as an evidence_added event."""
     assert ticket.id is not None
     filename = file.filename or "evidence"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -44,6 +45,8 @@ def test_a_posted_ticket_looks_like_an_imported_one(client: TestClient, auth: An
     assert data["events"][0]["source"] == "operator" and data["events"][0]["actor"] == "op2"
     got = client.get(f"{API}/tickets/{data['id']}", headers=auth["supervisor"]).json()
     assert got == data
+    # Encoded by pydantic-core: the very bytes JSONResponse writes (and a keyed write stores).
+    assert r.content == json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None:
