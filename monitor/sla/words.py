@@ -5,12 +5,16 @@ names shown for codes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monitor.sla.service import SlaContext
 from monitor.sla.vocab import (
     EVENT_LABELS,
+    EVENT_SOURCE_LABELS,
+    FINDING_LABELS,
     REVIEW_LABELS,
+    ROLE_LABELS,
     SOURCE_ALIASES,
     SOURCE_LABELS,
     STATUS_LABELS,
@@ -27,6 +31,15 @@ def name_parts(name: str) -> list[str]:
     if match:
         parts += [match.group(1).strip(), match.group(2).strip()]
     return [p for p in parts if p]
+
+
+def _label(table: Mapping[str, str]) -> staticmethod[[str], str]:
+    """A code's name from `table`, the code itself when it has none."""
+
+    def name(code: str) -> str:
+        return table.get(code, code)
+
+    return staticmethod(name)
 
 
 @dataclass(frozen=True)
@@ -84,25 +97,15 @@ class Words:
     def target_label(self, code: str) -> str:
         return self.target_names.get(code, code)
 
-    @staticmethod
-    def status_label(code: str) -> str:
-        return STATUS_LABELS.get(code, code)
-
-    @staticmethod
-    def ticket_status_label(code: str) -> str:
-        return TICKET_STATUS_LABELS.get(code, code)
-
-    @staticmethod
-    def review_label(code: str) -> str:
-        return REVIEW_LABELS.get(code, code)
-
-    @staticmethod
-    def source_label(code: str) -> str:
-        return SOURCE_LABELS.get(code, code)
-
-    @staticmethod
-    def event_label(code: str) -> str:
-        return EVENT_LABELS.get(code, code)
+    # Names of the fixed vocabulary's codes, one table each in `vocab`.
+    status_label = _label(STATUS_LABELS)
+    ticket_status_label = _label(TICKET_STATUS_LABELS)
+    review_label = _label(REVIEW_LABELS)
+    source_label = _label(SOURCE_LABELS)
+    event_label = _label(EVENT_LABELS)
+    role_label = _label(ROLE_LABELS)
+    finding_label = _label(FINDING_LABELS)
+    event_source_label = _label(EVENT_SOURCE_LABELS)
 
 
 def _short(name: str) -> str:

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from monitor.api.deps import AppState, state
 from monitor.core.db import read_scope
 from monitor.core.timeutil import human_duration, show
-from monitor.sla import vocab
+from monitor.sla.words import Words
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -57,42 +57,6 @@ def seconds(value: float | None) -> str:
     return human_duration(timedelta(seconds=value))
 
 
-class Words:
-    """Chinese names of codes for one request: the vocabulary, the catalog and the policy."""
-
-    @staticmethod
-    def event(code: str) -> str:
-        return vocab.EVENT_LABELS.get(code, code)
-
-    @staticmethod
-    def status(code: str) -> str:
-        return vocab.STATUS_LABELS.get(code, code)
-
-    @staticmethod
-    def ticket_status(code: str) -> str:
-        return vocab.TICKET_STATUS_LABELS.get(code, code)
-
-    @staticmethod
-    def source(code: str) -> str:
-        return vocab.SOURCE_LABELS.get(code, code)
-
-    @staticmethod
-    def role(code: str) -> str:
-        return vocab.ROLE_LABELS.get(code, code)
-
-    @staticmethod
-    def review(code: str) -> str:
-        return vocab.REVIEW_LABELS.get(code, code)
-
-    @staticmethod
-    def finding(code: str) -> str:
-        return vocab.FINDING_LABELS.get(code, code)
-
-    @staticmethod
-    def event_source(code: str) -> str:
-        return vocab.EVENT_SOURCE_LABELS.get(code, code)
-
-
 def render(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
@@ -105,7 +69,7 @@ def render(
         "q": request.query_params.get("q", ""),
         "tm": lambda v: local_time(v, tz),
         "dur": seconds,
-        "w": Words(),
+        "w": Words,  # the one vocabulary's names for codes (sla/words.py)
         "names": names_for(request),
     }
     response = templates.TemplateResponse(
