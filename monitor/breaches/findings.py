@@ -13,7 +13,7 @@ from monitor.calendars.calendar import WorkCalendar
 from monitor.core.batch import insert_rows
 from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState
 from monitor.sla.policy import Policy
 from monitor.sla.timer import Effective
 from monitor.sla.vocab import EVENT_LABELS, FINDING_LABELS, TargetStatus, TicketStatus
@@ -64,7 +64,7 @@ class Facts:
     ticket: Ticket
     events: Sequence[StoredEvent]
     timeline: Sequence[Effective]
-    states: Sequence[TargetState]
+    states: Sequence[JudgedState]
     policy: Policy
     now: datetime
     tz: tzinfo
