@@ -130,7 +130,9 @@ class WriteFlow:
             )
             for done in written:
                 audit.append_many(self.session, done.entries)
-                self.settle(done.ticket, done.events, new=True)
+                self.settle(
+                    done.ticket, done.events, new=True, timelines=(done.seen, done.effective)
+                )
         return [done.ticket for done in written]
 
     def add_event(

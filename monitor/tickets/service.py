@@ -492,6 +492,8 @@ class Written:
     ticket: Ticket
     events: list[EventRow]
     entries: list[audit.Entry]
+    seen: list[TimelineEvent]  # `timeline_of(events)`, as the check built it
+    effective: list[Effective]  # `apply_corrections(seen)`
 
 
 def write_tickets(
@@ -512,7 +514,7 @@ def write_tickets(
         raise InvalidTickets([problems for _, problems in checked])
     now = ctx.now()
     units, systems = _lookup(ctx)
-    tickets, timelines = [], []
+    tickets, timelines, effectives = [], [], []
     for k, (data, (policy, _)) in enumerate(zip(batch, checked, strict=True)):
         assert policy is not None
         recorded = recorded_at[k] if recorded_at is not None else None
@@ -541,8 +543,12 @@ def write_tickets(
             )
         )
         timelines.append(timeline)
+        effectives.append(effective)
     _insert_tickets(session, tickets)
-    out = [Written(t, [], [_created_entry(t)]) for t in tickets]
+    out = [
+        Written(t, [], [_created_entry(t)], seen, effective)
+        for t, seen, effective in zip(tickets, timelines, effectives, strict=True)
+    ]
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
         recorded = recorded_at[k] if recorded_at is not None else None
