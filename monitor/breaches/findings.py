@@ -13,7 +13,7 @@ from monitor.calendars.calendar import WorkCalendar
 from monitor.core.batch import insert_rows
 from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState
 from monitor.sla.policy import Policy
 from monitor.sla.timer import Effective
 from monitor.sla.vocab import EVENT_LABELS, FINDING_LABELS, TargetStatus, TicketStatus
@@ -64,7 +64,7 @@ class Facts:
     ticket: Ticket
     events: Sequence[StoredEvent]
     timeline: Sequence[Effective]
-    states: Sequence[TargetState]
+    states: Sequence[JudgedState]
     policy: Policy
     now: datetime
     tz: tzinfo
@@ -280,12 +280,7 @@ def sync_findings(
 ) -> int:
     """Open what is found and not yet open; close open ones (of this scope) no longer found.
     A `new_ticket` (created in this transaction) has none open yet."""
-    query = select(Finding).where(col(Finding.closed_at).is_(None))
-    if ticket is not None:
-        query = query.where(Finding.ticket_id == ticket.id)
-    if kinds is not None:
-        query = query.where(col(Finding.kind).in_(kinds))
-    open_now = {} if new_ticket else {f.key: f for f in session.exec(query).all()}
+    open_now = {} if new_ticket else _open_findings(session, ticket, kinds)
     wanted = {f.key: f for f in found}
     changed = 0
     for key, finding in open_now.items():
@@ -311,6 +306,19 @@ def sync_findings(
     if opened:  # one statement, no objects; a later read in this transaction finds them
         insert_rows(session, Finding.__table__, opened)  # type: ignore[attr-defined]
     return changed + len(opened)
+
+
+def _open_findings(
+    session: Session, ticket: Ticket | None, kinds: Sequence[str] | None
+) -> dict[str, Finding]:
+    """The open findings of this scope, by key (the query is built only when it is run:
+    building its expressions costs ~30 µs, a large part of a new ticket's findings)."""
+    query = select(Finding).where(col(Finding.closed_at).is_(None))
+    if ticket is not None:
+        query = query.where(Finding.ticket_id == ticket.id)
+    if kinds is not None:
+        query = query.where(col(Finding.kind).in_(kinds))
+    return {f.key: f for f in session.exec(query).all()}
 
 
 def list_findings(

@@ -12,7 +12,7 @@ from monitor.audit import service as audit
 from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
 from monitor.core.errors import Conflict, InvalidInput, NotFound, Problem
 from monitor.core.timeutil import show, year_bounds
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.vocab import DECISIONS, EVENT_LABELS, HELD, CorrectionState, Review, TargetStatus
 from monitor.tickets.models import Event, Ticket
 
@@ -55,7 +55,7 @@ def cleared_by(session: Session, breach: Breach, tz: tzinfo) -> str:
 def sync_breaches(
     session: Session,
     ticket: Ticket,
-    states: Sequence[TargetState],
+    states: Sequence[JudgedState],
     now: datetime,
     count: Counter,
     *,

@@ -37,7 +37,7 @@ from monitor.evidence import service as evidence
 from monitor.evidence.models import EvidenceLink
 from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState, StateRow, TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import (
     Effective,
@@ -69,7 +69,7 @@ class Settled:
 
     ticket: Ticket
     judgement: Judgement
-    states: list[TargetState]
+    states: list[JudgedState]
     before: dict[str, TargetStatus]  # each target's status before this judgement
     new_breaches: list[Breach] = field(default_factory=list)
 
@@ -130,7 +130,9 @@ class WriteFlow:
             )
             for done in written:
                 audit.append_many(self.session, done.entries)
-                self.settle(done.ticket, done.events, new=True)
+                self.settle(
+                    done.ticket, done.events, new=True, timelines=(done.seen, done.effective)
+                )
         return [done.ticket for done in written]
 
     def add_event(
@@ -271,7 +273,7 @@ class WriteFlow:
         self,
         ticket: Ticket,
         events: Sequence[StoredEvent],
-        states: Sequence[TargetState],
+        states: Sequence[JudgedState],
         now: datetime,
         disputes: dict[int, CorrectionDecision] | None = None,
         timeline: Sequence[Effective] | None = None,
@@ -297,7 +299,7 @@ class WriteFlow:
 
     def _store_states(
         self, ticket: Ticket, judgement: Judgement, now: datetime, *, new: bool = False
-    ) -> tuple[list[TargetState], dict[str, TargetStatus]]:
+    ) -> tuple[list[JudgedState], dict[str, TargetStatus]]:
         """Rewrite the ticket's target states and derived fields to match the judgement."""
         assert ticket.id is not None
         rows = (
@@ -309,7 +311,8 @@ class WriteFlow:
         )
         existing = {s.target: s for s in rows}
         before = {target: state.status for target, state in existing.items()}
-        states, inserts = [], []
+        states: list[JudgedState] = []
+        inserts = []
         for res in judgement.targets:
             values: dict[str, Any] = {
                 "name": res.name,
@@ -331,17 +334,19 @@ class WriteFlow:
                 "judged_at": now,
             }
             state = existing.pop(res.target, None)
-            if state is None:
+            judged: JudgedState
+            if state is None:  # a plain row: inserted by Core below, and only read
                 values |= {"ticket_id": ticket.id, "target": res.target}
-                state = TargetState(**values)
                 inserts.append(values)
+                judged = StateRow(**values)
             else:
                 self.deltas.count_state(state, -1)
                 for key, value in values.items():
                     setattr(state, key, value)
                 self.session.add(state)
-            self.deltas.count_state(state, +1)
-            states.append(state)
+                judged = state
+            self.deltas.count_state(judged, +1)
+            states.append(judged)
         for state in existing.values():  # targets the current severity no longer has
             self.deltas.count_state(state, -1)
             self.session.delete(state)

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from monitor.breaches.models import Breach
 from monitor.metrics.models import MetricTotal
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState, TargetState
 
 TARGETS = "targets"  # labels: pool, severity, target, status
 BREACHES = "breaches"  # labels: pool, severity, target, review (or "cleared")
@@ -45,7 +45,7 @@ class Deltas:
         entry[0] += count
         entry[1] += total
 
-    def count_state(self, state: TargetState, sign: int) -> None:
+    def count_state(self, state: JudgedState, sign: int) -> None:
         for family, labels, total in state_keys(state):
             self.add(family, labels, sign, sign * total)
 
@@ -64,7 +64,7 @@ class Deltas:
             _upsert(session, rows)
 
 
-def state_keys(state: TargetState) -> list[tuple[str, list[str | int], float]]:
+def state_keys(state: JudgedState) -> list[tuple[str, list[str | int], float]]:
     """What one target state contributes to the totals."""
     keys: list[tuple[str, list[str | int], float]] = [
         (TARGETS, [state.pool, state.severity, state.target, state.status], 0.0)

@@ -23,7 +23,7 @@ from monitor.notifications.models import (
     NoticeKind,
 )
 from monitor.notifications.routing import Routing, load_routing
-from monitor.sla.models import TargetState
+from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.vocab import Review, TargetStatus
 from monitor.tickets.models import Ticket
 
@@ -52,7 +52,7 @@ def routing_of(ctx: Context) -> Routing:
 
 
 def enqueue_for_states(
-    session: Session, ctx: Context, ticket: Ticket, states: Sequence[TargetState], now: datetime
+    session: Session, ctx: Context, ticket: Ticket, states: Sequence[JudgedState], now: datetime
 ) -> int:
     """The write flow's one call: `at_risk` and `breached` notices for the judged targets.
 

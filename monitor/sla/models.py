@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -46,6 +47,37 @@ class TargetState(SQLModel, table=True):
     unknown_year: int | None = None
     explain: str = text()
     judged_at: datetime = instant()
+
+
+@dataclass(slots=True)
+class StateRow:
+    """A new ticket's target state as a plain row, with `TargetState`'s fields: the flow
+    inserts it with one Core statement and only reads it, and an ORM object costs far more to
+    build (an import builds three or four a ticket)."""
+
+    ticket_id: int
+    target: str
+    name: str
+    pool: str
+    severity: str
+    policy_version: str
+    status: TargetStatus
+    start: datetime | None
+    deadline: datetime | None
+    stop: datetime | None
+    risk_at: datetime | None
+    elapsed_seconds: float | None
+    overrun_seconds: float | None
+    paused_seconds: float
+    calendar: str
+    duration: str
+    unknown_year: int | None
+    explain: str
+    judged_at: datetime
+
+
+# A judged target state: the stored ORM row, or a new ticket's plain one.
+JudgedState = TargetState | StateRow
 
 
 class PolicyVersion(SQLModel, table=True):

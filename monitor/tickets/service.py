@@ -312,9 +312,10 @@ def check_new_ticket(
     actor: Actor,
     taken: set[tuple[str, str]] | None = None,
     existing: set[tuple[str, str]] | None = None,
-) -> tuple[Policy | None, list[Problem]]:
+) -> tuple[Policy | None, list[Problem], tuple[list[TimelineEvent], list[Effective]]]:
     """Every problem with a new ticket (locations relative to the ticket); writes nothing.
-    `existing`: the ids already held, when the caller looked them up for a whole batch."""
+    `existing`: the ids already held, when the caller looked them up for a whole batch.
+    Also the timeline its events make and its corrected form, for the write to reuse."""
     problems: list[Problem] = []
     foreign = actor.pool is not None and data.pool != actor.pool
     if ctx.catalog.pool(data.pool) is None:
@@ -389,8 +390,9 @@ def check_new_ticket(
         problems += _evidence_problems(session, None, ev, f"events[{i}]")
     timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
     problems += id_problems
-    problems += _order_problems(apply_corrections(timeline), locs, ctx)
-    return policy, problems
+    effective = apply_corrections(timeline)
+    problems += _order_problems(effective, locs, ctx)
+    return policy, problems, (timeline, effective)
 
 
 def _event_values(
@@ -492,6 +494,8 @@ class Written:
     ticket: Ticket
     events: list[EventRow]
     entries: list[audit.Entry]
+    seen: list[TimelineEvent]  # `timeline_of(events)`, as the check built it
+    effective: list[Effective]  # `apply_corrections(seen)`
 
 
 def write_tickets(
@@ -508,17 +512,17 @@ def write_tickets(
     existing = taken_ids(session, batch)
     taken = set() if taken is None else taken  # two with one id: the second is refused
     checked = [check_new_ticket(session, ctx, d, actor, taken, existing) for d in batch]
-    if any(problems for _, problems in checked):
-        raise InvalidTickets([problems for _, problems in checked])
+    if any(problems for _, problems, _ in checked):
+        raise InvalidTickets([problems for _, problems, _ in checked])
     now = ctx.now()
     units, systems = _lookup(ctx)
-    tickets, timelines = [], []
-    for k, (data, (policy, _)) in enumerate(zip(batch, checked, strict=True)):
+    tickets, timelines, effectives = [], [], []
+    for k, (data, (policy, _, (timeline, effective))) in enumerate(
+        zip(batch, checked, strict=True)
+    ):
         assert policy is not None
         recorded = recorded_at[k] if recorded_at is not None else None
-        timeline, _, _ = _candidate_events(data.events, 1, [], ctx, "events")
         # Inserted with the fields the judgement derives, so settling it changes nothing here.
-        effective = apply_corrections(timeline)
         reported = next(x for x in effective if x.type == "reported")
         tickets.append(
             Ticket(
@@ -541,8 +545,12 @@ def write_tickets(
             )
         )
         timelines.append(timeline)
+        effectives.append(effective)
     _insert_tickets(session, tickets)
-    out = [Written(t, [], [_created_entry(t)]) for t in tickets]
+    out = [
+        Written(t, [], [_created_entry(t)], seen, effective)
+        for t, seen, effective in zip(tickets, timelines, effectives, strict=True)
+    ]
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
         recorded = recorded_at[k] if recorded_at is not None else None
