@@ -11,14 +11,11 @@ bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -26,16 +23,18 @@ from sqlmodel import Session, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import fresh_database, percentile, write_section  # noqa: E402
+from bench.results import (  # noqa: E402
+    clocks_running_out,
+    fresh_database,
+    machine,
+    percentile,
+    write_section,
+)
 from monitor.breaches.models import Breach  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
-from monitor.core.db import session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
-from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
-from monitor.sla.service import load_context  # noqa: E402
-from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import SYSTEM  # noqa: E402
+from monitor.tickets.models import Ticket  # noqa: E402
 
 
 def main() -> None:
@@ -48,45 +47,26 @@ def main() -> None:
     clock = SystemClock()
     runner = Runner(engine, settings, clock, holder="bench")
     runner.start()
-    while not runner.is_leader:
-        time.sleep(0.05)
+    # Deadlines spread from 3 s to ~23 s from now, 0.5 s apart.
+    deadlines = clocks_running_out(runner, args.tickets, 3)
 
-    deadlines: dict[int, float] = {}
-    start = clock.now()
-    with (
-        session_scope(engine) as session,
-        write_flow(session, load_context(session, settings, clock)) as flow,
-    ):
-        for i in range(args.tickets):
-            # Deadlines spread from 3 s to ~23 s from now, 0.5 s apart.
-            reported = start - timedelta(seconds=60) + timedelta(seconds=3 + i * 0.5)
-            ticket = flow.create_ticket(
-                TicketIn.model_validate(
-                    {
-                        "pool": "pool1",
-                        "severity": "major",
-                        "title": f"bench {i}",
-                        "events": [{"type": "reported", "at": reported.isoformat()}],
-                    }
-                ),
-                SYSTEM,
-            )
-            assert ticket.id is not None
-            deadlines[ticket.id] = (reported + timedelta(seconds=60)).timestamp()
-
-    seen: dict[int, float] = {}
-    detected: dict[int, float] = {}
+    seen: dict[str, float] = {}
+    detected: dict[str, float] = {}
     stop = time.time() + 3 + args.tickets * 0.5 + 10
 
     def reader() -> None:
         while time.time() < stop and len(seen) < len(deadlines):
             with Session(engine.execution_options(readonly=True)) as s:
-                rows = s.exec(select(Breach.ticket_id, Breach.detected_at)).all()
+                rows = s.exec(
+                    select(Ticket.external_id, Breach.detected_at).where(
+                        Breach.ticket_id == Ticket.id
+                    )
+                ).all()
                 now = time.time()
-                for ticket_id, detected_at in rows:
-                    if ticket_id not in seen:
-                        seen[ticket_id] = now
-                        detected[ticket_id] = detected_at.timestamp()
+                for ref, detected_at in rows:
+                    if ref is not None and ref not in seen:
+                        seen[ref] = now
+                        detected[ref] = detected_at.timestamp()
                 s.rollback()
             time.sleep(0.01)
 
@@ -102,8 +82,7 @@ def main() -> None:
     lines = [
         f"### Detection latency ({backend}, {args.tickets} clocks)",
         "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.system()}",
+        f"- machine: {machine()}",
         f"- measured: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- deadline → breach recorded: p50 {statistics.median(recorded) * 1000:.0f} ms, "
         f"p99 {percentile(recorded, 0.99) * 1000:.0f} ms, max {max(recorded) * 1000:.0f} ms",

@@ -10,8 +10,6 @@ full exposition several times. Prints the figures and writes them to bench/RESUL
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -29,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import generate_latest  # noqa: E402
 
+from bench.results import machine  # noqa: E402
 from monitor.breaches.models import Breach, Finding  # noqa: E402
 from monitor.core.clock import SystemClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, session_scope  # noqa: E402
@@ -216,8 +215,7 @@ def main() -> None:
     lines = [
         f"### /metrics scrape at {args.tickets:,} tickets ({engine.dialect.name})",
         "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.system()}",
+        f"- machine: {machine()}",
         f"- measured: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- rows: {', '.join(f'{k} {v:,}' for k, v in counts.items())} "
         f"(filled in {fill_seconds:.0f} s; the daily reconcile of the running totals took "

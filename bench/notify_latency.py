@@ -12,26 +12,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import fresh_database, percentile, write_section  # noqa: E402
+from bench.results import (  # noqa: E402
+    clocks_running_out,
+    fresh_database,
+    machine,
+    percentile,
+    write_section,
+)
 from monitor.core.clock import SystemClock  # noqa: E402
 from monitor.core.db import session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
-from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
-from monitor.tickets.schemas import TicketIn  # noqa: E402
-from monitor.tickets.service import SYSTEM  # noqa: E402
 from tests.notifications.receivers import http_receiver  # noqa: E402
 
 
@@ -49,31 +50,8 @@ def main() -> None:
             load_context(session, settings, clock)  # store the policy before the runner does
         runner = Runner(engine, settings, clock, holder="bench")
         runner.start()
-        while not runner.is_leader:
-            time.sleep(0.05)
-        deadlines: dict[str, float] = {}
-        start = clock.now()
-        with (
-            session_scope(engine) as session,
-            write_flow(session, load_context(session, settings, clock)) as flow,
-        ):
-            for i in range(args.tickets):
-                # Deadlines spread from 5 s to ~25 s from now, 0.5 s apart.
-                reported = start - timedelta(seconds=60) + timedelta(seconds=5 + i * 0.5)
-                ref = f"B-{i:03d}"
-                flow.create_ticket(
-                    TicketIn.model_validate(
-                        {
-                            "external_id": ref,
-                            "pool": "pool1",
-                            "severity": "major",
-                            "title": f"bench {i}",
-                            "events": [{"type": "reported", "at": reported.isoformat()}],
-                        }
-                    ),
-                    SYSTEM,
-                )
-                deadlines[ref] = (reported + timedelta(seconds=60)).timestamp()
+        # Deadlines spread from 5 s to ~25 s from now, 0.5 s apart.
+        deadlines = clocks_running_out(runner, args.tickets, 5)
         stop = time.time() + 5 + args.tickets * 0.5 + 10
         while time.time() < stop and len(arrived) < len(deadlines):
             with receiver.arrived:
@@ -88,8 +66,7 @@ def main() -> None:
     lines = [
         f"### Notice latency ({engine.dialect.name}, {args.tickets} clocks)",
         "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.system()}",
+        f"- machine: {machine()}",
         f"- measured: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average "
         f"{os.getloadavg()[0]:.1f} (other work on the machine slows every figure)",
         f"- deadline → breach notice acknowledged by a local json:// receiver (Apprise): p50 "

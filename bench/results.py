@@ -1,15 +1,25 @@
-"""Shared by the bench scripts: percentiles and replacing one section of bench/RESULTS.md."""
+"""Shared by the bench scripts: a fresh database, clocks about to run out, the machine's
+details, percentiles and replacing one section of bench/RESULTS.md."""
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import tempfile
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.core.db import ensure_schema, make_engine
+from monitor.core.db import ensure_schema, make_engine, session_scope
+from monitor.judging.flow import write_flow
+from monitor.scheduler.runner import Runner
+from monitor.sla.service import load_context
+from monitor.tickets.schemas import TicketIn
+from monitor.tickets.service import SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -40,6 +50,45 @@ def fresh_database(database: str | None) -> tuple[Path, Path, str, Engine]:
             conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     ensure_schema(engine)
     return work, config, url, engine
+
+
+def machine() -> str:
+    """The machine's details, as every section of RESULTS.md gives them."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def clocks_running_out(runner: Runner, n: int, first: float) -> dict[str, float]:
+    """`n` major tickets (B-000, B-001, …) whose 1-minute clocks run out `first` seconds from
+    now and then every 0.5 s, written through the write flow once `runner` leads; each
+    external id with its deadline (epoch seconds)."""
+    while not runner.is_leader:
+        time.sleep(0.05)
+    deadlines: dict[str, float] = {}
+    start = runner.clock.now()
+    with (
+        session_scope(runner.engine) as session,
+        write_flow(session, load_context(session, runner.settings, runner.clock)) as flow,
+    ):
+        for i in range(n):
+            reported = start - timedelta(seconds=60) + timedelta(seconds=first + i * 0.5)
+            ref = f"B-{i:03d}"
+            flow.create_ticket(
+                TicketIn.model_validate(
+                    {
+                        "external_id": ref,
+                        "pool": "pool1",
+                        "severity": "major",
+                        "title": f"bench {i}",
+                        "events": [{"type": "reported", "at": reported.isoformat()}],
+                    }
+                ),
+                SYSTEM,
+            )
+            deadlines[ref] = (reported + timedelta(seconds=60)).timestamp()
+    return deadlines
 
 
 def percentile(values: list[float], q: float) -> float:

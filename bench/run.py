@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from bench import history  # noqa: E402
 from bench.replicas import admin_token, environment, percentile, replicas  # noqa: E402
+from bench.results import machine  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
@@ -444,13 +444,9 @@ QUICK = Plan("quick sizes", [1_000, 4_000], 2.5, 500, 300)
 FULL = Plan("full size", [10_000, 100_000, 1_000_000], 20.0, 10_000, 20_000)
 
 
-def machine() -> str:
+def machine_and_load() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}; load average "
-        f"at the start {load}"
-    )
+    return f"{machine()}; load average at the start {load}"
 
 
 def write_results(title: str, lines: list[str]) -> None:
@@ -512,7 +508,7 @@ def main() -> None:
             args.import_tickets or plan.import_tickets,
         )
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    about = machine()
+    about = machine_and_load()
     results: list[Result] = []
     filled = {}
     urls = []

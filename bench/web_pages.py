@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from metrics_scrape import analyze, fill  # noqa: E402
 
+from bench.results import machine  # noqa: E402
 from monitor.api.app import create_app  # noqa: E402
 from monitor.auth.service import create_token, create_user  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
@@ -254,8 +254,7 @@ def main() -> None:
         f"### Search and ticket page at {args.tickets:,} tickets ({engine.dialect.name})"
         + (f" — {args.label}" if args.label else ""),
         "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.system()}; "
+        f"- machine: {machine()}; "
         f"measured {time.strftime('%Y-%m-%d %H:%M %Z')} on a machine shared with other engineers' "
         "test runs",
         "- load average (1, 5, 15 min) at the start "
