@@ -146,7 +146,7 @@ class Write:
     claim: Claim | None
     # Set by a route that names every problem of a bad body in one 422 (tickets/router.py);
     # called in this transaction only when FastAPI's own validation of the body failed.
-    every_problem: Callable[[], None] | None = None
+    every_problem: Callable[[Any], None] | None = None
 
     @property
     def actor(self) -> Actor:
@@ -189,9 +189,9 @@ def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., Iterator
                 write = Write(session, ctx, flow, who, claim)
                 try:
                     yield write
-                except RequestValidationError:
+                except RequestValidationError as exc:
                     if write.every_problem is not None:
-                        write.every_problem()  # InvalidInput with every problem, if any
+                        write.every_problem(exc.body)  # InvalidInput with every problem, if any
                     raise
                 flow.finish()
         except DomainError as exc:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
@@ -52,28 +51,21 @@ ERRORS = responses("ticket")
 Reader = Annotated[Principal, Depends(READ_TICKETS)]
 
 
-async def _json_body(request: Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # the body's own validation says what is wrong with it
-
-
 def _refuse_with_every_problem(
-    write: Write, model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
+    write: Write, model: type[Checkable], deeper: Callable[[Checkable], list[Problem]]
 ) -> None:
     """One 422 with every problem of the body: a bad event type must not hide the other
     problems (unknown pool, a time in the future, …), as in an import. Checked only when
     FastAPI's validation of the body fails (`Write.every_problem`), so a valid body is
     validated once."""
-    write.every_problem = partial(_every_problem_of, model, raw, deeper)
+    write.every_problem = partial(_every_problem_of, model, deeper)
 
 
 def _every_problem_of(
-    model: type[Checkable], raw: Any, deeper: Callable[[Checkable], list[Problem]]
+    model: type[Checkable], deeper: Callable[[Checkable], list[Problem]], raw: Any
 ) -> None:
-    if raw is None:
-        return
+    if not isinstance(raw, dict):
+        return  # not a JSON object: FastAPI's own answer says so
     try:
         model.model_validate(raw)
     except ValidationError as exc:
@@ -84,12 +76,12 @@ def _every_problem_of(
         raise InvalidInput(problems) from None
 
 
-async def _every_problem(write: TicketWriter, raw: Annotated[Any, Depends(_json_body)]) -> Write:
+async def _every_problem(write: TicketWriter) -> Write:
     def deeper(data: TicketIn) -> list[Problem]:
         data = words(write.ctx).ticket_in(data)
         return check_new_ticket(write.session, write.ctx, data, write.actor)[1]
 
-    _refuse_with_every_problem(write, TicketIn, raw, deeper)
+    _refuse_with_every_problem(write, TicketIn, deeper)
     return write
 
 
@@ -156,9 +148,7 @@ def get_ticket(ticket: ScopedTicket, session: ReadSession, ctx: ReadContext) -> 
     return ticket_out(session, ctx, ticket)
 
 
-async def _every_event_problem(
-    ticket: WritableTicket, write: EventWriter, raw: Annotated[Any, Depends(_json_body)]
-) -> Write:
+async def _every_event_problem(ticket: WritableTicket, write: EventWriter) -> Write:
     def deeper(data: EventIn) -> list[Problem]:
         # The append's own checks; what it may write goes with the refusal's rollback.
         try:
@@ -169,7 +159,7 @@ async def _every_event_problem(
             return exc.problems
         return []
 
-    _refuse_with_every_problem(write, EventIn, raw, deeper)
+    _refuse_with_every_problem(write, EventIn, deeper)
     return write
 
 
