@@ -15,6 +15,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
+from monitor.core.batch import insert_returning_ids
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
 from monitor.evidence.models import EvidenceLink
@@ -456,10 +457,9 @@ def _insert_events(session: Session, pending: list[tuple[Written, dict[str, Any]
     table = Event.__table__  # type: ignore[attr-defined]
     # Matched by (ticket, seq): asking the database for the rows' order would cost a
     # statement per row on SQLite.
-    returning = sa.insert(table).returning(table.c.ticket_id, table.c.seq, table.c.id)
-    ids = {(t, s): i for t, s, i in session.execute(returning, [v for _, v in pending]).all()}
-    for done, v in pending:
-        done.events.append(EventRow(id=ids[v["ticket_id"], v["seq"]], **v))
+    ids = insert_returning_ids(session, table, [v for _, v in pending], ("ticket_id", "seq"))
+    for (done, v), event_id in zip(pending, ids, strict=True):
+        done.events.append(EventRow(id=event_id, **v))
 
 
 class InvalidTickets(InvalidInput):
@@ -578,10 +578,9 @@ def _insert_tickets(session: Session, tickets: list[Ticket]) -> None:
     table = Ticket.__table__  # type: ignore[attr-defined]
     columns = [c.name for c in table.columns if c.name != "id"]
     values = [{c: getattr(t, c) for c in columns} for t in tickets]
-    returning = sa.insert(table).returning(table.c.pool, table.c.external_id, table.c.id)
-    ids = {(p, e): i for p, e, i in session.execute(returning, values).all()}
-    for ticket in tickets:
-        ticket.id = ids[ticket.pool, ticket.external_id]
+    ids = insert_returning_ids(session, table, values, ("pool", "external_id"))
+    for ticket, ticket_id in zip(tickets, ids, strict=True):
+        ticket.id = ticket_id
         make_transient_to_detached(ticket)
         session.add(ticket)
 

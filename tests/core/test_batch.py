@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import gc
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
 
-from monitor.core.batch import collector_paused
+from monitor.core.batch import COPY_FROM, collector_paused, insert_returning_ids, insert_rows
+from monitor.sla.vocab import TicketStatus
+from monitor.tickets.models import Ticket
 
 
 def test_the_collector_resumes_when_the_last_batch_ends() -> None:
@@ -33,3 +39,57 @@ def test_a_failing_batch_resumes_the_collector() -> None:
     with pytest.raises(ValueError), collector_paused():
         raise ValueError("boom")
     assert gc.isenabled()
+
+
+def _ticket_rows(prefix: str, count: int) -> list[dict[str, Any]]:
+    at = datetime(2026, 3, 1, 1, 2, 3, 456789, tzinfo=UTC)
+    return [
+        {
+            "pool": "pool1",
+            "external_id": f"{prefix}-{i}",
+            "severity": "major",
+            "current_severity": "major",
+            "title": f"核心交换机故障 {i}",
+            "description": "" if i % 2 else "光模块\t更换\n完成 \\ 反斜杠",
+            "source": "monitoring",
+            "units": ["市大数据局"] if i % 3 else [],
+            "systems": [],
+            "policy_version": "2022",
+            "status": TicketStatus.RESOLVED if i % 2 else TicketStatus.OPEN,
+            "reported_at": at + timedelta(minutes=i),
+            "created_at": at,
+            "updated_at": at,
+            "created_by": "导入",
+        }
+        for i in range(count)
+    ]
+
+
+def test_rows_written_in_bulk_read_back_as_rows_written_one_by_one(session: Session) -> None:
+    # On PostgreSQL a batch goes in by COPY, with ids drawn from the sequence; what is read
+    # back must be what one INSERT per row writes (JSON lists, enums, instants, tabs, \).
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    count = COPY_FROM + 5
+    bulk_ids = insert_returning_ids(
+        session, table, _ticket_rows("B", count), ("pool", "external_id")
+    )
+    single_ids = [
+        insert_returning_ids(session, table, [row], ("pool", "external_id"))[0]
+        for row in _ticket_rows("S", count)
+    ]
+    assert len(set(bulk_ids + single_ids)) == 2 * count
+
+    def read(ids: list[int]) -> list[tuple[Any, ...]]:
+        rows = session.execute(sa.select(table).where(table.c.id.in_(ids))).all()
+        by_id = {row.id: row for row in rows}
+        return [tuple(by_id[i])[2:] for i in ids]  # without id and external id
+
+    assert [r[0] for r in read(bulk_ids)] == [f"B-{i}" for i in range(count)]
+    assert [r[1:] for r in read(bulk_ids)] == [r[1:] for r in read(single_ids)]
+
+
+def test_a_naive_instant_is_refused_in_bulk_as_one_at_a_time(session: Session) -> None:
+    rows = _ticket_rows("N", COPY_FROM)
+    rows[-1]["created_at"] = datetime(2026, 3, 1)  # noqa: DTZ001 - the point of the test
+    with pytest.raises((ValueError, sa.exc.StatementError), match="naive datetime refused"):
+        insert_rows(session, Ticket.__table__, rows)  # type: ignore[attr-defined]
