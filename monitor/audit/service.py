@@ -25,6 +25,10 @@ def canonical(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def record_hash(
     prev_hash: str,
     seq: int,
@@ -34,24 +38,26 @@ def record_hash(
     entity: str,
     entity_id: str,
     payload: dict[str, Any],
+    *,
+    payload_text: str | None = None,
 ) -> str:
-    body = canonical(
-        {
-            "seq": seq,
-            "at": at.isoformat(),
-            "actor": actor,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "payload": payload,
-        }
+    """SHA-256 over the previous hash, a newline and `canonical` of the whole record. The
+    record's keys are written out in sorted order around the payload's canonical text
+    (`payload_text`, when the caller has it) instead of serializing the payload again."""
+    text = canonical(payload) if payload_text is None else payload_text
+    body = (
+        f'{{"action":{_text(action)},"actor":{_text(actor)},"at":{_text(at.isoformat())},'
+        f'"entity":{_text(entity)},"entity_id":{_text(entity_id)},'
+        f'"payload":{text},"seq":{int(seq)}}}'
     )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One record to append; its place in the chain (seq, hashes) is given on appending."""
+    """One record to append; its place in the chain (seq, hashes) is given on appending. The
+    payload is JSON with string keys (its canonical text is what the record's hash covers,
+    and what `verify_chain` recomputes from the stored payload)."""
 
     at: datetime
     actor: str
@@ -90,9 +96,12 @@ def append_many(session: Session, entries: list[Entry]) -> None:
     rows = []
     for e in entries:
         seq += 1
-        payload = json.loads(canonical(e.payload))  # exactly what the database will hand back
+        text = canonical(e.payload)
+        payload = json.loads(text)  # exactly what the database will hand back
         at, entity_id = utc(e.at), str(e.entity_id)
-        digest = record_hash(prev, seq, at, e.actor, e.action, e.entity, entity_id, payload)
+        digest = record_hash(
+            prev, seq, at, e.actor, e.action, e.entity, entity_id, payload, payload_text=text
+        )
         rows.append(
             {
                 "seq": seq,
