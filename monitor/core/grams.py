@@ -8,6 +8,7 @@ is the SQLite half of it and the query side. PostgreSQL computes the same grams 
 
 from __future__ import annotations
 
+import functools
 import string
 
 # SQLite's lower() and LIKE fold ASCII letters only; the grams fold exactly the same letters,
@@ -47,9 +48,14 @@ def token(gram: str) -> str:
     return "".join(f"{ord(c):06x}" for c in gram).translate(_HEX_AS_LETTERS)
 
 
+# Bounded: a ticket may carry any of a million code points.
+_char_token = functools.lru_cache(maxsize=1 << 16)(token)
+
+
 def fts_document(*parts: str | None) -> str:
-    """What SQLite's trigger stores in the FTS5 index for a ticket."""
-    return " ".join(sorted(token(g) for g in text_grams(*parts)))
+    """What SQLite's trigger stores in the FTS5 index for a ticket. (Sorting the grams sorts
+    their tokens: a token spells each character in six letters, in code point order.)"""
+    return " ".join("".join(_char_token(c) for c in gram) for gram in sorted(text_grams(*parts)))
 
 
 def fts_query(words: str) -> str:
