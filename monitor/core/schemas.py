@@ -42,16 +42,6 @@ def visible(value: str | None) -> str | None:
     return value.strip()
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
-
-
 class Input(BaseModel):
     """Base of every client input: unknown fields and NUL characters are refused."""
 
@@ -60,21 +50,32 @@ class Input(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
+        bad = _bad_character(value)
+        if bad == "\x00":
             raise ValueError("text must not contain NUL characters")
-        if _has_surrogate(value):
+        if bad is not None:
             raise ValueError("text must be valid Unicode (a lone surrogate was sent)")
         return value
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# NUL, or a lone surrogate (which no UTF-8 body can carry, but a JSON escape can).
+_BAD = re.compile("[\x00\ud800-\udfff]")
 
 
-def _has_surrogate(value: Any) -> bool:
+def _bad_character(value: Any) -> str | None:
+    """The first NUL or lone surrogate in a value's text (keys included), if any: one C scan
+    per string, one walk per value."""
     if isinstance(value, str):
-        return _SURROGATE.search(value) is not None  # one C scan, not a Python loop per char
+        found = _BAD.search(value)
+        return None if found is None else found.group()
     if isinstance(value, list | tuple):
-        return any(_has_surrogate(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    return False
+        items: Any = value
+    elif isinstance(value, dict):
+        items = (x for kv in value.items() for x in kv)
+    else:
+        return None
+    for item in items:
+        bad = _bad_character(item)
+        if bad is not None:
+            return bad
+    return None
