@@ -25,8 +25,8 @@ def canonical(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _text(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+# A string as `canonical` writes it (json's own C function for ensure_ascii=False).
+_text = json.encoder.encode_basestring
 
 
 def record_hash(
