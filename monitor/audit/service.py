@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
@@ -87,11 +88,45 @@ def _head_for_append(session: Session) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
+_PENDING = "audit.pending"  # session.info: (transaction, entries) not yet in the chain
+# A large write (an import) hashes and inserts what it has gathered once it holds this many.
+PENDING_LIMIT = 5000
+
+
 def append_many(session: Session, entries: list[Entry]) -> None:
-    """Add records at the head of the chain, in order, inside the caller's transaction: one
-    head read per transaction and one insert per call, each hash over the one before it."""
+    """Add records to the chain, in order, as part of the caller's transaction. They are
+    gathered and go in when the transaction commits (or when something in it reads the log):
+    only then is the chain locked, its head read once, each record hashed over the one before
+    it and all of them inserted with one statement. So a writer holds the chain for its last
+    moments instead of for all its judging, and writers on several servers overlap."""
     if not entries:
         return
+    if session.in_nested_transaction():  # a savepoint may roll back: in the chain at once
+        flush(session)
+        _insert(session, entries)
+        session.info.pop(_HEAD, None)
+        return
+    if session.get_transaction() is None:
+        session.connection()  # begins the transaction these records belong to
+    transaction = session.get_transaction()
+    pending: tuple[object, list[Entry]] | None = session.info.get(_PENDING)
+    if pending is None or pending[0] is not transaction:  # (a rolled-back one's are void)
+        pending = session.info[_PENDING] = (transaction, [])
+    pending[1].extend(entries)
+    if len(pending[1]) >= PENDING_LIMIT:
+        flush(session)
+
+
+def flush(session: Session) -> None:
+    """Put the records this transaction gathered into the chain now."""
+    pending = session.info.pop(_PENDING, None)
+    if pending is None or pending[0] is not session.get_transaction() or not pending[1]:
+        return
+    seq, prev = _insert(session, pending[1])
+    session.info[_HEAD] = (session.get_transaction(), seq, prev)
+
+
+def _insert(session: Session, entries: list[Entry]) -> tuple[int, str]:
     seq, prev = _head_for_append(session)
     rows = []
     for e in entries:
@@ -117,10 +152,22 @@ def append_many(session: Session, entries: list[Entry]) -> None:
         )
         prev = digest
     insert_rows(session, AuditRecord.__table__, rows)  # type: ignore[attr-defined]
-    if session.in_nested_transaction():  # a savepoint may roll these back: read again
-        session.info.pop(_HEAD, None)
-    else:
-        session.info[_HEAD] = (session.get_transaction(), seq, prev)
+    return seq, prev
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _on_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        flush(session)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _before_reading_the_log(state: ORMExecuteState) -> None:
+    """A read of the log inside the transaction sees the records gathered so far."""
+    if _PENDING in state.session.info and state.is_select:
+        froms = state.statement.get_final_froms()  # type: ignore[attr-defined]
+        if AuditRecord.__table__ in froms:  # type: ignore[attr-defined]
+            flush(state.session)  # type: ignore[arg-type]
 
 
 def append(
