@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
@@ -95,7 +94,7 @@ PENDING_LIMIT = 5000
 
 def append_many(session: Session, entries: list[Entry]) -> None:
     """Add records to the chain, in order, as part of the caller's transaction. They are
-    gathered and go in when the transaction commits (or when something in it reads the log):
+    gathered and go in when the transaction commits (or when it reads the log here):
     only then is the chain locked, its head read once, each record hashed over the one before
     it and all of them inserted with one statement. So a writer holds the chain for its last
     moments instead of for all its judging, and writers on several servers overlap."""
@@ -161,15 +160,6 @@ def _on_commit(session: Session) -> None:
         flush(session)
 
 
-@sa.event.listens_for(Session, "do_orm_execute")
-def _before_reading_the_log(state: ORMExecuteState) -> None:
-    """A read of the log inside the transaction sees the records gathered so far."""
-    if _PENDING in state.session.info and state.is_select:
-        froms = state.statement.get_final_froms()  # type: ignore[attr-defined]
-        if AuditRecord.__table__ in froms:  # type: ignore[attr-defined]
-            flush(state.session)  # type: ignore[arg-type]
-
-
 def append(
     session: Session,
     *,
@@ -198,6 +188,7 @@ class VerifyResult:
 
 
 def _records(session: Session, batch: int = 5000) -> Iterator[AuditRecord]:
+    flush(session)  # what this transaction gathered is part of the log it reads
     last = 0
     while True:
         rows = session.exec(
@@ -213,6 +204,7 @@ def _records(session: Session, batch: int = 5000) -> Iterator[AuditRecord]:
 
 
 def head(session: Session) -> AuditRecord | None:
+    flush(session)
     return session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
 
 
