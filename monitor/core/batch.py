@@ -8,10 +8,12 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, instrumentation, make_transient_to_detached
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _depth = 0
@@ -94,7 +96,12 @@ def insert_returning_ids(
 ) -> list[int]:
     """Insert rows and return their new ids in the rows' order. PostgreSQL: the ids are
     drawn from the table's sequence in one statement and the rows go in by COPY. SQLite: one
-    INSERT … RETURNING, matched back to the rows by `key` (columns unique among them)."""
+    INSERT … RETURNING, matched back to the rows by `key` (columns unique among them; rows
+    missing a part of it go in one by one)."""
+    if len(rows) == 1:
+        return [session.execute(sa.insert(table).returning(table.c.id), rows[0]).scalar_one()]
+    if any(row[k] is None for row in rows for k in key):  # no key to match them by
+        return [i for row in rows for i in insert_returning_ids(session, table, [row], key)]
     if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
         drawn = session.execute(
             sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
@@ -132,3 +139,22 @@ def _copy_value(value: Any, as_json: bool) -> Any:
     if getattr(value, "tzinfo", False) is None:  # a naive instant: refused, as the ORM does
         raise ValueError("naive datetime refused: every instant must carry its offset")
     return value
+
+
+def as_loaded(session: Session, model: type[T], rows: list[dict[str, Any]]) -> list[T]:
+    """ORM objects for rows just inserted by Core (every column given, the id included), in
+    the session as if it had read them back: later changes to them are flushed as updates.
+    Built as SQLAlchemy builds a loaded row, not field by field through SQLModel's
+    constructor, which costs twenty times as much (0.2 ms a ticket)."""
+    manager = instrumentation.manager_of_class(model)
+    out = []
+    for values in rows:
+        obj = manager.new_instance()
+        obj.__dict__.update(values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        make_transient_to_detached(obj)
+        session.add(obj)
+        out.append(obj)
+    return out

@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
-from monitor.core.batch import insert_returning_ids
+from monitor.core.batch import as_loaded, insert_returning_ids
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
 from monitor.evidence.models import EvidenceLink
@@ -516,7 +515,8 @@ def write_tickets(
         raise InvalidTickets([problems for _, problems, _ in checked])
     now = ctx.now()
     units, systems = _lookup(ctx)
-    tickets, timelines, effectives = [], [], []
+    tickets: list[dict[str, Any]] = []
+    timelines, effectives = [], []
     for k, (data, (policy, _, (timeline, effective))) in enumerate(
         zip(batch, checked, strict=True)
     ):
@@ -525,7 +525,7 @@ def write_tickets(
         # Inserted with the fields the judgement derives, so settling it changes nothing here.
         reported = next(x for x in effective if x.type == "reported")
         tickets.append(
-            Ticket(
+            dict(
                 pool=data.pool,
                 external_id=data.external_id,
                 severity=data.severity,
@@ -546,10 +546,14 @@ def write_tickets(
         )
         timelines.append(timeline)
         effectives.append(effective)
-    _insert_tickets(session, tickets)
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    ids = insert_returning_ids(session, table, tickets, ("pool", "external_id"))
+    rows = [{"id": i, **values} for i, values in zip(ids, tickets, strict=True)]
     out = [
         Written(t, [], [_created_entry(t)], seen, effective)
-        for t, seen, effective in zip(tickets, timelines, effectives, strict=True)
+        for t, seen, effective in zip(
+            as_loaded(session, Ticket, rows), timelines, effectives, strict=True
+        )
     ]
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
@@ -565,24 +569,6 @@ def write_tickets(
             done.entries.append(entry)
     _insert_events(session, pending)  # every ticket's events in one statement
     return out
-
-
-def _insert_tickets(session: Session, tickets: list[Ticket]) -> None:
-    """One INSERT for a batch whose tickets all have an external id, their ids matched by
-    (pool, external id); the rows stay in the session as if the ORM had written them. (The
-    ORM writes a ticket per statement: it cannot match ids to rows without a key.)"""
-    if len(tickets) < 2 or any(t.external_id is None for t in tickets):
-        session.add_all(tickets)
-        session.flush()
-        return
-    table = Ticket.__table__  # type: ignore[attr-defined]
-    columns = [c.name for c in table.columns if c.name != "id"]
-    values = [{c: getattr(t, c) for c in columns} for t in tickets]
-    ids = insert_returning_ids(session, table, values, ("pool", "external_id"))
-    for ticket, ticket_id in zip(tickets, ids, strict=True):
-        ticket.id = ticket_id
-        make_transient_to_detached(ticket)
-        session.add(ticket)
 
 
 def _created_entry(ticket: Ticket) -> audit.Entry:

@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.core.batch import COPY_FROM, collector_paused, insert_returning_ids, insert_rows
+from monitor.core.batch import (
+    COPY_FROM,
+    as_loaded,
+    collector_paused,
+    insert_returning_ids,
+    insert_rows,
+)
 from monitor.sla.vocab import TicketStatus
 from monitor.tickets.models import Ticket
 
@@ -93,3 +99,24 @@ def test_a_naive_instant_is_refused_in_bulk_as_one_at_a_time(session: Session) -
     rows[-1]["created_at"] = datetime(2026, 3, 1)  # noqa: DTZ001 - the point of the test
     with pytest.raises((ValueError, sa.exc.StatementError), match="naive datetime refused"):
         insert_rows(session, Ticket.__table__, rows)  # type: ignore[attr-defined]
+
+
+def test_a_row_inserted_in_bulk_is_an_orm_object_whose_changes_are_written(
+    session: Session,
+) -> None:
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    rows = _ticket_rows("L", 2)
+    ids = insert_returning_ids(session, table, rows, ("pool", "external_id"))
+    first, second = as_loaded(
+        session, Ticket, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)]
+    )
+    assert first.id == ids[0] and first.units == [] and second.units == ["市大数据局"]
+    updates: list[str] = []
+    sa.event.listen(session.get_bind(), "before_cursor_execute", lambda *a: updates.append(a[2]))
+    second.title = second.title  # the same value: nothing to write
+    first.status = TicketStatus.CLOSED
+    session.flush()
+    assert [s.split()[0] for s in updates] == ["UPDATE"]
+    assert session.get(Ticket, ids[0]) is first
+    read = session.execute(sa.select(table.c.status).where(table.c.id == ids[0])).scalar_one()
+    assert read == "closed"
