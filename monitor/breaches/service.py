@@ -10,11 +10,14 @@ from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
 from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
+from monitor.core.batch import as_loaded, insert_returning_ids
 from monitor.core.errors import Conflict, InvalidInput, NotFound, Problem
 from monitor.core.timeutil import show, year_bounds
 from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.vocab import DECISIONS, EVENT_LABELS, HELD, CorrectionState, Review, TargetStatus
 from monitor.tickets.models import Event, Ticket
+
+_BREACHES = Breach.__table__  # type: ignore[attr-defined]
 
 # Told of every breach row that stops (-1) or starts (+1) counting under its labels.
 Counter = Callable[[Breach, int], None]
@@ -72,16 +75,21 @@ def sync_breaches(
         assert state.deadline is not None
         breach = existing.get(target)
         if breach is None:
-            breach = Breach(
-                ticket_id=ticket.id,
-                target=target,
-                pool=ticket.pool,
-                severity=state.severity,
-                deadline=state.deadline,
-                detected_at=now,
-            )
-            session.add(breach)
-            session.flush()
+            values = {
+                "ticket_id": ticket.id,
+                "target": target,
+                "pool": ticket.pool,
+                "severity": state.severity,
+                "deadline": state.deadline,
+                "detected_at": now,
+                "cleared_at": None,
+                "review": Review.PENDING,
+                "reviewed_at": None,
+            }
+            # Its id now (its audit record names it), by one INSERT rather than a flush of
+            # everything else the session holds.
+            (breach_id,) = insert_returning_ids(session, _BREACHES, [values], ("ticket_id",))
+            (breach,) = as_loaded(session, Breach, [{"id": breach_id, **values}])
             count(breach, +1)
             created.append(breach)
             _audit(session, breach, "breach.detected", now)
@@ -104,7 +112,7 @@ def sync_breaches(
             count(breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.cleared", now)
-    if not new_ticket:  # a new ticket's breaches were flushed one by one, for their ids
+    if not new_ticket:  # (a new ticket's breaches were inserted one by one, for their ids)
         session.flush()
     return created
 
