@@ -6,8 +6,9 @@ import enum
 import gc
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -78,15 +79,17 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
         held.setdefault(table, []).extend(rows)
 
 
-# From this many rows on, PostgreSQL takes them by COPY. An INSERT of many VALUES rows is one
-# new statement text per batch size, which the driver parses placeholder by placeholder
-# (3 s of a 5,000-ticket import went there) and the server plans afresh.
-COPY_FROM = 20
+# From this many rows on, a batch bypasses SQLAlchemy's statement machinery: PostgreSQL takes
+# it by COPY (a many-VALUES INSERT is a new statement text per batch size, which the driver
+# parsed placeholder by placeholder: 3 s of a 5,000-ticket import), SQLite by the driver's
+# executemany of one prepared INSERT (SQLAlchemy's per-row parameter handling was a fifth of
+# an import). Values are converted exactly as the ORM would bind them.
+BULK_FROM = 20
 
 
 def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
-        copy_rows(session, table, rows)
+    if len(rows) >= BULK_FROM:
+        bulk_rows(session, table, rows)
     else:
         session.execute(sa.insert(table), rows)
 
@@ -94,21 +97,18 @@ def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> Non
 def insert_returning_ids(
     session: Session, table: sa.Table, rows: list[dict[str, Any]], key: Sequence[str]
 ) -> list[int]:
-    """Insert rows and return their new ids in the rows' order. PostgreSQL: the ids are
-    drawn from the table's sequence in one statement and the rows go in by COPY. SQLite: one
-    INSERT … RETURNING, matched back to the rows by `key` (columns unique among them; rows
-    missing a part of it go in one by one)."""
+    """Insert rows and return their new ids in the rows' order. A batch draws its ids first
+    (PostgreSQL: from the table's sequence, in one statement; SQLite: after the largest,
+    which is what SQLite itself would give, the write lock being held since BEGIN IMMEDIATE)
+    and goes in by `bulk_rows`. A few rows: one INSERT … RETURNING, matched back to the rows
+    by `key` (columns unique among them; rows missing a part of it go in one by one)."""
     if len(rows) == 1:
         return [session.execute(sa.insert(table).returning(table.c.id), rows[0]).scalar_one()]
     if any(row[k] is None for row in rows for k in key):  # no key to match them by
         return [i for row in rows for i in insert_returning_ids(session, table, [row], key)]
-    if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
-        drawn = session.execute(
-            sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-            {"t": table.name, "n": len(rows)},
-        ).scalars()
-        ids = list(drawn)
-        copy_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    if len(rows) >= BULK_FROM:
+        ids = _draw_ids(session, table, len(rows))
+        bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
         return ids
     columns = [table.c[k] for k in key]
     returning = sa.insert(table).returning(*columns, table.c.id)
@@ -116,29 +116,65 @@ def insert_returning_ids(
     return [found[tuple(row[k] for k in key)] for row in rows]
 
 
-def copy_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Rows into a PostgreSQL table by COPY, inside the session's transaction. Values go in as
-    the ORM would write them: JSON columns as JSON text, enums by value, instants as given
-    (every instant the product writes carries its offset)."""
+def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
+    if session.get_bind().dialect.name == "postgresql":
+        drawn = session.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": count},
+        ).scalars()
+        return list(drawn)
+    last = session.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
+    return list(range(last + 1, last + 1 + count))
+
+
+def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Rows (each with the same columns) into a table inside the session's transaction:
+    PostgreSQL by COPY, SQLite by one executemany."""
     names = list(rows[0])
-    json_columns = {n for n in names if isinstance(table.c[n].type, sa.JSON)}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    convert = [_converter(table.c[n].type, postgres) for n in names]
     connection = session.connection().connection.driver_connection
     assert connection is not None
     columns = ", ".join(f'"{n}"' for n in names)
-    sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row([_copy_value(row[n], n in json_columns) for n in names])
+    if postgres:
+        sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
+        with connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([c(row[n]) for c, n in zip(convert, names, strict=True)])
+        return
+    marks = ", ".join("?" * len(names))
+    connection.executemany(
+        f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})',
+        [tuple(c(row[n]) for c, n in zip(convert, names, strict=True)) for row in rows],
+    )
 
 
-def _copy_value(value: Any, as_json: bool) -> Any:
-    if as_json:  # None too, as JSON null: what the ORM writes for it
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if getattr(value, "tzinfo", False) is None:  # a naive instant: refused, as the ORM does
+def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any], Any]:
+    """A column's value as the ORM binds it: JSON as json.dumps text (None as JSON null),
+    instants aware (UTC wall time on SQLite), enums by value."""
+    if isinstance(kind, sa.JSON):
+        return json.dumps
+    if isinstance(kind, sa.types.TypeDecorator) and isinstance(kind.impl, sa.DateTime):
+        return _aware if postgres else _sqlite_instant
+    return _plain
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # refused, as the ORM does
         raise ValueError("naive datetime refused: every instant must carry its offset")
     return value
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """As SQLAlchemy stores an instant on SQLite: its UTC wall time, to the microsecond."""
+    value = _aware(value)
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def as_loaded(session: Session, model: type[T], rows: list[dict[str, Any]]) -> list[T]:

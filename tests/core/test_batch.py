@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.core.batch import (
-    COPY_FROM,
+    BULK_FROM,
     as_loaded,
     collector_paused,
     insert_returning_ids,
@@ -64,7 +64,7 @@ def _ticket_rows(prefix: str, count: int) -> list[dict[str, Any]]:
             "status": TicketStatus.RESOLVED if i % 2 else TicketStatus.OPEN,
             "reported_at": at + timedelta(minutes=i),
             "created_at": at,
-            "updated_at": at,
+            "updated_at": at.replace(microsecond=0) if i % 2 else at,
             "created_by": "导入",
         }
         for i in range(count)
@@ -75,7 +75,7 @@ def test_rows_written_in_bulk_read_back_as_rows_written_one_by_one(session: Sess
     # On PostgreSQL a batch goes in by COPY, with ids drawn from the sequence; what is read
     # back must be what one INSERT per row writes (JSON lists, enums, instants, tabs, \).
     table = Ticket.__table__  # type: ignore[attr-defined]
-    count = COPY_FROM + 5
+    count = BULK_FROM + 5
     bulk_ids = insert_returning_ids(
         session, table, _ticket_rows("B", count), ("pool", "external_id")
     )
@@ -85,17 +85,23 @@ def test_rows_written_in_bulk_read_back_as_rows_written_one_by_one(session: Sess
     ]
     assert len(set(bulk_ids + single_ids)) == 2 * count
 
-    def read(ids: list[int]) -> list[tuple[Any, ...]]:
-        rows = session.execute(sa.select(table).where(table.c.id.in_(ids))).all()
-        by_id = {row.id: row for row in rows}
-        return [tuple(by_id[i])[2:] for i in ids]  # without id and external id
+    def read(ids: list[int], statement: Any) -> list[tuple[Any, ...]]:
+        by_id = {row[0]: row for row in session.execute(statement, {"ids": ids}).all()}
+        return [tuple(by_id[i])[2:] for i in ids]  # without id and pool
 
-    assert [r[0] for r in read(bulk_ids)] == [f"B-{i}" for i in range(count)]
-    assert [r[1:] for r in read(bulk_ids)] == [r[1:] for r in read(single_ids)]
+    typed = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    # As stored, without SQLAlchemy's conversions: SQLite compares instants as this text.
+    raw = sa.text("SELECT * FROM tickets WHERE id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True)
+    )
+    for statement in (typed, raw):
+        bulk, single = read(bulk_ids, statement), read(single_ids, statement)
+        assert [r[0] for r in bulk] == [f"B-{i}" for i in range(count)]
+        assert [r[1:] for r in bulk] == [r[1:] for r in single]
 
 
 def test_a_naive_instant_is_refused_in_bulk_as_one_at_a_time(session: Session) -> None:
-    rows = _ticket_rows("N", COPY_FROM)
+    rows = _ticket_rows("N", BULK_FROM)
     rows[-1]["created_at"] = datetime(2026, 3, 1)  # noqa: DTZ001 - the point of the test
     with pytest.raises((ValueError, sa.exc.StatementError), match="naive datetime refused"):
         insert_rows(session, Ticket.__table__, rows)  # type: ignore[attr-defined]
