@@ -4,14 +4,16 @@ write transaction, and the records it asks for, scoped to the caller's pool.
     ReadSession              a read-only transaction (no write lock on SQLite)
     ScopedTicket             the ticket in the path, 404 for another pool's
     ScopedBreach             the breach in the path, 404 for another pool's
-    TicketWriter, ...        a write transaction with the write flow and Idempotency-Key;
-                             committed after the handler returns, before the answer is sent
+    TicketWriter, ...        a write transaction with the write flow and Idempotency-Key,
+                             opened in the handler's thread and committed by its reply,
+                             before the answer is sent
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from monitor.api import idempotency
 from monitor.api.errors import error_body
@@ -30,7 +33,7 @@ from monitor.auth.service import Principal, authenticate_token
 from monitor.breaches.models import Breach
 from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import read_scope, session_scope, write_queue
+from monitor.core.db import read_scope, write_queue
 from monitor.core.errors import (
     DomainError,
     Forbidden,
@@ -137,68 +140,160 @@ ReadContext = Annotated[SlaContext, Depends(read_context)]
 
 @dataclass
 class Write:
-    """One write transaction: the session, the write flow, who writes, and the key it holds."""
+    """One write transaction with the write flow, who writes, and the key it holds.
 
-    session: Session
-    ctx: SlaContext
-    flow: WriteFlow
+    It opens on first use, in the thread that uses it (the handler's), and `reply` commits it
+    in that same thread before the answer is sent, so a 2xx is durable: the write lock (on
+    SQLite) and the audit chain are held for one stretch of one thread, never across the
+    event loop's turns between a dependency and the handler."""
+
+    app: AppState
     who: Principal
-    claim: Claim | None
+    key: str | None  # the Idempotency-Key, if one came
+    request_hash: str
     # Set by a route that names every problem of a bad body in one 422 (tickets/router.py);
     # called in this transaction only when FastAPI's own validation of the body failed.
     every_problem: Callable[[Any], None] | None = None
+    _open: _Open | None = None
+    _done: bool = False
 
     @property
     def actor(self) -> Actor:
         return actor_of(self.who)
 
+    @property
+    def session(self) -> Session:
+        return self._begin().session
+
+    @property
+    def ctx(self) -> SlaContext:
+        return self._begin().ctx
+
+    @property
+    def flow(self) -> WriteFlow:
+        return self._begin().flow
+
+    @property
+    def claim(self) -> Claim | None:
+        return self._begin().claim
+
+    def _begin(self) -> _Open:
+        if self._open is not None:
+            return self._open
+        if self._done:
+            raise RuntimeError("this write transaction has ended")
+        app = self.app
+        queue = write_queue(app.engine)
+        queue.__enter__()
+        session = Session(app.engine, expire_on_commit=False)
+        try:
+            claim = idempotency.claim(
+                session, self.who.key, self.key, self.request_hash, app.clock.now()
+            )
+            ctx = app.contexts.get(session)
+        except BaseException:
+            _end(session, queue, commit=False)
+            raise
+        self._open = _Open(session, ctx, WriteFlow(session, ctx), claim, queue)
+        return self._open
+
     def reply(
         self, status_code: int, body: BaseModel, headers: dict[str, str] | None = None
     ) -> Response:
-        """The answer, stored beside the write when an Idempotency-Key came with it."""
-        if self.claim is None:
+        """Commit, and the answer (stored beside the write when an Idempotency-Key came)."""
+        opened = self._begin()
+        if opened.claim is None:
             # Encoded by pydantic-core at once: the bytes JSONResponse writes for the dump
             # below, without building the dict and encoding it in Python.
             data = body.model_dump_json().encode()
-            return Response(data, status_code, headers, media_type="application/json")
-        answer = Answer(status_code, body.model_dump(mode="json"), headers or {})
-        self.claim.finish(self.session, answer)
-        return answer.response()
+            response = Response(data, status_code, headers, media_type="application/json")
+        else:
+            answer = Answer(status_code, body.model_dump(mode="json"), headers or {})
+            opened.claim.finish(opened.session, answer)
+            response = answer.response()
+        self.end(commit=True)
+        return response
+
+    def end(self, *, commit: bool) -> None:
+        """Commit (the flow finished first) or roll back, and let the next writer in."""
+        opened, self._open, self._done = self._open, None, True
+        if opened is None:
+            return
+        if commit:
+            try:
+                opened.flow.finish()
+            except BaseException:
+                _end(opened.session, opened.queue, commit=False)
+                raise
+        _end(opened.session, opened.queue, commit=commit)
+
+    def check_every_problem(self, body: Any) -> None:
+        """Raise InvalidInput naming every problem of a body FastAPI refused, if the route
+        asked for it (in a transaction of its own, rolled back)."""
+        try:
+            if self.every_problem is not None:
+                self.every_problem(body)
+        finally:
+            self.end(commit=False)  # (and whatever a dependency began before the refusal)
+
+
+@dataclass
+class _Open:
+    session: Session
+    ctx: SlaContext
+    flow: WriteFlow
+    claim: Claim | None
+    queue: AbstractContextManager[None]
+
+
+def _end(session: Session, queue: AbstractContextManager[None], *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+        queue.__exit__(None, None, None)
 
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="retry-safe writes")]
 
 
-def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., Iterator[Write]]:
-    """A write-transaction dependency for callers that pass `check`."""
+def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., AsyncIterator[Write]]:
+    """A write-transaction dependency for callers that pass `check`. It does no I/O of its own
+    on the event loop: the transaction opens in the handler's thread (see `Write`)."""
 
     # Plain defaults, not Annotated: `check` is local, and annotations here are strings.
-    def open_write(
+    async def open_write(
         app: App,
         idempotency_key: IdemKey = None,
         who: Principal = Depends(check),
         request_hash: str = Depends(idempotency.fingerprint),
-    ) -> Iterator[Write]:
+    ) -> AsyncIterator[Write]:
+        write = Write(app, who, idempotency_key, request_hash)
         try:
-            with write_queue(app.engine), session_scope(app.engine) as session:
-                claim = idempotency.claim(
-                    session, who.key, idempotency_key, request_hash, app.clock.now()
-                )
-                ctx = app.contexts.get(session)
-                flow = WriteFlow(session, ctx)
-                write = Write(session, ctx, flow, who, claim)
-                try:
-                    yield write
-                except RequestValidationError as exc:
-                    if write.every_problem is not None:
-                        write.every_problem(exc.body)  # InvalidInput with every problem, if any
-                    raise
-                flow.finish()
+            try:
+                yield write
+            except RequestValidationError as exc:
+                await run_in_threadpool(write.check_every_problem, exc.body)
+                raise
+            except BaseException:
+                await run_in_threadpool(write.end, commit=False)
+                raise
+            if not write._done:  # a handler that did not reply: commit what it wrote
+                await run_in_threadpool(write.end, commit=True)
         except DomainError as exc:
             if idempotency_key is not None and not isinstance(exc, IdempotencyMismatch):
                 refusal = Answer(exc.status, error_body(exc))
-                idempotency.remember_refusal(
-                    app.engine, who.key, idempotency_key, request_hash, refusal, app.clock.now()
+                await run_in_threadpool(
+                    idempotency.remember_refusal,
+                    app.engine,
+                    who.key,
+                    idempotency_key,
+                    request_hash,
+                    refusal,
+                    app.clock.now(),
                 )
             raise
 
