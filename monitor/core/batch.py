@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import gc
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -132,31 +133,36 @@ def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> 
     PostgreSQL by COPY, SQLite by one executemany."""
     names = list(rows[0])
     postgres = session.get_bind().dialect.name == "postgresql"
-    convert = [_converter(table.c[n].type, postgres) for n in names]
+    values = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    # Only the columns whose values the ORM would convert are touched, row by row.
+    convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]
+    tuples = [list(values(row)) for row in rows]
+    for i, c in convert:
+        for t in tuples:
+            t[i] = c(t[i])
     connection = session.connection().connection.driver_connection
     assert connection is not None
     columns = ", ".join(f'"{n}"' for n in names)
     if postgres:
         sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
         with connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row([c(row[n]) for c, n in zip(convert, names, strict=True)])
+            for t in tuples:
+                copy.write_row(t)
         return
     marks = ", ".join("?" * len(names))
-    connection.executemany(
-        f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})',
-        [tuple(c(row[n]) for c, n in zip(convert, names, strict=True)) for row in rows],
-    )
+    connection.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', tuples)
 
 
-def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any], Any]:
-    """A column's value as the ORM binds it: JSON as json.dumps text (None as JSON null),
-    instants aware (UTC wall time on SQLite), enums by value."""
+def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any], Any] | None:
+    """How the ORM binds a column's values, where it changes them: JSON as json.dumps text
+    (None as JSON null), instants aware (UTC wall time on SQLite), enums by value."""
     if isinstance(kind, sa.JSON):
         return json.dumps
     if isinstance(kind, sa.types.TypeDecorator) and isinstance(kind.impl, sa.DateTime):
         return _aware if postgres else _sqlite_instant
-    return _plain
+    if isinstance(kind, sa.String):
+        return _plain
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -171,10 +177,12 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _sqlite_instant(value: datetime | None) -> str | None:
     """As SQLAlchemy stores an instant on SQLite: its UTC wall time, to the microsecond."""
-    value = _aware(value)
-    if value is None:
+    if _aware(value) is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert value is not None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def as_loaded(session: Session, model: type[T], rows: list[dict[str, Any]]) -> list[T]:
