@@ -60,6 +60,17 @@ def test_bad_text_is_refused_by_name(client: TestClient, auth: Any) -> None:
         headers={**auth["op2"], "Content-Type": "application/json"},
     )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"].startswith("evidence")
+    # Inside a ticket's events too, named where it is (each event checks its own fields).
+    for text, loc in (("a\x00b", "events[1].note"), ("\ud800", "events[1].note")):
+        body = ticket_body()
+        body["events"][1]["note"] = text
+        data = json.dumps(body).encode()  # (a lone surrogate as its JSON escape)
+        r = client.post(
+            f"{API}/tickets",
+            content=data,
+            headers={**auth["op2"], "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc, r.text
     for field, value in (("title", "   "), ("external_id", "DX\u200b-1"), ("external_id", " ")):
         r = client.post(f"{API}/tickets", json=ticket_body(**{field: value}), headers=auth["op2"])
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == field, (field, r.text)
