@@ -72,6 +72,7 @@ class Settled:
     states: list[JudgedState]
     before: dict[str, TargetStatus]  # each target's status before this judgement
     new_breaches: list[Breach] = field(default_factory=list)
+    events: Sequence[StoredEvent] = ()  # the timeline it was judged by
 
     def changed(self) -> list[tuple[str, str, str]]:
         """(target, before, after) for every target whose status moved."""
@@ -91,6 +92,7 @@ class WriteFlow:
         self.wake_at: datetime | None = None
         self.notices = 0  # written to the outbox in this unit of work
         self.limits = Thresholds.of(ctx.settings)
+        self.last: Settled | None = None  # the latest ticket judged (what a reply shows)
 
     # Writes ------------------------------------------------------------------------------
     def create_ticket(
@@ -267,7 +269,8 @@ class WriteFlow:
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
-        return Settled(ticket, judgement, states, before, made)
+        self.last = Settled(ticket, judgement, states, before, made, events)
+        return self.last
 
     def facts(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -32,8 +32,11 @@ from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
+from monitor.judging.flow import WriteFlow
+from monitor.sla.models import JudgedState
 from monitor.sla.words import words
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page
+from monitor.tickets.models import StoredEvent, Ticket
 from monitor.tickets.schemas import (
     Checkable,
     EventIn,
@@ -85,11 +88,21 @@ async def _every_problem(write: TicketWriter) -> Write:
     return write
 
 
+def _judged(
+    flow: WriteFlow, ticket: Ticket
+) -> tuple[Sequence[StoredEvent], Sequence[JudgedState]] | None:
+    """What the write just judged the ticket by, for its answer (no second read)."""
+    last = flow.last
+    if last is None or last.ticket.id != ticket.id:
+        return None
+    return last.events, last.states
+
+
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)
 def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> Response:
     """Create a ticket with its events (the import format); deadlines are judged at once."""
     ticket = write.flow.create_ticket(body, write.actor)
-    out = ticket_out(write.session, write.ctx, ticket)
+    out = ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
     return write.reply(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
 
 
@@ -169,7 +182,9 @@ def post_event(
 ) -> Response:
     """Append an event (or a correction); the ticket is re-judged in the same transaction."""
     write.flow.add_event(ticket, body, write.actor)
-    return write.reply(201, ticket_out(write.session, write.ctx, ticket))
+    return write.reply(
+        201, ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
+    )
 
 
 @router.post(

@@ -732,12 +732,22 @@ SHOWN_STATE = (
 )
 
 
-def ticket_out(session: Session, ctx: SlaContext, ticket: Ticket) -> TicketOut:
+def ticket_out(
+    session: Session,
+    ctx: SlaContext,
+    ticket: Ticket,
+    judged: tuple[Sequence[StoredEvent], Sequence[Any]] | None = None,
+) -> TicketOut:
+    """A ticket as the API shows it; `judged`: its events and target states as the write
+    that just judged it holds them (else they are read)."""
     assert ticket.id is not None
-    events = event_rows(session, ticket.id)
-    # Plain rows of the columns shown: an ORM TargetState costs more to build than to read.
-    shown = sa.select(*(col(getattr(TargetState, name)) for name in SHOWN_STATE))
-    states = session.execute(shown.where(col(TargetState.ticket_id) == ticket.id)).all()
+    if judged is not None:
+        events, states = judged
+    else:
+        events = event_rows(session, ticket.id)
+        # Plain rows of the columns shown: an ORM TargetState costs more to build than read.
+        shown = sa.select(*(col(getattr(TargetState, name)) for name in SHOWN_STATE))
+        states = session.execute(shown.where(col(TargetState.ticket_id) == ticket.id)).all()
     tz = ctx.tz
 
     return TicketOut(

@@ -67,6 +67,9 @@ def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None
     data = r.json()
     assert {t["id"]: t["status"] for t in data["targets"]}["arrival"] == "met"
     assert data["events"][-1]["source"] == "supervisor"
+    # The answer shows what the write judged; reading the ticket again shows the same.
+    got = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["supervisor"]).json()
+    assert got == data
 
 
 def test_list_filters_search_and_pagination(client: TestClient, auth: Any) -> None:
