@@ -33,7 +33,7 @@ from monitor.auth.service import Principal, authenticate_token
 from monitor.breaches.models import Breach
 from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import read_scope, write_queue
+from monitor.core.db import read_connection, read_scope, write_queue
 from monitor.core.errors import (
     DomainError,
     Forbidden,
@@ -81,8 +81,8 @@ def principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
-    with read_scope(app.engine) as session:
-        found = authenticate_token(session, credentials.credentials, app.clock.now())
+    with read_connection(app.engine) as connection:  # no ORM session: every request pays
+        found = authenticate_token(connection, credentials.credentials, app.clock.now())
     if found is None:
         raise Unauthorized("the token is not valid")
     return found

@@ -18,6 +18,16 @@ from monitor.auth.models import ApiToken, User
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 
 ROLES = ("operator", "supervisor", "admin", "evaluator")
+_TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
+_TOKEN = sa.select(
+    _TOKENS.c.prefix,
+    _TOKENS.c.secret_hash,
+    _TOKENS.c.name,
+    _TOKENS.c.role,
+    _TOKENS.c.pool,
+    _TOKENS.c.revoked_at,
+    _TOKENS.c.expires_at,
+)
 TOKEN_PREFIX = "slm"
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 
@@ -131,11 +141,15 @@ def revoke_token(session: Session, ref: str, *, actor: str, now: datetime) -> Ap
     return row
 
 
-def authenticate_token(session: Session, value: str, now: datetime) -> Principal | None:
+def authenticate_token(
+    session: Session | sa.Connection, value: str, now: datetime
+) -> Principal | None:
+    """The token's principal, or None; read afresh every time, so a revocation holds at once
+    (as plain columns: every API request pays for this read)."""
     parts = value.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    row = session.exec(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
+    row = session.execute(_TOKEN.where(_TOKENS.c.prefix == parts[1])).first()
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= now:

@@ -140,6 +140,13 @@ def read_scope(engine: Engine) -> Iterator[Session]:
             session.rollback()
 
 
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[sa.Connection]:
+    """`read_scope` without an ORM session, for a read of a few columns on every request."""
+    with engine.execution_options(readonly=True).connect() as connection:
+        yield connection  # (closing it rolls its transaction back)
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
