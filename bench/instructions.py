@@ -1,0 +1,107 @@
+"""What an import costs in CPU instructions, counted by valgrind: a figure that does not move
+with the machine's load, for comparing two versions of the write path on a shared machine
+(wall-clock figures there moved by ±25 % between identical runs).
+
+    .venv/bin/python -m bench.instructions [--tickets 500] [--code DIR] [--label TEXT]
+
+Runs `sla-monitor import` of generated tickets on a fresh SQLite file under
+`valgrind --tool=callgrind`, and again with one ticket; the difference, divided by the
+tickets, is the import's own cost per ticket (start-up and one ticket's first-use costs
+excluded). `--code DIR` measures another checkout of the project (e.g. a `git worktree` at
+an older commit) with this one's generator, so both import the very same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.history import SEED, write_import_file  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
+
+
+def instructions(code: Path, source: Path, work: Path) -> int:
+    """Instructions of one import of `source` into a new SQLite file, by the code in `code`."""
+    database = work / f"{source.stem}.db"
+    env = {
+        **os.environ,
+        "SLAMON_DATABASE_URL": f"sqlite:///{database}",
+        "SLAMON_CONFIG_DIR": str(code / "config"),
+    }
+    python = [sys.executable, "-m", "monitor"]
+    subprocess.run([*python, "db", "upgrade"], cwd=code, env=env, check=True, capture_output=True)
+    out = work / f"{source.stem}.callgrind"
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *python, "import", source],
+        cwd=code,  # `python -m monitor` imports the package of the working directory
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"the import under valgrind failed:\n{done.stdout}\n{done.stderr}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=500)
+    parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
+    parser.add_argument("--label", default="", help="added to the RESULTS.md heading")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is needed (Debian package valgrind)")
+    work = Path(tempfile.mkdtemp(prefix="slamon-instructions-"))
+    many, one = work / "many.json", work / "one.json"
+    events = write_import_file(many, SEED, args.tickets)
+    events_of_one = write_import_file(one, SEED, 1)
+    code = args.code.resolve()
+    began = time.perf_counter()
+    total = instructions(code, many, work)
+    base = instructions(code, one, work)
+    took = time.perf_counter() - began
+    per_ticket = (total - base) / (args.tickets - 1)
+    figure = {
+        "name": "import.instructions_per_ticket",
+        "value": round(per_ticket / 1e6, 3),
+        "unit": "M instructions",
+        "baseline": None,
+        "ratio": None,
+        "n": args.tickets,
+        "database": "sqlite",
+    }
+    print(json.dumps(figure), flush=True)
+    commit = subprocess.run(
+        ["git", "-C", str(code), "log", "-1", "--format=%h"], capture_output=True, text=True
+    ).stdout.strip()
+    label = f" — {args.label}" if args.label else ""
+    write_section(
+        [
+            f"### Import instructions (sqlite, {args.tickets} tickets){label}",
+            "",
+            f"- machine: {machine()}; counted by valgrind (callgrind), {took:.0f} s",
+            f"- code: commit {commit or 'unknown'}",
+            f"- `sla-monitor import` of {args.tickets} generated tickets ({events:,} events): "
+            f"{total:,} instructions; of 1 ticket: {base:,}",
+            f"- the import's own cost: {per_ticket / 1e6:.2f} M instructions a ticket "
+            f"({(total - base) / (events - events_of_one) / 1e6:.2f} M an event)",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
