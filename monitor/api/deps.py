@@ -142,10 +142,12 @@ ReadContext = Annotated[SlaContext, Depends(read_context)]
 class Write:
     """One write transaction with the write flow, who writes, and the key it holds.
 
-    It opens on first use, in the thread that uses it (the handler's), and `reply` commits it
-    in that same thread before the answer is sent, so a 2xx is durable: the write lock (on
-    SQLite) and the audit chain are held for one stretch of one thread, never across the
-    event loop's turns between a dependency and the handler."""
+    It opens on first use, in the thread that uses it, and `reply` commits it in the
+    handler's thread before the answer is sent, so a 2xx is durable. A route that only writes
+    (`POST /tickets`) holds the write lock (on SQLite) for one stretch of one thread; one
+    whose dependency reads a record under the lock first (an event's `WritableTicket`) holds
+    it from that dependency on, across one turn of the event loop, as every write did
+    before."""
 
     app: AppState
     who: Principal
