@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--label", default="", help="added to the RESULTS.md heading")
     args = parser.parse_args()
+    if args.tickets < 2:
+        parser.error("--tickets: at least 2 (one ticket's import is the baseline)")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is needed (Debian package valgrind)")
     work = Path(tempfile.mkdtemp(prefix="slamon-instructions-"))

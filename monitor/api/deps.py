@@ -175,10 +175,6 @@ class Write:
     def flow(self) -> WriteFlow:
         return self._begin().flow
 
-    @property
-    def claim(self) -> Claim | None:
-        return self._begin().claim
-
     def _begin(self) -> _Open:
         if self._open is not None:
             return self._open
