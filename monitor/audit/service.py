@@ -77,14 +77,16 @@ def _head_for_append(session: Session) -> tuple[int, str]:
     cached = session.info.get(_HEAD)
     if cached is not None and cached[0] is transaction and not session.in_nested_transaction():
         return cached[1], cached[2]
+    connection = session.connection()  # the records go in by Core too: nothing to flush
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
-    row = session.execute(
-        sa.select(AuditRecord.__table__.c.seq, AuditRecord.__table__.c.hash)  # type: ignore[attr-defined]
-        .order_by(AuditRecord.__table__.c.seq.desc())  # type: ignore[attr-defined]
-        .limit(1)
-    ).first()
+        connection.execute(_CHAIN_LOCK, {"k": CHAIN_LOCK})
+    row = connection.execute(_HEAD_ROW).first()
     return (row.seq, row.hash) if row else (0, GENESIS)
+
+
+_LOG: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
+_CHAIN_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+_HEAD_ROW = sa.select(_LOG.c.seq, _LOG.c.hash).order_by(_LOG.c.seq.desc()).limit(1)
 
 
 _PENDING = "audit.pending"  # session.info: (transaction, entries) not yet in the chain

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -90,19 +91,22 @@ def breach_labels(breach: Breach) -> list[str]:
 
 
 def _upsert(session: Session, rows: list[dict[str, object]]) -> None:
-    dialect = session.get_bind().dialect.name
-    # The table, not the model: the same statement without the ORM's bulk path, which cost
-    # more than the statement itself on every write.
+    # On the session's connection (no flush: the flow flushed what it changed), with the
+    # statement built once: building it was a tenth of every write's time.
+    session.connection().execute(_upsert_statement(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _upsert_statement(dialect: str) -> sa.Insert:
     table: sa.Table = MetricTotal.__table__  # type: ignore[attr-defined]
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    stmt = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["family", "labels"],
         set_={
             "count": table.c["count"] + insert.excluded["count"],
             "total": table.c.total + insert.excluded.total,
         },
     )
-    session.execute(stmt, rows)
 
 
 def computed(session: Session) -> dict[tuple[str, str], tuple[int, float]]:

@@ -125,10 +125,19 @@ class ContextCache:
     def get(self, session: Session) -> SlaContext:
         if self._base is None:
             self._base = load_context(session, self.settings, self.clock)
-            self._calendar_version = session.exec(select(sa.func.max(CalendarLoad.id))).one()
+            self._calendar_version = self._version(session)
             return self._base
-        version = session.exec(select(sa.func.max(CalendarLoad.id))).one()
+        version = self._version(session)
         if version != self._calendar_version:
             self._base.calendar = current_calendar(session, self.settings.config_dir)
             self._calendar_version = version
         return self._base
+
+    @staticmethod
+    def _version(session: Session) -> int | None:
+        # On the session's connection: every request asks, and the ORM's path (with its
+        # flush of whatever the session holds) cost more than the read.
+        return session.connection().execute(_CALENDAR_VERSION).scalar()
+
+
+_CALENDAR_VERSION = sa.select(sa.func.max(CalendarLoad.__table__.c.id))  # type: ignore[attr-defined]

@@ -475,14 +475,17 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
     wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
+    connection = session.connection()  # Core: a session's read would first flush it
     for i in range(0, len(ids), 500):
-        rows = session.exec(
-            select(Ticket.pool, Ticket.external_id).where(
-                col(Ticket.external_id).in_(ids[i : i + 500])
-            )
-        ).all()
+        rows = connection.execute(_TAKEN, {"ids": ids[i : i + 500]}).all()
         found |= {(p, e) for p, e in rows if e is not None and (p, e) in wanted}
     return found
+
+
+_TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
+_TAKEN = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
+    _TICKETS.c.external_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 @dataclass
