@@ -84,12 +84,22 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 # it by COPY (a many-VALUES INSERT is a new statement text per batch size, which the driver
 # parsed placeholder by placeholder: 3 s of a 5,000-ticket import), SQLite by the driver's
 # executemany of one prepared INSERT (SQLAlchemy's per-row parameter handling was a fifth of
-# an import). Values are converted exactly as the ORM would bind them.
+# an import). Values are converted exactly as the ORM would bind them. On SQLite every batch
+# goes that way, a request's few rows too: the statement machinery cost more than SQLite's
+# own work for them (a COPY for a few rows would cost PostgreSQL a round trip more).
 BULK_FROM = 20
 
 
+def _bulk(session: Session, count: int) -> bool:
+    return count >= BULK_FROM or _sqlite(session)
+
+
+def _sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if len(rows) >= BULK_FROM:
+    if _bulk(session, len(rows)):
         bulk_rows(session, table, rows)
     else:
         _core(session).execute(sa.insert(table), rows)
@@ -101,17 +111,20 @@ def insert_returning_ids(
     """Insert rows and return their new ids in the rows' order. A batch draws its ids first
     (PostgreSQL: from the table's sequence, in one statement; SQLite: after the largest,
     which is what SQLite itself would give, the write lock being held since BEGIN IMMEDIATE)
-    and goes in by `bulk_rows`. A few rows: one INSERT … RETURNING, matched back to the rows
-    by `key` (columns unique among them; rows missing a part of it go in one by one)."""
+    and goes in by `bulk_rows`. On PostgreSQL a few rows go in by one INSERT … RETURNING,
+    matched back to the rows by `key` (columns unique among them; rows missing a part of it
+    go in one by one)."""
+    if _sqlite(session) and len(rows) == 1:
+        return [_sqlite_insert(session, table, rows[0])]
+    if _bulk(session, len(rows)):
+        ids = _draw_ids(session, table, len(rows))
+        bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+        return ids
     if len(rows) == 1:
         returning = sa.insert(table).returning(table.c.id)
         return [_core(session).execute(returning, rows[0]).scalar_one()]
     if any(row[k] is None for row in rows for k in key):  # no key to match them by
         return [i for row in rows for i in insert_returning_ids(session, table, [row], key)]
-    if len(rows) >= BULK_FROM:
-        ids = _draw_ids(session, table, len(rows))
-        bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-        return ids
     columns = [table.c[k] for k in key]
     returning = sa.insert(table).returning(*columns, table.c.id)
     found = {tuple(r[:-1]): r[-1] for r in _core(session).execute(returning, rows).all()}
@@ -126,8 +139,15 @@ def _core(session: Session) -> sa.Connection:
     return session.connection()
 
 
+def _driver(session: Session) -> Any:
+    """The driver's own connection under the session's, in its transaction."""
+    connection = _core(session).connection.driver_connection
+    assert connection is not None
+    return connection
+
+
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
-    if session.get_bind().dialect.name == "postgresql":
+    if not _sqlite(session):
         drawn = (
             _core(session)
             .execute(
@@ -139,33 +159,58 @@ def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
             .scalars()
         )
         return list(drawn)
-    last = _core(session).execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
+    last = _driver(session).execute(f'SELECT max(id) FROM "{table.name}"').fetchone()[0] or 0
     return list(range(last + 1, last + 1 + count))
+
+
+def _sqlite_insert(session: Session, table: sa.Table, row: dict[str, Any]) -> int:
+    """One row by the driver; its id is the row id SQLite gave it."""
+    sql, values = _plan(table, tuple(row), postgres=False)
+    cursor = _driver(session).execute(sql, values(row))
+    return int(cursor.lastrowid)
 
 
 def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Rows (each with the same columns) into a table inside the session's transaction:
     PostgreSQL by COPY, SQLite by one executemany."""
-    names = list(rows[0])
-    postgres = session.get_bind().dialect.name == "postgresql"
-    values = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
-    # Only the columns whose values the ORM would convert are touched, row by row.
-    convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]
-    tuples = [list(values(row)) for row in rows]
-    for i, c in convert:
-        for t in tuples:
-            t[i] = c(t[i])
-    connection = session.connection().connection.driver_connection
-    assert connection is not None
-    columns = ", ".join(f'"{n}"' for n in names)
+    postgres = not _sqlite(session)
+    sql, values = _plan(table, tuple(rows[0]), postgres=postgres)
+    tuples = [values(row) for row in rows]
     if postgres:
-        sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
-        with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        with _driver(session).cursor() as cursor, cursor.copy(sql) as copy:
             for t in tuples:
                 copy.write_row(t)
         return
-    marks = ", ".join("?" * len(names))
-    connection.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', tuples)
+    _driver(session).executemany(sql, tuples)
+
+
+_Plan = tuple[str, Callable[[dict[str, Any]], list[Any]]]
+_PLANS: dict[tuple[sa.Table, tuple[str, ...], bool], _Plan] = {}
+
+
+def _plan(table: sa.Table, names: tuple[str, ...], *, postgres: bool) -> _Plan:
+    """The driver's statement for rows with these columns, and how a row's values are bound
+    (made once per table and columns)."""
+    found = _PLANS.get((table, names, postgres))
+    if found is not None:
+        return found
+    columns = ", ".join(f'"{n}"' for n in names)
+    if postgres:
+        sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
+    else:
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join("?" * len(names))})'
+    get = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    # Only the columns whose values the ORM would convert are touched.
+    convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]
+
+    def values(row: dict[str, Any]) -> list[Any]:
+        out = list(get(row))
+        for i, c in convert:
+            out[i] = c(out[i])
+        return out
+
+    found = _PLANS[(table, names, postgres)] = (sql, values)
+    return found
 
 
 def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any], Any] | None:
