@@ -257,7 +257,9 @@ class WriteFlow:
             seen = timeline_of(events, held)
             timeline = apply_corrections(seen)
         # The reported time follows its latest correction; scoring and lists go by it.
-        ticket.reported_at = next(x.at for x in timeline if x.type == "reported")
+        reported_at = next(x.at for x in timeline if x.type == "reported")
+        if ticket.reported_at != reported_at:  # (an unchanged field left clean: no flush)
+            ticket.reported_at = reported_at
         policy = ctx.policies.version(ticket.policy_version)
         judgement = judge(seen, ticket.severity, policy, ctx.calendar, now, ctx.tz, timeline)
         states, before = self._store_states(ticket, judgement, now, new=new)
@@ -353,8 +355,12 @@ class WriteFlow:
         for state in existing.values():  # targets the current severity no longer has
             self.deltas.count_state(state, -1)
             self.session.delete(state)
-        ticket.current_severity = judgement.severity
-        ticket.status = judgement.status
+        # Set only when they move: the session then has nothing to flush for a new ticket,
+        # which is inserted with them (a flush with nothing to write still cost 0.4 ms).
+        if ticket.current_severity != judgement.severity:
+            ticket.current_severity = judgement.severity
+        if ticket.status != judgement.status:
+            ticket.status = judgement.status
         self.session.add(ticket)
         if not new:  # a new ticket's changed fields (if any) go with the next flush
             self.session.flush()
