@@ -81,8 +81,8 @@ def principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
-    with read_connection(app.engine) as connection:  # no ORM session: every request pays
-        found = authenticate_token(connection, credentials.credentials, app.clock.now())
+    with read_connection(app.engine) as reader:  # by the driver: every request pays
+        found = authenticate_token(reader, credentials.credentials, app.clock.now())
     if found is None:
         raise Unauthorized("the token is not valid")
     return found

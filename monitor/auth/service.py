@@ -15,18 +15,12 @@ from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
 from monitor.auth.models import ApiToken, User
+from monitor.core.db import DriverReader, stored_instant
 from monitor.core.errors import DomainError, InvalidInput, NotFound, Problem
 
 ROLES = ("operator", "supervisor", "admin", "evaluator")
-_TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
-_TOKEN = sa.select(
-    _TOKENS.c.prefix,
-    _TOKENS.c.secret_hash,
-    _TOKENS.c.name,
-    _TOKENS.c.role,
-    _TOKENS.c.pool,
-    _TOKENS.c.revoked_at,
-    _TOKENS.c.expires_at,
+_TOKEN = (
+    "SELECT secret_hash, name, role, pool, revoked_at, expires_at FROM api_tokens WHERE prefix = ?"
 )
 TOKEN_PREFIX = "slm"
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
@@ -141,22 +135,24 @@ def revoke_token(session: Session, ref: str, *, actor: str, now: datetime) -> Ap
     return row
 
 
-def authenticate_token(
-    session: Session | sa.Connection, value: str, now: datetime
-) -> Principal | None:
+def authenticate_token(reader: DriverReader, value: str, now: datetime) -> Principal | None:
     """The token's principal, or None; read afresh every time, so a revocation holds at once
-    (as plain columns: every API request pays for this read)."""
+    (by the driver: every API request pays for this read)."""
     parts = value.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    row = session.execute(_TOKEN.where(_TOKENS.c.prefix == parts[1])).first()
-    if row is None or row.revoked_at is not None:
+    row = reader.first(_TOKEN, parts[1])
+    if row is None:
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    secret_hash, name, role, pool, revoked_at, expires_at = row
+    if revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
+    expires = stored_instant(expires_at)
+    if expires is not None and expires <= now:
         return None
-    return Principal(row.name, row.role, row.pool, f"token:{row.prefix}")
+    if not hmac.compare_digest(secret_hash, _digest(parts[2])):
+        return None
+    return Principal(name, role, pool, f"token:{parts[1]}")
 
 
 def create_user(

@@ -149,11 +149,40 @@ def read_scope(engine: Engine) -> Iterator[Session]:
             session.rollback()
 
 
+class DriverReader:
+    """A pooled connection's own driver, for a read of a few columns that every request
+    makes: through SQLAlchemy's connection and statement machinery it cost 0.2 ms, by the
+    driver 0.01 ms. One SELECT sees one snapshot, so it needs no transaction of its own."""
+
+    def __init__(self, driver: Any, postgres: bool) -> None:
+        self._driver, self._postgres = driver, postgres
+
+    def first(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        """The first row of `sql`, whose parameters are written `?`."""
+        if self._postgres:
+            sql = sql.replace("?", "%s")
+        row: tuple[Any, ...] | None = self._driver.execute(sql, params).fetchone()
+        return row
+
+
 @contextmanager
-def read_connection(engine: Engine) -> Iterator[sa.Connection]:
-    """`read_scope` without an ORM session, for a read of a few columns on every request."""
-    with readonly(engine).connect() as connection:
-        yield connection  # (closing it rolls its transaction back)
+def read_connection(engine: Engine) -> Iterator[DriverReader]:
+    """`read_scope` without SQLAlchemy's connection: see `DriverReader`."""
+    pooled = readonly(engine).raw_connection()
+    try:
+        yield DriverReader(pooled.driver_connection, engine.dialect.name == "postgresql")
+    finally:
+        pooled.close()  # back to the pool, which rolls back what the read began
+
+
+def stored_instant(value: datetime | str | None) -> datetime | None:
+    """An instant as a driver hands back a `UTCDateTime` column: SQLite's UTC wall time as
+    text, PostgreSQL's aware value; aware UTC, as the column type gives it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def alembic_config(url: str) -> Any:

@@ -48,7 +48,10 @@ def test_an_expired_token_is_refused(
     assert code == 0 and "valid until" in out
     headers = {"Authorization": f"Bearer {out.split()[-1]}"}
     assert client.get(API, headers=headers).status_code == 200
-    clock.at = datetime(2099, 6, 30, tzinfo=ZoneInfo("Asia/Shanghai")) + timedelta(seconds=1)
+    expiry = datetime(2099, 6, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    clock.at = expiry - timedelta(seconds=1)  # to the second: the stored instant read exactly
+    assert client.get(API, headers=headers).status_code == 200
+    clock.at = expiry + timedelta(seconds=1)
     assert client.get(API, headers=headers).status_code == 401
     with Session(engine) as s:
         assert s.exec(select(ApiToken)).one().expires_at is not None
