@@ -88,9 +88,7 @@ def sync_breaches(
             }
             # Its id now (its audit record names it), by one INSERT rather than a flush of
             # everything else the session holds.
-            (breach_id,) = insert_returning_ids(
-                session, _BREACHES, [values], ("ticket_id", "target")
-            )
+            (breach_id,) = insert_returning_ids(session, _BREACHES, [values])
             (breach,) = as_loaded(session, Breach, [{"id": breach_id, **values}])
             count(breach, +1)
             created.append(breach)

@@ -7,7 +7,7 @@ import gc
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -80,18 +80,14 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
         held.setdefault(table, []).extend(rows)
 
 
-# From this many rows on, a batch bypasses SQLAlchemy's statement machinery: PostgreSQL takes
-# it by COPY (a many-VALUES INSERT is a new statement text per batch size, which the driver
-# parsed placeholder by placeholder: 3 s of a 5,000-ticket import), SQLite by the driver's
-# executemany of one prepared INSERT (SQLAlchemy's per-row parameter handling was a fifth of
-# an import). Values are converted exactly as the ORM would bind them. On SQLite every batch
-# goes that way, a request's few rows too: the statement machinery cost more than SQLite's
-# own work for them (a COPY for a few rows would cost PostgreSQL a round trip more).
+# From this many rows on, a batch goes in by PostgreSQL's COPY (a many-VALUES INSERT is a new
+# statement text per batch size, which the driver parsed placeholder by placeholder: 3 s of a
+# 5,000-ticket import); fewer rows by the driver's executemany of one INSERT (one pipelined
+# round trip; a COPY costs one more). SQLite takes every batch by one executemany. Nothing
+# goes through SQLAlchemy's statement machinery, which cost more than the database's own work
+# for a request's few rows and a fifth of an import; values are converted exactly as the ORM
+# would bind them (a test compares what each way stores).
 BULK_FROM = 20
-
-
-def _bulk(session: Session, count: int) -> bool:
-    return count >= BULK_FROM or _sqlite(session)
 
 
 def _sqlite(session: Session) -> bool:
@@ -99,36 +95,25 @@ def _sqlite(session: Session) -> bool:
 
 
 def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if _bulk(session, len(rows)):
+    if len(rows) >= BULK_FROM or _sqlite(session):
         bulk_rows(session, table, rows)
     else:
-        _core(session).execute(sa.insert(table), rows)
+        _insert(session, table, rows, returning=False)
 
 
 def insert_returning_ids(
-    session: Session, table: sa.Table, rows: list[dict[str, Any]], key: Sequence[str]
+    session: Session, table: sa.Table, rows: list[dict[str, Any]]
 ) -> list[int]:
     """Insert rows and return their new ids in the rows' order. A batch draws its ids first
     (PostgreSQL: from the table's sequence, in one statement; SQLite: after the largest,
     which is what SQLite itself would give, the write lock being held since BEGIN IMMEDIATE)
-    and goes in by `bulk_rows`. On PostgreSQL a few rows go in by one INSERT … RETURNING,
-    matched back to the rows by `key` (columns unique among them; rows missing a part of it
-    go in one by one)."""
-    if _sqlite(session) and len(rows) == 1:
-        return [_sqlite_insert(session, table, rows[0])]
-    if _bulk(session, len(rows)):
+    and goes in by `bulk_rows`. A single row (any database) and a few rows on PostgreSQL go
+    in by INSERT … RETURNING id."""
+    if len(rows) >= BULK_FROM or (_sqlite(session) and len(rows) > 1):
         ids = _draw_ids(session, table, len(rows))
         bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
         return ids
-    if len(rows) == 1:
-        returning = sa.insert(table).returning(table.c.id)
-        return [_core(session).execute(returning, rows[0]).scalar_one()]
-    if any(row[k] is None for row in rows for k in key):  # no key to match them by
-        return [i for row in rows for i in insert_returning_ids(session, table, [row], key)]
-    columns = [table.c[k] for k in key]
-    returning = sa.insert(table).returning(*columns, table.c.id)
-    found = {tuple(r[:-1]): r[-1] for r in _core(session).execute(returning, rows).all()}
-    return [found[tuple(row[k] for k in key)] for row in rows]
+    return _insert(session, table, rows, returning=True)
 
 
 def _core(session: Session) -> sa.Connection:
@@ -163,42 +148,57 @@ def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-def _sqlite_insert(session: Session, table: sa.Table, row: dict[str, Any]) -> int:
-    """One row by the driver; its id is the row id SQLite gave it."""
-    sql, values = _plan(table, tuple(row), postgres=False)
-    cursor = _driver(session).execute(sql, values(row))
-    return int(cursor.lastrowid)
+def _insert(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], *, returning: bool
+) -> list[int]:
+    """A few rows by the driver's INSERT; their ids in order when `returning`."""
+    postgres = not _sqlite(session)
+    sql, values = _plan(table, tuple(rows[0]), "insert", postgres=postgres)
+    tuples = [values(row) for row in rows]
+    if not postgres:
+        if not returning:
+            _driver(session).executemany(sql, tuples)
+            return []
+        return [int(_driver(session).execute(sql, t).lastrowid) for t in tuples]  # row ids
+    with _driver(session).cursor() as cursor:
+        if not returning:
+            cursor.executemany(sql, tuples)
+            return []
+        cursor.executemany(sql + " RETURNING id", tuples, returning=True)
+        ids = [cursor.fetchone()[0]]
+        while cursor.nextset():
+            ids.append(cursor.fetchone()[0])
+    return ids
 
 
 def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Rows (each with the same columns) into a table inside the session's transaction:
     PostgreSQL by COPY, SQLite by one executemany."""
-    postgres = not _sqlite(session)
-    sql, values = _plan(table, tuple(rows[0]), postgres=postgres)
-    tuples = [values(row) for row in rows]
-    if postgres:
-        with _driver(session).cursor() as cursor, cursor.copy(sql) as copy:
-            for t in tuples:
-                copy.write_row(t)
+    if _sqlite(session):
+        _insert(session, table, rows, returning=False)
         return
-    _driver(session).executemany(sql, tuples)
+    sql, values = _plan(table, tuple(rows[0]), "copy", postgres=True)
+    with _driver(session).cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(values(row))
 
 
 _Plan = tuple[str, Callable[[dict[str, Any]], list[Any]]]
-_PLANS: dict[tuple[sa.Table, tuple[str, ...], bool], _Plan] = {}
+_PLANS: dict[tuple[sa.Table, tuple[str, ...], str, bool], _Plan] = {}
 
 
-def _plan(table: sa.Table, names: tuple[str, ...], *, postgres: bool) -> _Plan:
-    """The driver's statement for rows with these columns, and how a row's values are bound
-    (made once per table and columns)."""
-    found = _PLANS.get((table, names, postgres))
+def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool) -> _Plan:
+    """The driver's statement (`kind` "copy" or "insert") for rows with these columns, and how
+    a row's values are bound; made once per table and columns."""
+    found = _PLANS.get((table, names, kind, postgres))
     if found is not None:
         return found
     columns = ", ".join(f'"{n}"' for n in names)
-    if postgres:
+    if kind == "copy":
         sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
     else:
-        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join("?" * len(names))})'
+        marks = ", ".join(("%s" if postgres else "?") for _ in names)
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})'
     get = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     # Only the columns whose values the ORM would convert are touched.
     convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]
@@ -209,7 +209,7 @@ def _plan(table: sa.Table, names: tuple[str, ...], *, postgres: bool) -> _Plan:
             out[i] = c(out[i])
         return out
 
-    found = _PLANS[(table, names, postgres)] = (sql, values)
+    found = _PLANS[(table, names, kind, postgres)] = (sql, values)
     return found
 
 

@@ -449,14 +449,12 @@ def _event_values(
 
 
 def _insert_events(session: Session, pending: list[tuple[Written, dict[str, Any]]]) -> None:
-    """One INSERT for many tickets' events (insertmanyvalues); each ticket's rows, with their
-    ids, go to its `events` in order."""
+    """One insert for many tickets' events; each ticket's rows, with their ids, go to its
+    `events` in order."""
     if not pending:
         return
     table = Event.__table__  # type: ignore[attr-defined]
-    # Matched by (ticket, seq): asking the database for the rows' order would cost a
-    # statement per row on SQLite.
-    ids = insert_returning_ids(session, table, [v for _, v in pending], ("ticket_id", "seq"))
+    ids = insert_returning_ids(session, table, [v for _, v in pending])
     for (done, v), event_id in zip(pending, ids, strict=True):
         done.events.append(EventRow(id=event_id, **v))
 
@@ -550,7 +548,7 @@ def write_tickets(
         timelines.append(timeline)
         effectives.append(effective)
     table = Ticket.__table__  # type: ignore[attr-defined]
-    ids = insert_returning_ids(session, table, tickets, ("pool", "external_id"))
+    ids = insert_returning_ids(session, table, tickets)
     rows = [{"id": i, **values} for i, values in zip(ids, tickets, strict=True)]
     out = [
         Written(t, [], [_created_entry(t)], seen, effective)

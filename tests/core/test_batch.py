@@ -79,9 +79,7 @@ def test_rows_written_in_bulk_read_back_as_rows_written_by_sqlalchemy(
     # from the sequence; on SQLite every batch, a single row too): what is read back must be
     # what SQLAlchemy's own INSERT writes (JSON lists, enums, instants, tabs, \).
     table = Ticket.__table__  # type: ignore[attr-defined]
-    bulk_ids = insert_returning_ids(
-        session, table, _ticket_rows("B", count), ("pool", "external_id")
-    )
+    bulk_ids = insert_returning_ids(session, table, _ticket_rows("B", count))
     insert = sa.insert(table).returning(table.c.id)
     single_ids = [
         session.connection().execute(insert, row).scalar_one() for row in _ticket_rows("S", count)
@@ -115,7 +113,7 @@ def test_a_row_inserted_in_bulk_is_an_orm_object_whose_changes_are_written(
 ) -> None:
     table = Ticket.__table__  # type: ignore[attr-defined]
     rows = _ticket_rows("L", 2)
-    ids = insert_returning_ids(session, table, rows, ("pool", "external_id"))
+    ids = insert_returning_ids(session, table, rows)
     first, second = as_loaded(
         session, Ticket, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)]
     )
