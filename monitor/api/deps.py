@@ -47,7 +47,7 @@ from monitor.judging.flow import WriteFlow
 from monitor.scheduler.runner import Runner
 from monitor.sla.service import ContextCache, SlaContext
 from monitor.tickets.models import Ticket
-from monitor.tickets.service import Actor
+from monitor.tickets.service import Actor, lock_ticket
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `sla-monitor token create`")
 
@@ -328,9 +328,7 @@ def read_ticket(
 
 
 def event_ticket(ticket_id: TicketId, write: EventWriter) -> Ticket:
-    # Locked, so two writers append one after the other, never with the same seq.
-    ticket = write.session.get(Ticket, ticket_id, with_for_update=True)
-    return scoped(ticket, write.who, ticket_id)
+    return scoped(lock_ticket(write.session, ticket_id), write.who, ticket_id)
 
 
 ScopedTicket = Annotated[Ticket, Depends(read_ticket)]

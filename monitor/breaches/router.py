@@ -49,6 +49,7 @@ from monitor.core.errors import DomainError, PreconditionFailed, PreconditionReq
 from monitor.core.timeutil import iso
 from monitor.sla.vocab import CorrectionState
 from monitor.tickets.models import Ticket
+from monitor.tickets.service import lock_ticket
 
 router = APIRouter(tags=["breaches"])
 # An entity tag as RFC 9110 writes it (optionally weak), or `*`.
@@ -185,9 +186,7 @@ def post_correction_decision(
     write: Reviewer,
 ) -> Response:
     """Accept or reject, with a reason, a correction that would clear a reviewed breach."""
-    ticket = scoped(
-        write.session.get(Ticket, ticket_id, with_for_update=True), write.who, ticket_id
-    )
+    ticket = scoped(lock_ticket(write.session, ticket_id), write.who, ticket_id)
     row = write.flow.decide_correction(ticket, seq, body.decision, body.reason, write.who.name)
     out = CorrectionDecisionOut(
         ticket=ticket_id,

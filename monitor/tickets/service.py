@@ -58,12 +58,36 @@ def ticket_events(session: Session, ticket_id: int) -> list[Event]:
 
 def event_rows(session: Session, ticket_id: int) -> list[EventRow]:
     """A ticket's events in order, as plain rows: what the write flow reads per write."""
-    table = Event.__table__  # type: ignore[attr-defined]
-    columns = [table.c[f.name] for f in fields(EventRow)]
-    rows = session.execute(
-        sa.select(*columns).where(table.c.ticket_id == ticket_id).order_by(table.c.seq)
-    ).all()
+    rows = session.connection().execute(_EVENT_ROWS, {"ticket": ticket_id}).all()
     return [EventRow(*row) for row in rows]
+
+
+_EVENTS: sa.Table = Event.__table__  # type: ignore[attr-defined]
+_EVENT_ROWS = (
+    sa.select(*(_EVENTS.c[f.name] for f in fields(EventRow)))
+    .where(_EVENTS.c.ticket_id == sa.bindparam("ticket"))
+    .order_by(_EVENTS.c.seq)
+)
+
+_LOCKED = "tickets.locked"  # session.info: (transaction, ids of the tickets it has locked)
+
+
+def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """The ticket, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's writer holds
+    the database), so two writers append one after the other, never with the same seq."""
+    ticket = session.get(Ticket, ticket_id, with_for_update=True)
+    if ticket is not None:
+        transaction = session.get_transaction()
+        held: tuple[object, set[int]] | None = session.info.get(_LOCKED)
+        if held is None or held[0] is not transaction:
+            held = session.info[_LOCKED] = (transaction, set())
+        held[1].add(ticket_id)
+    return ticket
+
+
+def _locked(session: Session, ticket_id: int) -> bool:
+    held = session.info.get(_LOCKED)
+    return held is not None and held[0] is session.get_transaction() and ticket_id in held[1]
 
 
 def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
@@ -614,8 +638,8 @@ def append_event(
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
     and the ticket's whole timeline, read once (as plain rows)."""
     assert ticket.id is not None
-    # Lock the ticket so two writers append one after the other, never with the same seq.
-    session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
+    if not _locked(session, ticket.id):  # (a request's dependency locked it already)
+        lock_ticket(session, ticket.id)
     existing: list[StoredEvent] = list(event_rows(session, ticket.id))
     policy = ctx.policies.version(ticket.policy_version)
     problems = _event_problems(data, "", ctx, policy)
@@ -652,9 +676,9 @@ def append_event(
     tl = timeline[-1]
     corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
     values, entry = _event_values(ticket, seq, data, tl, actor, recorded_at or now, corrected)
-    row = Event(**values)
-    session.add(row)
-    session.flush()
+    # By one INSERT, as new tickets' events go in: the ORM's flush cost more than the insert.
+    (event_id,) = insert_returning_ids(session, _EVENTS, [values])
+    (row,) = as_loaded(session, Event, [{"id": event_id, **values}])
     audit.append_many(session, [entry])
     ticket.updated_at = now
     return Appended(row, [*existing, row], timeline, effective)

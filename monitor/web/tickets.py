@@ -24,7 +24,7 @@ from monitor.sla.vocab import EVENT_LABELS, EVENT_TYPES, SOURCE_LABELS
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.search import search_tickets
-from monitor.tickets.service import find_ticket
+from monitor.tickets.service import find_ticket, lock_ticket
 from monitor.tickets.service import ticket_out as ticket_view
 from monitor.web.deps import (
     Anyone,
@@ -51,9 +51,9 @@ MAX_TEXT = {"title": 500, "description": 20000, "note": 10000, "reason": 2000, "
 
 def ticket_in_scope(session: Session, ticket_id: int, who: SignedIn, lock: bool = False) -> Ticket:
     """The ticket if this person may see it; another pool's answers as if it did not exist."""
-    found = (
-        session.get(Ticket, ticket_id, with_for_update=lock) if 1 <= ticket_id <= MAX_ID else None
-    )
+    found = None
+    if 1 <= ticket_id <= MAX_ID:
+        found = lock_ticket(session, ticket_id) if lock else session.get(Ticket, ticket_id)
     return scoped(found, who.principal, ticket_id)
 
 
