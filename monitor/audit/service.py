@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
-from monitor.core.batch import insert_rows
+from monitor.core.batch import JsonText, insert_rows
 from monitor.core.timeutil import utc
 
 GENESIS = "0" * 64
@@ -132,11 +132,11 @@ def _insert(session: Session, entries: list[Entry]) -> tuple[int, str]:
     rows = []
     for e in entries:
         seq += 1
-        text = canonical(e.payload)
-        payload = json.loads(text)  # exactly what the database will hand back
+        # Stored as the very text hashed; `verify` reads it back and writes it out again.
+        text = JsonText(canonical(e.payload))
         at, entity_id = utc(e.at), str(e.entity_id)
         digest = record_hash(
-            prev, seq, at, e.actor, e.action, e.entity, entity_id, payload, payload_text=text
+            prev, seq, at, e.actor, e.action, e.entity, entity_id, e.payload, payload_text=text
         )
         rows.append(
             {
@@ -146,7 +146,7 @@ def _insert(session: Session, entries: list[Entry]) -> tuple[int, str]:
                 "action": e.action,
                 "entity": e.entity,
                 "entity_id": entity_id,
-                "payload": payload,
+                "payload": text,
                 "prev_hash": prev,
                 "hash": digest,
             }

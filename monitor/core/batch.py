@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import gc
 import json
 import operator
@@ -217,12 +218,27 @@ def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any]
     """How the ORM binds a column's values, where it changes them: JSON as json.dumps text
     (None as JSON null), instants aware (UTC wall time on SQLite), enums by value."""
     if isinstance(kind, sa.JSON):
-        return json.dumps
+        return _json
     if isinstance(kind, sa.types.TypeDecorator) and isinstance(kind.impl, sa.DateTime):
         return _aware if postgres else _sqlite_instant
     if isinstance(kind, sa.String):
         return _plain
     return None
+
+
+class JsonText(str):
+    """A JSON value its writer has already written as text (the audit log's canonical
+    payload): stored as it is instead of parsed and serialized again."""
+
+    __slots__ = ()
+
+
+def _json(value: Any) -> str:
+    if type(value) is JsonText:
+        return value
+    if not value and isinstance(value, list):  # most events carry no evidence
+        return "[]"
+    return json.dumps(value)
 
 
 def _plain(value: Any) -> Any:
@@ -235,6 +251,8 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+# An import writes the same few instants (now, the events' times) over and over.
+@functools.lru_cache(maxsize=4096)
 def _sqlite_instant(value: datetime | None) -> str | None:
     """As SQLAlchemy stores an instant on SQLite: its UTC wall time, to the microsecond."""
     if _aware(value) is None:
