@@ -301,7 +301,7 @@ def sync_findings(
         for key, f in wanted.items()
         if key not in open_now
     ]
-    if not new_ticket:  # closed ones first
+    if changed and opened:  # closed ones first
         session.flush()
     if opened:  # one statement, no objects; a later read in this transaction finds them
         insert_rows(session, Finding.__table__, opened)  # type: ignore[attr-defined]

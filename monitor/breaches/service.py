@@ -112,9 +112,7 @@ def sync_breaches(
             count(breach, +1)
             session.add(breach)
             _audit(session, breach, "breach.cleared", now)
-    if not new_ticket:  # (a new ticket's breaches were inserted one by one, for their ids)
-        session.flush()
-    return created
+    return created  # (changed breaches go with the session's next flush)
 
 
 def _audit(session: Session, breach: Breach, action: str, now: datetime) -> None:

@@ -246,6 +246,20 @@ class WriteFlow:
         in this unit of work) has no stored states, breaches, findings or disputes to read;
         `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
         (used unless a correction is held)."""
+        # One flush (at commit, or the next read through the session outside this) writes
+        # what settling changed: a flush for each read was most of an event's write.
+        with self.session.no_autoflush:
+            return self._settle(ticket, events, now, new=new, timelines=timelines)
+
+    def _settle(
+        self,
+        ticket: Ticket,
+        events: Sequence[StoredEvent],
+        now: datetime | None,
+        *,
+        new: bool,
+        timelines: tuple[list[TimelineEvent], list[Effective]] | None,
+    ) -> Settled:
         ctx = self.ctx
         now = now or ctx.now()
         assert ticket.id is not None
@@ -361,9 +375,7 @@ class WriteFlow:
             ticket.current_severity = judgement.severity
         if ticket.status != judgement.status:
             ticket.status = judgement.status
-        self.session.add(ticket)
-        if not new:  # a new ticket's changed fields (if any) go with the next flush
-            self.session.flush()
+        self.session.add(ticket)  # (its changed fields, if any, go with the next flush)
         if inserts:  # new rows in one statement; a later read in this transaction finds them
             insert_rows(self.session, TargetState.__table__, inserts)  # type: ignore[attr-defined]
         return states, before
