@@ -3,6 +3,11 @@ with the machine's load, for comparing two versions of the write path on a share
 (wall-clock figures there moved by ±25 % between identical runs).
 
     .venv/bin/python -m bench.instructions [--tickets 500] [--code DIR] [--label TEXT]
+    .venv/bin/python -m bench.instructions --writes [--requests 60] [--code DIR]
+
+`--writes` counts an HTTP write instead: `bench/write_cost.py` (a `POST /tickets` of four
+events, then one event `POST`, through the whole FastAPI application in the process, on
+SQLite) run with `--requests` pairs and with a few, the difference divided by the pairs.
 
 Runs `sla-monitor import` of generated tickets on a fresh SQLite file under
 `valgrind --tool=callgrind`, and again with one ticket; the difference, divided by the
@@ -57,16 +62,93 @@ def instructions(code: Path, source: Path, work: Path) -> int:
     return int(found.group(1))
 
 
+FEW = 10  # the writes' baseline run: start-up and first-use costs, subtracted
+
+
+def write_instructions(code: Path, requests: int, work: Path) -> int:
+    """Instructions of `bench/write_cost.py` with this many requests of each kind."""
+    out = work / f"writes-{requests}.callgrind"
+    script = ROOT / "bench" / "write_cost.py"
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            str(script),
+            "--requests",
+            str(requests),
+            "--code",
+            str(code),
+        ],
+        cwd=code,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"the writes under valgrind failed:\n{done.stdout}\n{done.stderr}")
+    return int(found.group(1))
+
+
+def writes(code: Path, requests: int, label: str) -> None:
+    work = Path(tempfile.mkdtemp(prefix="slamon-instructions-"))
+    began = time.perf_counter()
+    total = write_instructions(code, requests, work)
+    base = write_instructions(code, FEW, work)
+    took = time.perf_counter() - began
+    per_pair = (total - base) / (requests - FEW)
+    figure = {
+        "name": "http.instructions_per_ticket_and_event",
+        "value": round(per_pair / 1e6, 3),
+        "unit": "M instructions",
+        "baseline": None,
+        "ratio": None,
+        "n": requests,
+        "database": "sqlite",
+    }
+    print(json.dumps(figure), flush=True)
+    write_section(
+        [
+            f"### HTTP write instructions (sqlite, {requests} pairs){_label(label)}",
+            "",
+            f"- machine: {machine()}; counted by valgrind (callgrind), {took:.0f} s",
+            f"- code: commit {_commit(code) or 'unknown'}",
+            f"- `bench/write_cost.py`, {requests} `POST /tickets` (4 events) and as many event "
+            f"`POST`s: {total:,} instructions; with {FEW} of each: {base:,}",
+            f"- one ticket and one event written over HTTP: {per_pair / 1e6:.2f} M instructions",
+        ]
+    )
+
+
+def _commit(code: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(code), "log", "-1", "--format=%h"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _label(label: str) -> str:
+    return f" — {label}" if label else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=500)
+    parser.add_argument("--writes", action="store_true", help="an HTTP write, not an import")
+    parser.add_argument("--requests", type=int, default=60, help="with --writes")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--label", default="", help="added to the RESULTS.md heading")
     args = parser.parse_args()
     if args.tickets < 2:
         parser.error("--tickets: at least 2 (one ticket's import is the baseline)")
+    if args.requests <= FEW:
+        parser.error(f"--requests: more than {FEW} (that many are the baseline)")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is needed (Debian package valgrind)")
+    if args.writes:
+        writes(args.code.resolve(), args.requests, args.label)
+        return
     work = Path(tempfile.mkdtemp(prefix="slamon-instructions-"))
     many, one = work / "many.json", work / "one.json"
     events = write_import_file(many, SEED, args.tickets)
@@ -87,16 +169,12 @@ def main() -> None:
         "database": "sqlite",
     }
     print(json.dumps(figure), flush=True)
-    commit = subprocess.run(
-        ["git", "-C", str(code), "log", "-1", "--format=%h"], capture_output=True, text=True
-    ).stdout.strip()
-    label = f" — {args.label}" if args.label else ""
     write_section(
         [
-            f"### Import instructions (sqlite, {args.tickets} tickets){label}",
+            f"### Import instructions (sqlite, {args.tickets} tickets){_label(args.label)}",
             "",
             f"- machine: {machine()}; counted by valgrind (callgrind), {took:.0f} s",
-            f"- code: commit {commit or 'unknown'}",
+            f"- code: commit {_commit(code) or 'unknown'}",
             f"- `sla-monitor import` of {args.tickets} generated tickets ({events:,} events): "
             f"{total:,} instructions; of 1 ticket: {base:,}",
             f"- the import's own cost: {per_ticket / 1e6:.2f} M instructions a ticket "

@@ -1,14 +1,19 @@
 """What one write costs: SQL statements and wall time to create a major ticket of four events
 and to append one event to it, through the HTTP API on SQLite (a fresh file per run).
 
-    .venv/bin/python bench/write_cost.py          # prints one JSON line per figure
+    .venv/bin/python bench/write_cost.py [--requests 200] [--code DIR]
 
-Statement counts do not depend on the machine's load, so a before/after comparison of the
-write path holds even on a shared machine.
+Prints one JSON line per figure. Statements are counted as SQLite runs them (the driver's
+trace: every statement, whether SQLAlchemy or the driver sent it; a trigger's own statements
+not counted). Statement counts do not depend on the machine's load, so a before/after
+comparison of the write path holds even on a shared machine; `bench/instructions.py
+--writes` runs this under valgrind for the CPU instructions a write costs. `--code DIR`
+measures another checkout of the project with this script.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -22,7 +27,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+_code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else str(ROOT)
+sys.path.insert(0, _code)
 
 from monitor.api.app import create_app  # noqa: E402
 from monitor.auth.service import create_token  # noqa: E402
@@ -51,15 +57,23 @@ def ticket(i: int) -> dict[str, object]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=N, help="of each kind")
+    parser.add_argument("--code", default=str(ROOT), help="the checkout to measure")
+    args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(url)
     engine = make_engine(url)
     statements = [0]
-    sa.event.listen(
-        engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1)
-    )
-    settings = Settings(database_url=url, config_dir=ROOT / "config", evidence_dir=folder / "ev")
+
+    def count(sql: str) -> None:
+        if not sql.startswith("--"):  # "-- TRIGGER …": a trigger's own statements
+            statements[0] += 1
+
+    sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(count))
+    config = Path(args.code) / "config"
+    settings = Settings(database_url=url, config_dir=config, evidence_dir=folder / "ev")
     app = create_app(settings, clock=FixedClock(NOW), engine=engine)
     with TestClient(app) as client:
         with session_scope(engine) as session:
@@ -88,7 +102,7 @@ def main() -> None:
             ),
         ):
             times, counts = [], []
-            for i in range(N):
+            for i in range(args.requests):
                 statements[0] = 0
                 start = time.perf_counter()
                 r = send(i)
@@ -105,7 +119,7 @@ def main() -> None:
                         "name": f"{name}_{unit}",
                         "value": value,
                         "unit": unit,
-                        "n": N,
+                        "n": args.requests,
                         "database": "sqlite",
                         "machine": machine,
                     }
