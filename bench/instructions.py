@@ -47,19 +47,8 @@ def instructions(code: Path, source: Path, work: Path) -> int:
     }
     python = [sys.executable, "-m", "monitor"]
     subprocess.run([*python, "db", "upgrade"], cwd=code, env=env, check=True, capture_output=True)
-    out = work / f"{source.stem}.callgrind"
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *python, "import", source],
-        cwd=code,  # `python -m monitor` imports the package of the working directory
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"the import under valgrind failed:\n{done.stdout}\n{done.stderr}")
-    return int(found.group(1))
+    # `python -m monitor` imports the package of the working directory
+    return _counted([*python, "import", str(source)], code, env, work / f"{source.stem}.cg")
 
 
 FEW = 10  # the writes' baseline run: start-up and first-use costs, subtracted
@@ -67,28 +56,24 @@ FEW = 10  # the writes' baseline run: start-up and first-use costs, subtracted
 
 def write_instructions(code: Path, requests: int, work: Path) -> int:
     """Instructions of `bench/write_cost.py` with this many requests of each kind."""
-    out = work / f"writes-{requests}.callgrind"
     script = ROOT / "bench" / "write_cost.py"
+    command = [sys.executable, str(script), "--requests", str(requests), "--code", str(code)]
+    return _counted(command, code, dict(os.environ), work / f"writes-{requests}.cg")
+
+
+def _counted(command: list[str], cwd: Path, env: dict[str, str], out: Path) -> int:
+    """The instructions `command` runs, counted by callgrind."""
     done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(script),
-            "--requests",
-            str(requests),
-            "--code",
-            str(code),
-        ],
-        cwd=code,
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
-        raise RuntimeError(f"the writes under valgrind failed:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"{command} under valgrind failed:\n{done.stdout}\n{done.stderr}")
     return int(found.group(1))
 
 
