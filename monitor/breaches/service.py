@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
@@ -67,7 +68,7 @@ def sync_breaches(
     """Make the ticket's breach records match its judged targets; returns new breaches.
     A `new_ticket` (created in this transaction) has none to read."""
     assert ticket.id is not None
-    rows = () if new_ticket else session.exec(select(Breach).where(Breach.ticket_id == ticket.id))
+    rows = () if new_ticket else session.exec(_BREACHES_OF, params={"ticket": ticket.id})
     existing = {b.target: b for b in rows}
     breached = {s.target: s for s in states if s.status == TargetStatus.BREACHED and s.deadline}
     created = []
@@ -254,15 +255,22 @@ def correction_states(
 ) -> dict[int, dict[int, CorrectionDecision]]:
     """Each ticket's disputed corrections and their latest decision (as of `as_of`)."""
     out: dict[int, dict[int, CorrectionDecision]] = {}
+    query = _DECISIONS if as_of is None else _DECISIONS_AS_OF
     for chunk in range(0, len(ticket_ids), 500):
-        query = select(CorrectionDecision).where(
-            col(CorrectionDecision.ticket_id).in_(ticket_ids[chunk : chunk + 500])
-        )
-        if as_of is not None:
-            query = query.where(col(CorrectionDecision.decided_at) <= as_of)
-        for row in session.exec(query.order_by(col(CorrectionDecision.id))).all():
+        ids = ticket_ids[chunk : chunk + 500]
+        for row in session.exec(query, params={"ids": ids, "as_of": as_of}).all():
             out.setdefault(row.ticket_id, {})[row.correction_seq] = row
     return out
+
+
+# Built once: every write of an existing ticket reads its breaches and its disputes.
+_BREACHES_OF = select(Breach).where(Breach.ticket_id == sa.bindparam("ticket"))
+_DECISIONS = (
+    select(CorrectionDecision)
+    .where(col(CorrectionDecision.ticket_id).in_(sa.bindparam("ids", expanding=True)))
+    .order_by(col(CorrectionDecision.id))
+)
+_DECISIONS_AS_OF = _DECISIONS.where(col(CorrectionDecision.decided_at) <= sa.bindparam("as_of"))
 
 
 def held_corrections(
