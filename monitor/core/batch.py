@@ -109,7 +109,7 @@ def insert_returning_ids(
     (PostgreSQL: from the table's sequence, in one statement; SQLite: after the largest,
     which is what SQLite itself would give, the write lock being held since BEGIN IMMEDIATE)
     and goes in by `bulk_rows`. A single row (any database) and a few rows on PostgreSQL go
-    in by INSERT … RETURNING id."""
+    in by the driver's INSERT: its id is SQLite's row id, or PostgreSQL's RETURNING id."""
     if len(rows) >= BULK_FROM or (_sqlite(session) and len(rows) > 1):
         ids = _draw_ids(session, table, len(rows))
         bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
@@ -216,7 +216,8 @@ def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool)
 
 def _converter(kind: sa.types.TypeEngine[Any], postgres: bool) -> Callable[[Any], Any] | None:
     """How the ORM binds a column's values, where it changes them: JSON as json.dumps text
-    (None as JSON null), instants aware (UTC wall time on SQLite), enums by value."""
+    (None as JSON null; a `JsonText` as it is), instants aware (UTC wall time on SQLite),
+    enums by value."""
     if isinstance(kind, sa.JSON):
         return _json
     if isinstance(kind, sa.types.TypeDecorator) and isinstance(kind.impl, sa.DateTime):

@@ -91,8 +91,8 @@ def breach_labels(breach: Breach) -> list[str]:
 
 
 def _upsert(session: Session, rows: list[dict[str, object]]) -> None:
-    # On the session's connection (no flush: the flow flushed what it changed), with the
-    # statement built once: building it was a tenth of every write's time.
+    # On the session's connection (no flush first: nothing the session holds is in this
+    # table), with the statement built once: building it was a tenth of every write's time.
     session.connection().execute(_upsert_statement(session.get_bind().dialect.name), rows)
 
 

@@ -77,7 +77,7 @@ def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
     the database), so two writers append one after the other, never with the same seq."""
     ticket = session.get(Ticket, ticket_id, with_for_update=True)
     if ticket is not None:
-        transaction = session.get_transaction()
+        transaction = _innermost(session)
         held: tuple[object, set[int]] | None = session.info.get(_LOCKED)
         if held is None or held[0] is not transaction:
             held = session.info[_LOCKED] = (transaction, set())
@@ -87,7 +87,12 @@ def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
 
 def _locked(session: Session, ticket_id: int) -> bool:
     held = session.info.get(_LOCKED)
-    return held is not None and held[0] is session.get_transaction() and ticket_id in held[1]
+    return held is not None and held[0] is _innermost(session) and ticket_id in held[1]
+
+
+def _innermost(session: Session) -> object:
+    # A lock taken in a savepoint goes when it rolls back: it is trusted only in its own.
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 def events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
