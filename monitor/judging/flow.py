@@ -247,8 +247,12 @@ class WriteFlow:
         in this unit of work) has no stored states, breaches, findings or disputes to read;
         `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
         (used unless a correction is held)."""
-        # One flush (at commit, or the next read through the session outside this) writes
-        # what settling changed: a flush for each read was most of an event's write.
+        # What came before (an event's ticket, an earlier judgement of this ticket in this
+        # transaction: a state deleted, a finding closed) is written first, so the reads
+        # below see it; then one flush (at commit, or the next read through the session
+        # after this) writes what settling changes. A flush before each of its reads was
+        # most of an event's write.
+        self.session.flush()
         with self.session.no_autoflush:
             return self._settle(ticket, events, now, new=new, timelines=timelines)
 

@@ -9,11 +9,14 @@ from sqlmodel import Session, col, select
 
 from monitor.audit.verify import verify
 from monitor.breaches.models import Breach
+from monitor.judging.flow import write_flow
+from monitor.metrics.totals import reconcile
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event, Ticket
+from monitor.tickets.schemas import EventIn
 from monitor.tickets.service import judge_ticket, ticket_events
-from tests.helpers import local, make_ticket, post_event
+from tests.helpers import ADMIN, local, make_ticket, post_event
 
 
 def stored(session: Session, ticket: Ticket) -> dict[str, tuple[object, ...]]:
@@ -101,4 +104,28 @@ def test_a_new_tickets_events_are_stored_in_order_with_their_corrections(
     breached = [t for t, v in replayed(session, ctx, ticket).items() if v[0] == "breached"]
     assert "arrival" not in breached and "resolution" in breached
     assert sorted(b.target for b in session.exec(select(Breach)).all()) == sorted(breached)
+    assert verify(session).ok
+
+
+def test_several_writes_to_one_ticket_in_one_transaction_store_what_a_replay_judges(
+    session: Session, ctx: SlaContext
+) -> None:
+    # settle writes what it changed with one flush; a second judgement of the same ticket in
+    # the same transaction must still see the first one's deleted states and closed findings.
+    start = local(2026, 11, 2, 9, 0)
+    ticket = make_ticket(
+        session, ctx, [{"type": "reported", "at": start.isoformat()}], severity="general"
+    )
+    general = set(stored(session, ticket))
+    with write_flow(session, ctx) as flow:
+        for i, severity in enumerate(("major", "general", "major", "general")):
+            at = start + timedelta(minutes=10 * (i + 1))
+            change = {"type": "severity_changed", "at": at.isoformat(), "severity": severity}
+            flow.add_event(ticket, EventIn.model_validate(change), ADMIN)
+        resolved = start + timedelta(hours=1)
+        flow.add_event(ticket, EventIn.model_validate({"type": "resolved", "at": resolved}), ADMIN)
+    session.commit()
+    assert set(stored(session, ticket)) == general
+    assert stored(session, ticket) == replayed(session, ctx, ticket)
+    assert reconcile(session) == 0  # the running totals counted every move once
     assert verify(session).ok
