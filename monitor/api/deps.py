@@ -262,13 +262,16 @@ def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., AsyncIte
     """A write-transaction dependency for callers that pass `check`. It does no I/O of its own
     on the event loop: the transaction opens in the handler's thread (see `Write`)."""
 
-    # Plain defaults, not Annotated: `check` is local, and annotations here are strings.
+    # Plain defaults, not Annotated: `check` is local, and annotations here are strings. The
+    # application and the fingerprint come from the request here, not as dependencies of
+    # their own: each dependency FastAPI solves costs every write request.
     async def open_write(
-        app: App,
+        request: Request,
         idempotency_key: IdemKey = None,
         who: Principal = Depends(check),
-        request_hash: str = Depends(idempotency.fingerprint),
     ) -> AsyncIterator[Write]:
+        app = state(request)
+        request_hash = await idempotency.fingerprint(request)
         write = Write(app, who, idempotency_key, request_hash)
         try:
             try:
