@@ -268,7 +268,11 @@ class WriteFlow:
         ctx = self.ctx
         now = now or ctx.now()
         assert ticket.id is not None
-        disputes = {} if new else correction_states(self.session, [ticket.id]).get(ticket.id, {})
+        # A decision is about one of the ticket's corrections: without any, none to read.
+        disputed = not new and any(e.type == "correction" for e in events)
+        disputes = (
+            correction_states(self.session, [ticket.id]).get(ticket.id, {}) if disputed else {}
+        )
         held = {seq for seq, d in disputes.items() if d.decision in HELD}
         if timelines is not None and not held:
             seen, timeline = timelines
