@@ -84,16 +84,7 @@ def writes(code: Path, requests: int, label: str) -> None:
     base = write_instructions(code, FEW, work)
     took = time.perf_counter() - began
     per_pair = (total - base) / (requests - FEW)
-    figure = {
-        "name": "http.instructions_per_ticket_and_event",
-        "value": round(per_pair / 1e6, 3),
-        "unit": "M instructions",
-        "baseline": None,
-        "ratio": None,
-        "n": requests,
-        "database": "sqlite",
-    }
-    print(json.dumps(figure), flush=True)
+    _print_figure("http.instructions_per_ticket_and_event", per_pair, requests)
     write_section(
         [
             f"### HTTP write instructions (sqlite, {requests} pairs){_label(label)}",
@@ -105,6 +96,20 @@ def writes(code: Path, requests: int, label: str) -> None:
             f"- one ticket and one event written over HTTP: {per_pair / 1e6:.2f} M instructions",
         ]
     )
+
+
+def _print_figure(name: str, instructions: float, n: int) -> None:
+    """The figure as every benchmark prints it: one JSON line (bench/run.py `Result`)."""
+    figure = {
+        "name": name,
+        "value": round(instructions / 1e6, 3),
+        "unit": "M instructions",
+        "baseline": None,
+        "ratio": None,
+        "n": n,
+        "database": "sqlite",
+    }
+    print(json.dumps(figure), flush=True)
 
 
 def _commit(code: Path) -> str:
@@ -144,16 +149,7 @@ def main() -> None:
     base = instructions(code, one, work)
     took = time.perf_counter() - began
     per_ticket = (total - base) / (args.tickets - 1)
-    figure = {
-        "name": "import.instructions_per_ticket",
-        "value": round(per_ticket / 1e6, 3),
-        "unit": "M instructions",
-        "baseline": None,
-        "ratio": None,
-        "n": args.tickets,
-        "database": "sqlite",
-    }
-    print(json.dumps(figure), flush=True)
+    _print_figure("import.instructions_per_ticket", per_ticket, args.tickets)
     write_section(
         [
             f"### Import instructions (sqlite, {args.tickets} tickets){_label(args.label)}",
