@@ -177,6 +177,9 @@ class Runner:
             )
         elif became:
             self.sweep("takeover")
+        if became:
+            # Notices a dead leader claimed and never delivered are due now, not at the
+            # sender's next poll: its thread may have gone to sleep before this lease came.
             self.sender.kick()
         return leader
 

@@ -30,6 +30,8 @@ def server_env(db_url: str, tmp_path: Path, receiver: Receiver) -> dict[str, str
         "SLAMON_NOTIFY_URLS": receiver.url,
         # A killed sender's claim on a delivery lapses quickly, so the test need not wait.
         "SLAMON_NOTIFY_CLAIM_SECONDS": "2",
+        # A killed leader's lease lapses quickly too, so its successor starts sweeping soon.
+        "SLAMON_LEASE_SECONDS": "2",
     }
 
 
@@ -85,7 +87,8 @@ def test_a_breach_notice_survives_kill_9_before_delivery(db_url: str, tmp_path: 
             receiver.release.set()
             assert kinds(receiver) == Counter({("即将超时", "K9-1"): 1})
             server = start(env, port)
-            receiver.wait_for(2, timeout=60)
+            # Sent at the takeover, not at the sender's 30-second poll.
+            receiver.wait_for(2, timeout=20)
             listed = cli(env, "notifications", "list")
         finally:
             stop(server)
