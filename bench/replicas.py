@@ -287,7 +287,7 @@ def run(
             # a new batch is planted further ahead.
             start = group.index(leader) + 1
             for attempt in range(3):
-                kill_at = time.time() + 10 * (attempt + 1)
+                kill_at = time.time() + 5 * (attempt + 1)
                 batch = {f"T{attempt}-{k}": kill_at + 0.1 + 0.2 * k for k in range(8)}
                 _threads(lambda ref, at=batch: writers.due_at(ref, at[ref], start), list(batch))
                 if time.time() < kill_at - 0.05:
