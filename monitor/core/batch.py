@@ -83,8 +83,11 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 
 # From this many rows on, a batch goes in by PostgreSQL's COPY (a many-VALUES INSERT is a new
 # statement text per batch size, which the driver parsed placeholder by placeholder: 3 s of a
-# 5,000-ticket import); fewer rows by the driver's executemany of one INSERT (one pipelined
-# round trip; a COPY costs one more). SQLite takes every batch by one executemany. Nothing
+# 5,000-ticket import); fewer rows by one INSERT of that many VALUES (one round trip; at most
+# BULK_FROM - 1 statement texts per table, which the driver caches and prepares). Not the
+# driver's executemany: its pipeline polls the socket while it waits for the answer, and cost
+# 2.4x the CPU of a plain INSERT of the same 4 rows. SQLite takes every batch by one
+# executemany (a loop in C). Nothing
 # goes through SQLAlchemy's statement machinery, which cost more than the database's own work
 # for a request's few rows and a fifth of an import; values are converted exactly as the ORM
 # would bind them (a test compares what each way stores).
@@ -154,22 +157,49 @@ def _insert(
 ) -> list[int]:
     """A few rows by the driver's INSERT; their ids in order when `returning`."""
     postgres = not _sqlite(session)
-    sql, values = _plan(table, tuple(rows[0]), "insert", postgres=postgres)
-    tuples = [values(row) for row in rows]
     if not postgres:
+        sql, values = _plan(table, tuple(rows[0]), "insert", postgres=False)
+        tuples = [values(row) for row in rows]
         if not returning:
             _driver(session).executemany(sql, tuples)
             return []
         return [int(_driver(session).execute(sql, t).lastrowid) for t in tuples]  # row ids
+    kind = f"insert {len(rows)} returning" if returning else f"insert {len(rows)}"
+    sql, values = _plan(table, tuple(rows[0]), kind, postgres=True)
+    params = [value for row in rows for value in values(row)]
     with _driver(session).cursor() as cursor:
-        if not returning:
-            cursor.executemany(sql, tuples)
-            return []
-        cursor.executemany(sql + " RETURNING id", tuples, returning=True)
-        ids = [cursor.fetchone()[0]]
-        while cursor.nextset():
-            ids.append(cursor.fetchone()[0])
-    return ids
+        cursor.execute(sql, params)
+        # The sequence gives each row its id as the INSERT reaches it, in VALUES order, so
+        # the ids in ascending order are the rows' order, whatever order RETURNING lists them.
+        return sorted(row[0] for row in cursor.fetchall()) if returning else []
+
+
+# An upsert cannot go by COPY: larger batches go in pages of this many rows.
+UPSERT_PAGE = 100
+
+
+def add_rows(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> None:
+    """Insert rows, or where a row with the same `key` exists, add the new row's other
+    columns to its own (running totals). By the driver: SQLite by one executemany,
+    PostgreSQL by one INSERT of many VALUES a page (rows must not repeat a key)."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    added = ", ".join(
+        f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in names if n not in key
+    )
+    conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
+    if _sqlite(session):
+        sql, values = _plan(table, names, "insert", postgres=False)
+        _driver(session).executemany(sql + conflict, [values(row) for row in rows])
+        return
+    with _driver(session).cursor() as cursor:
+        for at in range(0, len(rows), UPSERT_PAGE):
+            page = rows[at : at + UPSERT_PAGE]
+            sql, values = _plan(table, names, f"insert {len(page)}", postgres=True)
+            cursor.execute(sql + conflict, [value for row in page for value in values(row)])
 
 
 def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -189,8 +219,9 @@ _PLANS: dict[tuple[sa.Table, tuple[str, ...], str, bool], _Plan] = {}
 
 
 def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool) -> _Plan:
-    """The driver's statement (`kind` "copy" or "insert") for rows with these columns, and how
-    a row's values are bound; made once per table and columns."""
+    """The driver's statement for rows with these columns, and how a row's values are bound;
+    made once per table, columns and `kind`: "copy", "insert" (one row's VALUES, for
+    executemany) or "insert N" (N rows' VALUES), optionally with " returning" their ids."""
     found = _PLANS.get((table, names, kind, postgres))
     if found is not None:
         return found
@@ -198,8 +229,11 @@ def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool)
     if kind == "copy":
         sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
     else:
-        marks = ", ".join(("%s" if postgres else "?") for _ in names)
-        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})'
+        group = "(" + ", ".join(("%s" if postgres else "?") for _ in names) + ")"
+        count = int(kind.split()[1]) if kind != "insert" else 1
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ' + ", ".join([group] * count)
+        if kind.endswith(" returning"):
+            sql += " RETURNING id"
     get = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     # Only the columns whose values the ORM would convert are touched.
     convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]

@@ -1,4 +1,4 @@
-"""The cycle collector pause of large batches."""
+"""Batches: the cycle collector's pause, rows written by the driver, running totals added."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from sqlmodel import Session
 
 from monitor.core.batch import (
     BULK_FROM,
+    UPSERT_PAGE,
+    add_rows,
     as_loaded,
     collector_paused,
     insert_returning_ids,
     insert_rows,
 )
+from monitor.metrics.models import MetricTotal
 from monitor.sla.vocab import TicketStatus
 from monitor.tickets.models import Ticket
 
@@ -71,7 +74,7 @@ def _ticket_rows(prefix: str, count: int) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("count", [1, 2, BULK_FROM + 5])
+@pytest.mark.parametrize("count", [1, 2, BULK_FROM - 1, BULK_FROM + 5])
 def test_rows_written_in_bulk_read_back_as_rows_written_by_sqlalchemy(
     session: Session, count: int
 ) -> None:
@@ -127,3 +130,33 @@ def test_a_row_inserted_in_bulk_is_an_orm_object_whose_changes_are_written(
     assert session.get(Ticket, ids[0]) is first
     read = session.execute(sa.select(table.c.status).where(table.c.id == ids[0])).scalar_one()
     assert read == "closed"
+
+
+def test_rows_added_to_totals_add_where_the_key_exists_and_insert_where_not(
+    session: Session,
+) -> None:
+    # More rows than one page of PostgreSQL's many-VALUES upsert.
+    table = MetricTotal.__table__  # type: ignore[attr-defined]
+    keys = [("t", f'["k{i}"]') for i in range(UPSERT_PAGE + 7)]
+    add_rows(
+        session,
+        table,
+        [{"family": f, "labels": k, "count": 1, "total": 0.5} for f, k in keys],
+        key=("family", "labels"),
+    )
+    again = [*keys[1:], ("t", '["new"]')]
+    add_rows(
+        session,
+        table,
+        [{"family": f, "labels": k, "count": 2, "total": 1.25} for f, k in again],
+        key=("family", "labels"),
+    )
+    stored = {
+        (r.family, r.labels): (r.count, r.total)
+        for r in session.exec(sa.select(MetricTotal)).scalars()
+    }
+    assert stored == {
+        keys[0]: (1, 0.5),
+        **{k: (3, 1.75) for k in keys[1:]},
+        ("t", '["new"]'): (2, 1.25),
+    }
