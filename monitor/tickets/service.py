@@ -503,6 +503,9 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
     connection = session.connection()  # Core: a session's read would first flush it
+    if len(ids) == 1:  # a POST: an expanding IN is rendered anew at every execution
+        rows = connection.execute(_TAKEN_ONE, {"id": ids[0]}).all()
+        return {(p, e) for p, e in rows if (p, e) in wanted}
     for i in range(0, len(ids), 500):
         rows = connection.execute(_TAKEN, {"ids": ids[i : i + 500]}).all()
         found |= {(p, e) for p, e in rows if e is not None and (p, e) in wanted}
@@ -512,6 +515,9 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
 _TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
 _TAKEN = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
     _TICKETS.c.external_id.in_(sa.bindparam("ids", expanding=True))
+)
+_TAKEN_ONE = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
+    _TICKETS.c.external_id == sa.bindparam("id")
 )
 
 
