@@ -423,7 +423,9 @@ def serve_cmd(
             )
         for line in serve_banner(host, port, settings.metrics_token is not None):
             err.print(line, highlight=False, markup=False, soft_wrap=True)
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.run(
+            application, host=host, port=port, log_level="info", access_log=settings.access_log
+        )
 
 
 @app.command("scheduler")

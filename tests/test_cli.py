@@ -272,6 +272,21 @@ def test_serve_refuses_a_bad_policy_file_naming_the_field(
     assert "sla.yaml" in err and "policies[0].severities.major.targets[0].warn_at" in err
 
 
+@pytest.mark.parametrize("setting", [None, "true"])
+def test_serve_logs_each_request_only_when_asked(
+    env: str, monkeypatch: pytest.MonkeyPatch, setting: str | None
+) -> None:
+    import uvicorn
+
+    if setting is not None:
+        monkeypatch.setenv("SLAMON_ACCESS_LOG", setting)
+    ran: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options))
+    code, _, err = invoke("serve", "--port", "1")
+    assert code == 0, err
+    assert ran["access_log"] is (setting == "true")
+
+
 def test_tickets_list_filters_like_the_api_as_table_json_and_csv(env: str, tmp_path: Path) -> None:
     other = {**TICKET, "external_id": "YY-1", "pool": "pool1", "severity": "general"}
     other["events"] = [{"type": "reported", "at": "2022-09-01T10:00:00+08:00"}]

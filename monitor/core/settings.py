@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # The scheduler's leader lease: a dead leader's jobs move to another replica within about
     # this long (renewed every third of it).
     lease_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # One line per request on standard error (`serve`); off, as a write's who and what are
+    # in the audit log, and the line cost a few per cent of a write's CPU.
+    access_log: bool = False
 
     @field_validator("timezone")
     @classmethod
