@@ -174,6 +174,19 @@ def _insert(
         return sorted(row[0] for row in cursor.fetchall()) if returning else []
 
 
+def update_rows(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> None:
+    """Set each row's columns other than `key` on the stored row its `key` names: one
+    statement a row, by the driver (the statement made once per set of columns; not
+    PostgreSQL's executemany, whose pipeline polls while it waits)."""
+    postgres = not _sqlite(session)
+    for row in rows:
+        names = (*(n for n in row if n not in key), *key)
+        sql, values = _plan(table, names, f"update {len(key)}", postgres=postgres)
+        _driver(session).execute(sql, values(row))
+
+
 # An upsert cannot go by COPY: larger batches go in pages of this many rows.
 UPSERT_PAGE = 100
 
@@ -221,15 +234,22 @@ _PLANS: dict[tuple[sa.Table, tuple[str, ...], str, bool], _Plan] = {}
 def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool) -> _Plan:
     """The driver's statement for rows with these columns, and how a row's values are bound;
     made once per table, columns and `kind`: "copy", "insert" (one row's VALUES, for
-    executemany) or "insert N" (N rows' VALUES), optionally with " returning" their ids."""
+    executemany), "insert N" (N rows' VALUES), optionally with " returning" their ids, or
+    "update K" (the columns before the last K set on the row the last K name)."""
     found = _PLANS.get((table, names, kind, postgres))
     if found is not None:
         return found
     columns = ", ".join(f'"{n}"' for n in names)
-    if kind == "copy":
+    mark = "%s" if postgres else "?"
+    if kind.startswith("update"):  # "update K": the last K names are the row's key
+        keys = int(kind.split()[1])
+        assign = ", ".join(f'"{n}" = {mark}' for n in names[:-keys])
+        where = " AND ".join(f'"{n}" = {mark}' for n in names[-keys:])
+        sql = f'UPDATE "{table.name}" SET {assign} WHERE {where}'
+    elif kind == "copy":
         sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
     else:
-        group = "(" + ", ".join(("%s" if postgres else "?") for _ in names) + ")"
+        group = "(" + ", ".join(mark for _ in names) + ")"
         count = int(kind.split()[1]) if kind != "insert" else 1
         sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ' + ", ".join([group] * count)
         if kind.endswith(" returning"):

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from monitor.audit import service as audit
@@ -32,7 +34,7 @@ from monitor.breaches.service import (
     sync_breaches,
 )
 from monitor.core import wake
-from monitor.core.batch import collector_paused, deferred_inserts, insert_rows
+from monitor.core.batch import collector_paused, deferred_inserts, insert_rows, update_rows
 from monitor.core.errors import InvalidInput
 from monitor.evidence import service as evidence
 from monitor.evidence.models import EvidenceLink
@@ -330,11 +332,10 @@ class WriteFlow:
     ) -> tuple[list[JudgedState], dict[str, TargetStatus]]:
         """Rewrite the ticket's target states and derived fields to match the judgement."""
         assert ticket.id is not None
-        rows = () if new else self.session.exec(_STATES_OF, params={"ticket": ticket.id}).all()
-        existing = {s.target: s for s in rows}
+        existing = {} if new else _stored_states(self.session, ticket.id)
         before = {target: state.status for target, state in existing.items()}
         states: list[JudgedState] = []
-        inserts = []
+        inserts, updates = [], []
         for res in judgement.targets:
             values: dict[str, Any] = {
                 "name": res.name,
@@ -355,23 +356,22 @@ class WriteFlow:
                 "explain": res.explain,
                 "judged_at": now,
             }
+            key: dict[str, Any] = {"ticket_id": ticket.id, "target": res.target}
+            judged = StateRow(**key, **values)
             state = existing.pop(res.target, None)
-            judged: JudgedState
-            if state is None:  # a plain row: inserted by Core below, and only read
-                values |= {"ticket_id": ticket.id, "target": res.target}
-                inserts.append(values)
-                judged = StateRow(**values)
+            if state is None:
+                inserts.append(key | values)
             else:
                 self.deltas.count_state(state, -1)
-                for key, value in values.items():
-                    setattr(state, key, value)
-                self.session.add(state)
-                judged = state
+                # Only what moved (an event on a closed ticket moves little but judged_at).
+                changed = {k: v for k, v in values.items() if getattr(state, k) != v}
+                if changed:
+                    updates.append(changed | key)
             self.deltas.count_state(judged, +1)
             states.append(judged)
-        for state in existing.values():  # targets the current severity no longer has
+        gone = list(existing.values())  # targets the current severity no longer has
+        for state in gone:
             self.deltas.count_state(state, -1)
-            self.session.delete(state)
         # Set only when they move: the session then has nothing to flush for a new ticket,
         # which is inserted with them (a flush with nothing to write still cost 0.4 ms).
         if ticket.current_severity != judgement.severity:
@@ -379,8 +379,19 @@ class WriteFlow:
         if ticket.status != judgement.status:
             ticket.status = judgement.status
         self.session.add(ticket)  # (its changed fields, if any, go with the next flush)
-        if inserts:  # new rows in one statement; a later read in this transaction finds them
-            insert_rows(self.session, TargetState.__table__, inserts)  # type: ignore[attr-defined]
+        # Plain rows and Core statements, not ORM objects and a flush, which were most of an
+        # event's write; a later read in this transaction finds what they wrote.
+        if inserts:
+            insert_rows(self.session, _STATES, inserts)
+        if updates or gone:
+            rewritten = [*(u["target"] for u in updates), *(s.target for s in gone)]
+            _forget_loaded(self.session, ticket.id, rewritten)
+        if updates:
+            update_rows(self.session, _STATES, updates, key=("ticket_id", "target"))
+        if gone:
+            self.session.connection().execute(
+                _DELETE_STATE, [{"ticket": ticket.id, "target": s.target} for s in gone]
+            )
         return states, before
 
     def _wake(self, instant: datetime | None) -> None:
@@ -400,7 +411,28 @@ class WriteFlow:
 
 # The reads every write of an existing ticket makes, built once (building one cost more than
 # SQLite's work for it).
-_STATES_OF = select(TargetState).where(TargetState.ticket_id == sa.bindparam("ticket"))
+_STATES: sa.Table = TargetState.__table__  # type: ignore[attr-defined]
+_STATES_OF = sa.select(*(_STATES.c[f.name] for f in dataclass_fields(StateRow))).where(
+    _STATES.c.ticket_id == sa.bindparam("ticket")
+)
+_DELETE_STATE = sa.delete(_STATES).where(
+    _STATES.c.ticket_id == sa.bindparam("ticket"), _STATES.c.target == sa.bindparam("target")
+)
+
+
+def _stored_states(session: Session, ticket_id: int) -> dict[str, StateRow]:
+    """A ticket's stored target states as plain rows, by target (Core: no flush first)."""
+    rows = session.connection().execute(_STATES_OF, {"ticket": ticket_id}).all()
+    return {row.target: StateRow(*row) for row in rows}
+
+
+def _forget_loaded(session: Session, ticket_id: int, targets: list[str]) -> None:
+    """States about to be rewritten by Core statements: an ORM copy a read in this session
+    loaded (`overrun` reads one) is expired, so its next use reads what they wrote."""
+    for target in targets:
+        loaded = session.identity_map.get(identity_key(TargetState, (ticket_id, target)))
+        if loaded is not None:
+            session.expire(loaded)
 
 
 def _seconds(delta: Any) -> float | None:

@@ -129,3 +129,20 @@ def test_several_writes_to_one_ticket_in_one_transaction_store_what_a_replay_jud
     assert stored(session, ticket) == replayed(session, ctx, ticket)
     assert reconcile(session) == 0  # the running totals counted every move once
     assert verify(session).ok
+
+
+def test_a_state_read_earlier_in_the_transaction_reads_what_an_event_rewrote(
+    session: Session, ctx: SlaContext
+) -> None:
+    # States are rewritten by Core statements: an ORM copy loaded before (a breach's overrun
+    # reads one) must not keep answering with what it held.
+    start = local(2026, 11, 2, 9, 0)
+    ticket = make_ticket(session, ctx, [{"type": "reported", "at": start.isoformat()}])
+    arrival = session.get(TargetState, (ticket.id, "arrival"))
+    assert arrival is not None and arrival.stop is None
+    with write_flow(session, ctx) as flow:
+        arrived = EventIn.model_validate({"type": "arrived", "at": start + timedelta(minutes=9)})
+        flow.add_event(ticket, arrived, ADMIN)
+    again = session.get(TargetState, (ticket.id, "arrival"))
+    assert again is not None and again.stop == start + timedelta(minutes=9)
+    assert again.status == "met"
