@@ -75,7 +75,7 @@ _LOCKED = "tickets.locked"  # session.info: (transaction, ids of the tickets it 
 def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
     """The ticket, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's writer holds
     the database), so two writers append one after the other, never with the same seq."""
-    ticket = session.get(Ticket, ticket_id, with_for_update=True)
+    ticket = session.exec(_LOCK, params={"id": ticket_id}).one_or_none()
     if ticket is not None:
         transaction = _innermost(session)
         held: tuple[object, set[int]] | None = session.info.get(_LOCKED)
@@ -83,6 +83,16 @@ def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
             held = session.info[_LOCKED] = (transaction, set())
         held[1].add(ticket_id)
     return ticket
+
+
+# Built once: `session.get(..., with_for_update=True)` built this query on every event
+# (50 µs). A copy already in the session is refreshed, as `get` would.
+_LOCK = (
+    select(Ticket)
+    .where(Ticket.id == sa.bindparam("id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def _locked(session: Session, ticket_id: int) -> bool:

@@ -233,6 +233,33 @@ def test_concurrent_identical_requests_create_one_ticket(
     assert listed["total"] == 1
 
 
+def test_concurrent_events_to_one_ticket_each_take_the_next_seq(
+    client: TestClient, auth: Any
+) -> None:
+    # The ticket's lock (FOR UPDATE on PostgreSQL) puts appends one after the other.
+    ticket = post(client, auth, "op2", ticket_body()).json()
+    barrier = threading.Barrier(4)
+    codes: list[int] = []
+
+    def send(k: int) -> None:
+        barrier.wait()
+        for i in range(3):
+            note = {"type": "comment", "at": "2022-08-18T09:00:00+08:00", "note": f"{k}-{i}"}
+            path = f"/tickets/{ticket['id']}/events"
+            codes.append(post(client, auth, "op2", note, path=path).status_code)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [201] * 12
+    events = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["op2"]).json()["events"]
+    assert [e["seq"] for e in events] == list(range(1, 16))
+    notes = sorted(e["note"] for e in events if e["type"] == "comment")
+    assert notes == sorted(f"{k}-{i}" for k in range(4) for i in range(3))
+
+
 def test_a_replay_survives_a_restart(
     app: FastAPI, auth: Any, settings: Any, engine: Any, clock: Any, client: TestClient
 ) -> None:
