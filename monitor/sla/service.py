@@ -135,9 +135,13 @@ class ContextCache:
 
     @staticmethod
     def _version(session: Session) -> int | None:
-        # On the session's connection: every request asks, and the ORM's path (with its
-        # flush of whatever the session holds) cost more than the read.
-        return session.connection().execute(_CALENDAR_VERSION).scalar()
+        # By the driver, on the session's connection: every request asks, and the ORM's path
+        # (with its flush of whatever the session holds), then SQLAlchemy's statement
+        # machinery, cost more than the read.
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        row = driver.execute(_CALENDAR_VERSION).fetchone()
+        return None if row is None else row[0]
 
 
-_CALENDAR_VERSION = sa.select(sa.func.max(CalendarLoad.__table__.c.id))  # type: ignore[attr-defined]
+_CALENDAR_VERSION = f"SELECT max(id) FROM {CalendarLoad.__tablename__}"

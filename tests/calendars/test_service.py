@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.audit.models import AuditRecord
 from monitor.calendars.loader import arrangements_from
 from monitor.calendars.service import current_calendar, load_arrangements
 from monitor.core.clock import FixedClock
+from monitor.core.db import session_scope
 from monitor.judging.flow import write_flow
 from monitor.judging.jobs import load_calendar
 from monitor.sla.models import TargetState
@@ -75,3 +79,39 @@ def test_the_latest_load_of_a_year_wins(session: Session, ctx: SlaContext) -> No
     session.commit()
     cal = current_calendar(session, ctx.settings.config_dir)
     assert cal.arrangement(2027).source == "更正"
+
+
+def test_a_running_server_judges_with_a_calendar_another_process_loaded(
+    client: TestClient, auth: Any, engine: Engine, clock: FixedClock
+) -> None:
+    # The server keeps its calendar between requests and asks the database for the newest
+    # load on each write: a year loaded by `sla-monitor calendar load` counts at once.
+    clock.at = local(2026, 12, 31, 12)
+
+    def report_deadline(external_id: str) -> tuple[str, str | None]:
+        body = {
+            "external_id": external_id,
+            "pool": "pool2",
+            "severity": "major",
+            "title": "跨年故障",
+            "events": [
+                {"type": "reported", "at": "2026-12-30T09:00:00+08:00"},
+                {"type": "resolved", "at": "2026-12-30T10:00:00+08:00"},
+            ],
+        }
+        r = client.post("/api/v1/tickets", json=body, headers=auth["admin"])
+        assert r.status_code == 201, r.text
+        report = next(t for t in r.json()["targets"] if t["id"] == "report")
+        return report["status"], report["deadline"]
+
+    assert report_deadline("Y-1") == ("unknown_calendar", None)
+    with session_scope(engine) as other:  # as the CLI would, in a process of its own
+        load_arrangements(
+            other,
+            arrangements_from(NOTICE_2027, "通知"),
+            actor="zsj-admin",
+            at=clock.at,
+            file_name="2027.yaml",
+        )
+    status, deadline = report_deadline("Y-2")
+    assert status == "running" and deadline is not None and deadline.startswith("2027-01-05")
