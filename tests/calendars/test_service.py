@@ -18,7 +18,7 @@ from monitor.judging.flow import write_flow
 from monitor.judging.jobs import load_calendar
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
-from tests.helpers import local, make_ticket
+from tests.helpers import local, make_ticket, ticket_body
 
 NOTICE_2027 = {
     "years": {
@@ -89,16 +89,11 @@ def test_a_running_server_judges_with_a_calendar_another_process_loaded(
     clock.at = local(2026, 12, 31, 12)
 
     def report_deadline(external_id: str) -> tuple[str, str | None]:
-        body = {
-            "external_id": external_id,
-            "pool": "pool2",
-            "severity": "major",
-            "title": "跨年故障",
-            "events": [
-                {"type": "reported", "at": "2026-12-30T09:00:00+08:00"},
-                {"type": "resolved", "at": "2026-12-30T10:00:00+08:00"},
-            ],
-        }
+        events = [
+            {"type": "reported", "at": "2026-12-30T09:00:00+08:00"},
+            {"type": "resolved", "at": "2026-12-30T10:00:00+08:00"},
+        ]
+        body = ticket_body(external_id, events=events)
         r = client.post("/api/v1/tickets", json=body, headers=auth["admin"])
         assert r.status_code == 201, r.text
         report = next(t for t in r.json()["targets"] if t["id"] == "report")
