@@ -182,6 +182,8 @@ def stored_instant(value: datetime | str | None) -> datetime | None:
         return None
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:  # as `UTCDateTime` reads a wall time: UTC
+        return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 

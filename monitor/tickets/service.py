@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
-from monitor.core.batch import as_loaded, insert_returning_ids
+from monitor.core.batch import as_loaded, insert_returning_ids, rows_where
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
 from monitor.evidence.models import EvidenceLink
@@ -58,16 +58,12 @@ def ticket_events(session: Session, ticket_id: int) -> list[Event]:
 
 def event_rows(session: Session, ticket_id: int) -> list[EventRow]:
     """A ticket's events in order, as plain rows: what the write flow reads per write."""
-    rows = session.connection().execute(_EVENT_ROWS, {"ticket": ticket_id}).all()
+    rows = rows_where(session, _EVENTS, _EVENT_COLUMNS, "ticket_id", ticket_id, "seq")
     return [EventRow(*row) for row in rows]
 
 
 _EVENTS: sa.Table = Event.__table__  # type: ignore[attr-defined]
-_EVENT_ROWS = (
-    sa.select(*(_EVENTS.c[f.name] for f in fields(EventRow)))
-    .where(_EVENTS.c.ticket_id == sa.bindparam("ticket"))
-    .order_by(_EVENTS.c.seq)
-)
+_EVENT_COLUMNS = tuple(f.name for f in fields(EventRow))
 
 _LOCKED = "tickets.locked"  # session.info: (transaction, ids of the tickets it has locked)
 

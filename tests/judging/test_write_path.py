@@ -3,6 +3,7 @@ stores must equal a full replay of the ticket's events through the pure clock.""
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
@@ -13,9 +14,9 @@ from monitor.judging.flow import write_flow
 from monitor.metrics.totals import reconcile
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
-from monitor.tickets.models import Event, Ticket
+from monitor.tickets.models import Event, EventRow, Ticket
 from monitor.tickets.schemas import EventIn
-from monitor.tickets.service import judge_ticket, ticket_events
+from monitor.tickets.service import event_rows, judge_ticket, ticket_events
 from tests.helpers import ADMIN, local, make_ticket, post_event
 
 
@@ -146,3 +147,31 @@ def test_a_state_read_earlier_in_the_transaction_reads_what_an_event_rewrote(
     again = session.get(TargetState, (ticket.id, "arrival"))
     assert again is not None and again.stop == start + timedelta(minutes=9)
     assert again.status == "met"
+
+
+def test_a_timeline_read_by_the_driver_equals_what_the_orm_loads(
+    session: Session, ctx: SlaContext
+) -> None:
+    # The write flow reads a ticket's events by the driver (`event_rows`): instants aware
+    # UTC to the microsecond, evidence lists, severities and reasons as the ORM loads them.
+    start = local(2026, 11, 2, 9, 0, 7, 123456)
+    ticket = make_ticket(
+        session,
+        ctx,
+        [
+            {"type": "reported", "at": start.isoformat(), "id": "r"},
+            {"type": "severity_changed", "at": start + timedelta(minutes=3), "severity": "general"},
+            {"type": "arrived", "at": start + timedelta(minutes=40), "note": "到场\t检查"},
+            {"type": "correction", "corrects": "r", "at": start, "reason": "报障时间"},
+            {"type": "resolved", "at": start + timedelta(hours=2), "evidence": ["日志截图"]},
+        ],
+    )
+    assert ticket.id is not None
+    loaded = ticket_events(session, ticket.id)
+    read = event_rows(session, ticket.id)
+    fields = [f.name for f in dataclass_fields(EventRow)]
+    assert [[getattr(e, f) for f in fields] for e in read] == [
+        [getattr(e, f) for f in fields] for e in loaded
+    ]
+    assert read[0].occurred_at == start and read[0].occurred_at.tzinfo is not None
+    assert read[4].evidence == ["日志截图"] and read[0].evidence == []
