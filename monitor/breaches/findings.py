@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from monitor.breaches.models import CorrectionDecision, Finding
 from monitor.calendars.calendar import WorkCalendar
-from monitor.core.batch import insert_rows
+from monitor.core.batch import expire_loaded, insert_rows, update_rows
 from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
 from monitor.sla.models import JudgedState
@@ -280,15 +280,16 @@ def sync_findings(
     new_ticket: bool = False,
 ) -> int:
     """Open what is found and not yet open; close open ones (of this scope) no longer found.
-    A `new_ticket` (created in this transaction) has none open yet."""
+    A `new_ticket` (created in this transaction) has none open yet. Plain rows and Core
+    statements, which run at once: a later read in this transaction finds what they wrote
+    (loading the open findings as ORM objects and flushing their close cost an event's
+    write more than the rules themselves)."""
     open_now = {} if new_ticket else _open_findings(session, ticket, kinds)
     wanted = {f.key: f for f in found}
-    changed = 0
-    for key, finding in open_now.items():
-        if key not in wanted:
-            finding.closed_at = now
-            session.add(finding)
-            changed += 1
+    closing = [{"closed_at": now, "id": i} for key, i in open_now.items() if key not in wanted]
+    if closing:
+        expire_loaded(session, Finding, [c["id"] for c in closing])
+        update_rows(session, _FINDINGS, closing, key=("id",))
     opened = [
         {
             "kind": f.kind,
@@ -302,31 +303,31 @@ def sync_findings(
         for key, f in wanted.items()
         if key not in open_now
     ]
-    if changed and opened:  # closed ones first
-        session.flush()
-    if opened:  # one statement, no objects; a later read in this transaction finds them
-        insert_rows(session, Finding.__table__, opened)  # type: ignore[attr-defined]
-    return changed + len(opened)
+    if opened:  # one statement, no objects
+        insert_rows(session, _FINDINGS, opened)
+    return len(closing) + len(opened)
 
 
 def _open_findings(
     session: Session, ticket: Ticket | None, kinds: Sequence[str] | None
-) -> dict[str, Finding]:
-    """The open findings of this scope, by key (the query is built only when it is run:
-    building its expressions costs ~30 µs, a large part of a new ticket's findings)."""
+) -> dict[str, int]:
+    """The ids of the open findings of this scope, by key (Core, on the session's
+    connection: nothing it holds unflushed is a finding)."""
     if ticket is not None and kinds is None:  # every write of an existing ticket
-        found = session.exec(_OPEN_OF_TICKET, params={"ticket": ticket.id}).all()
-        return {f.key: f for f in found}
-    query = select(Finding).where(col(Finding.closed_at).is_(None))
+        rows = session.connection().execute(_OPEN_OF_TICKET, {"ticket": ticket.id}).all()
+        return {key: i for key, i in rows}
+    query = sa.select(_FINDINGS.c.key, _FINDINGS.c.id).where(_FINDINGS.c.closed_at.is_(None))
     if ticket is not None:
-        query = query.where(Finding.ticket_id == ticket.id)
+        query = query.where(_FINDINGS.c.ticket_id == ticket.id)
     if kinds is not None:
-        query = query.where(col(Finding.kind).in_(kinds))
-    return {f.key: f for f in session.exec(query).all()}
+        query = query.where(_FINDINGS.c.kind.in_(kinds))
+    return {key: i for key, i in session.connection().execute(query).all()}
 
 
-_OPEN_OF_TICKET = select(Finding).where(
-    col(Finding.closed_at).is_(None), Finding.ticket_id == sa.bindparam("ticket")
+_FINDINGS: sa.Table = Finding.__table__  # type: ignore[attr-defined]
+# Built once: building its expressions cost ~30 µs, a large part of an event's findings.
+_OPEN_OF_TICKET = sa.select(_FINDINGS.c.key, _FINDINGS.c.id).where(
+    _FINDINGS.c.closed_at.is_(None), _FINDINGS.c.ticket_id == sa.bindparam("ticket")
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, instrumentation, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from monitor.core.db import stored_instant
 
@@ -187,6 +188,15 @@ def update_rows(
         names = (*(n for n in row if n not in key), *key)
         sql, values = _plan(table, names, f"update {len(key)}", postgres=postgres)
         _driver(session).execute(sql, values(row))
+
+
+def expire_loaded(session: Session, model: type[Any], keys: list[Any]) -> None:
+    """Rows about to be rewritten by Core statements: an ORM copy of one that a read in this
+    session loaded is expired, so its next use reads what they wrote."""
+    for key in keys:
+        loaded = session.identity_map.get(identity_key(model, key))
+        if loaded is not None:
+            session.expire(loaded)
 
 
 # An upsert cannot go by COPY: larger batches go in pages of this many rows.

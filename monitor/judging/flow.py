@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from monitor.audit import service as audit
@@ -34,7 +33,13 @@ from monitor.breaches.service import (
     sync_breaches,
 )
 from monitor.core import wake
-from monitor.core.batch import collector_paused, deferred_inserts, insert_rows, update_rows
+from monitor.core.batch import (
+    collector_paused,
+    deferred_inserts,
+    expire_loaded,
+    insert_rows,
+    update_rows,
+)
 from monitor.core.errors import InvalidInput
 from monitor.evidence import service as evidence
 from monitor.evidence.models import EvidenceLink
@@ -385,7 +390,7 @@ class WriteFlow:
             insert_rows(self.session, _STATES, inserts)
         if updates or gone:
             rewritten = [*(u["target"] for u in updates), *(s.target for s in gone)]
-            _forget_loaded(self.session, ticket.id, rewritten)
+            expire_loaded(self.session, TargetState, [(ticket.id, t) for t in rewritten])
         if updates:
             update_rows(self.session, _STATES, updates, key=("ticket_id", "target"))
         if gone:
@@ -424,15 +429,6 @@ def _stored_states(session: Session, ticket_id: int) -> dict[str, StateRow]:
     """A ticket's stored target states as plain rows, by target (Core: no flush first)."""
     rows = session.connection().execute(_STATES_OF, {"ticket": ticket_id}).all()
     return {row.target: StateRow(*row) for row in rows}
-
-
-def _forget_loaded(session: Session, ticket_id: int, targets: list[str]) -> None:
-    """States about to be rewritten by Core statements: an ORM copy a read in this session
-    loaded (`overrun` reads one) is expired, so its next use reads what they wrote."""
-    for target in targets:
-        loaded = session.identity_map.get(identity_key(TargetState, (ticket_id, target)))
-        if loaded is not None:
-            session.expire(loaded)
 
 
 def _seconds(delta: Any) -> float | None:

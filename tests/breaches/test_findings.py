@@ -11,8 +11,9 @@ from monitor.core.clock import FixedClock
 from monitor.judging.flow import write_flow
 from monitor.judging.jobs import refresh_findings
 from monitor.sla.service import SlaContext
+from monitor.tickets.schemas import EventIn
 from tests.conftest import NOW
-from tests.helpers import make_ticket, official, post_event
+from tests.helpers import ADMIN, make_ticket, official, post_event
 
 
 def kinds(session: Session, open_only: bool = True) -> list[str]:
@@ -81,3 +82,21 @@ def test_next_years_calendar_is_wanted_from_15_november() -> None:
     found = calendar_findings(cal, date(2026, 11, 15))
     assert [f.kind for f in found] == ["calendar_missing"] and "2027" in found[0].detail
     assert calendar_findings(cal, date(2025, 12, 1)) == []
+
+
+def test_a_finding_read_earlier_in_the_transaction_shows_its_close(
+    session: Session, ctx: SlaContext
+) -> None:
+    # Findings are closed by Core statements: an ORM copy loaded before must not keep
+    # answering that it is open.
+    ticket = make_ticket(
+        session,
+        ctx,
+        [("reported", "2026-11-28T13:00:00+08:00"), ("resolved", "2026-11-28T13:40:00+08:00")],
+    )
+    (finding,) = list_findings(session, open_only=True)
+    assert finding.kind == "no_evidence" and finding.closed_at is None
+    with write_flow(session, ctx) as flow:
+        added = {"type": "evidence_added", "at": "2026-11-28T13:50:00+08:00", "evidence": ["图"]}
+        flow.add_event(ticket, EventIn.model_validate(added), ADMIN)
+    assert finding.closed_at is not None
