@@ -281,12 +281,17 @@ def sync_findings(
 ) -> int:
     """Open what is found and not yet open; close open ones (of this scope) no longer found.
     A `new_ticket` (created in this transaction) has none open yet. Plain rows and Core
-    statements, which run at once: a later read in this transaction finds what they wrote
+    statements, which run at once (but for a batch of new tickets' inserts, which
+    `deferred_inserts` holds to its end): a later read in this transaction finds what they wrote
     (loading the open findings as ORM objects and flushing their close cost an event's
     write more than the rules themselves)."""
     open_now = {} if new_ticket else _open_findings(session, ticket, kinds)
     wanted = {f.key: f for f in found}
-    closing = [{"closed_at": now, "id": i} for key, i in open_now.items() if key not in wanted]
+    # In id order, as the ORM's flush wrote them: two writers lock the rows in one order.
+    closing = [
+        {"closed_at": now, "id": i}
+        for i in sorted(i for key, i in open_now.items() if key not in wanted)
+    ]
     if closing:
         expire_loaded(session, Finding, [c["id"] for c in closing])
         update_rows(session, _FINDINGS, closing, key=("id",))

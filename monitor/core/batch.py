@@ -86,8 +86,9 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 
 # From this many rows on, a batch goes in by PostgreSQL's COPY (a many-VALUES INSERT is a new
 # statement text per batch size, which the driver parsed placeholder by placeholder: 3 s of a
-# 5,000-ticket import); fewer rows by one INSERT of that many VALUES (one round trip; at most
-# BULK_FROM - 1 statement texts per table, which the driver caches and prepares). Not the
+# 5,000-ticket import); fewer rows by one INSERT of that many VALUES (one round trip; a
+# statement text per row count and column set, which the driver caches and prepares once it
+# has seen one often, keeping the 100 it used last). Not the
 # driver's executemany: its pipeline polls the socket while it waits for the answer, and cost
 # 2.4x the CPU of a plain INSERT of the same 4 rows. SQLite takes every batch by one
 # executemany (a loop in C). Nothing
@@ -192,7 +193,8 @@ def update_rows(
 
 def expire_loaded(session: Session, model: type[Any], keys: list[Any]) -> None:
     """Rows about to be rewritten by Core statements: an ORM copy of one that a read in this
-    session loaded is expired, so its next use reads what they wrote."""
+    session loaded is expired, so its next use reads what they wrote (a deleted row's copy
+    then raises `ObjectDeletedError`, as after `session.delete`)."""
     for key in keys:
         loaded = session.identity_map.get(identity_key(model, key))
         if loaded is not None:
