@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from monitor.audit.models import AuditRecord
 from monitor.breaches.models import Breach
 from monitor.core import wake
 from monitor.core.clock import FixedClock
+from monitor.metrics.totals import reconcile
 from monitor.scheduler.wake import next_wake
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
@@ -121,3 +123,35 @@ def test_a_correction_that_clears_a_breach_keeps_the_record(
     session.refresh(row)
     assert row.cleared_at is None
     assert len(session.exec(select(Breach).where(Breach.target == "arrival")).all()) == 1
+
+
+def test_a_breach_moves_clears_and_comes_back_as_corrections_say(
+    session: Session, ctx: SlaContext
+) -> None:
+    # Major fault, 30-minute arrival: each correction moves the breach record, and the
+    # audit log and the running totals follow every step.
+    ticket = make_ticket(
+        session,
+        ctx,
+        [
+            {"type": "reported", "at": "2026-11-27T09:00:00+08:00", "id": "r"},
+            {"type": "arrived", "at": "2026-11-27T10:00:00+08:00", "id": "a"},
+        ],
+    )
+
+    def correct(ref: str, at: str) -> None:
+        post_event(session, ctx, ticket, type="correction", corrects=ref, at=at, reason="更正")
+
+    correct("r", "2026-11-27T09:10:00+08:00")  # deadline 09:40, still late
+    correct("a", "2026-11-27T09:20:00+08:00")  # in time
+    correct("a", "2026-11-27T09:50:00+08:00")  # late again
+    (breach,) = session.exec(select(Breach).where(Breach.target == "arrival")).all()
+    assert breach.cleared_at is None
+    assert breach.deadline == datetime.fromisoformat("2026-11-27T09:40:00+08:00")
+    actions = session.exec(
+        select(AuditRecord.action)
+        .where(AuditRecord.entity == "breach", AuditRecord.entity_id == str(breach.id))
+        .order_by(col(AuditRecord.seq))
+    ).all()
+    assert actions == ["breach.detected", "breach.moved", "breach.cleared", "breach.reinstated"]
+    assert reconcile(session) == 0
