@@ -6,7 +6,7 @@ judges the ticket in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -58,12 +58,11 @@ def ticket_events(session: Session, ticket_id: int) -> list[Event]:
 
 def event_rows(session: Session, ticket_id: int) -> list[EventRow]:
     """A ticket's events in order, as plain rows: what the write flow reads per write."""
-    rows = rows_where(session, _EVENTS, _EVENT_COLUMNS, "ticket_id", ticket_id, "seq")
-    return [EventRow(*row) for row in rows]
+    rows = rows_where(session, _EVENTS, EventRow._fields, "ticket_id", ticket_id, "seq")
+    return list(map(EventRow._make, rows))
 
 
 _EVENTS: sa.Table = Event.__table__  # type: ignore[attr-defined]
-_EVENT_COLUMNS = tuple(f.name for f in fields(EventRow))
 
 _LOCKED = "tickets.locked"  # session.info: (transaction, ids of the tickets it has locked)
 
