@@ -132,7 +132,7 @@ def _core(session: Session) -> sa.Connection:
     return session.connection()
 
 
-def _driver(session: Session) -> Any:
+def driver_of(session: Session) -> Any:
     """The driver's own connection under the session's, in its transaction."""
     connection = _core(session).connection.driver_connection
     assert connection is not None
@@ -152,7 +152,7 @@ def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
             .scalars()
         )
         return list(drawn)
-    last = _driver(session).execute(f'SELECT max(id) FROM "{table.name}"').fetchone()[0] or 0
+    last = driver_of(session).execute(f'SELECT max(id) FROM "{table.name}"').fetchone()[0] or 0
     return list(range(last + 1, last + 1 + count))
 
 
@@ -165,13 +165,13 @@ def _insert(
         sql, values = _plan(table, tuple(rows[0]), "insert", postgres=False)
         tuples = [values(row) for row in rows]
         if not returning:
-            _driver(session).executemany(sql, tuples)
+            driver_of(session).executemany(sql, tuples)
             return []
-        return [int(_driver(session).execute(sql, t).lastrowid) for t in tuples]  # row ids
+        return [int(driver_of(session).execute(sql, t).lastrowid) for t in tuples]  # row ids
     kind = f"insert {len(rows)} returning" if returning else f"insert {len(rows)}"
     sql, values = _plan(table, tuple(rows[0]), kind, postgres=True)
     params = [value for row in rows for value in values(row)]
-    with _driver(session).cursor() as cursor:
+    with driver_of(session).cursor() as cursor:
         cursor.execute(sql, params)
         # The sequence gives each row its id as the INSERT reaches it, in VALUES order, so
         # the ids in ascending order are the rows' order, whatever order RETURNING lists them.
@@ -188,7 +188,7 @@ def update_rows(
     for row in rows:
         names = (*(n for n in row if n not in key), *key)
         sql, values = _plan(table, names, f"update {len(key)}", postgres=postgres)
-        _driver(session).execute(sql, values(row))
+        driver_of(session).execute(sql, values(row))
 
 
 def expire_loaded(session: Session, model: type[Any], keys: list[Any]) -> None:
@@ -220,9 +220,9 @@ def add_rows(
     conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
     if _sqlite(session):
         sql, values = _plan(table, names, "insert", postgres=False)
-        _driver(session).executemany(sql + conflict, [values(row) for row in rows])
+        driver_of(session).executemany(sql + conflict, [values(row) for row in rows])
         return
-    with _driver(session).cursor() as cursor:
+    with driver_of(session).cursor() as cursor:
         for at in range(0, len(rows), UPSERT_PAGE):
             page = rows[at : at + UPSERT_PAGE]
             sql, values = _plan(table, names, f"insert {len(page)}", postgres=True)
@@ -246,7 +246,7 @@ def rows_where(
         loads = [(i, c) for i, n in enumerate(names) if (c := _loader(table.c[n].type, postgres))]
         plan = _READS[key] = (sql, loads)
     sql, loads = plan
-    rows = [list(row) for row in _driver(session).execute(sql, (value,)).fetchall()]
+    rows = [list(row) for row in driver_of(session).execute(sql, (value,)).fetchall()]
     for i, load in loads:
         for row in rows:
             row[i] = load(row[i])
@@ -280,7 +280,7 @@ def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> 
         _insert(session, table, rows, returning=False)
         return
     sql, values = _plan(table, tuple(rows[0]), "copy", postgres=True)
-    with _driver(session).cursor() as cursor, cursor.copy(sql) as copy:
+    with driver_of(session).cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(values(row))
 

@@ -14,6 +14,7 @@ from monitor.calendars.calendar import WorkCalendar
 from monitor.calendars.models import CalendarLoad
 from monitor.calendars.service import current_calendar
 from monitor.catalog.models import Catalog, load_catalog
+from monitor.core.batch import driver_of
 from monitor.core.clock import Clock
 from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
@@ -138,9 +139,7 @@ class ContextCache:
         # By the driver, on the session's connection: every request asks, and the ORM's path
         # (with its flush of whatever the session holds), then SQLAlchemy's statement
         # machinery, cost more than the read.
-        driver = session.connection().connection.driver_connection
-        assert driver is not None
-        row = driver.execute(_CALENDAR_VERSION).fetchone()
+        row = driver_of(session).execute(_CALENDAR_VERSION).fetchone()
         return None if row is None else row[0]
 
 
