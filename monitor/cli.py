@@ -78,11 +78,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def cli_settings() -> Settings:
+    """The settings, or exit 1 naming each bad SLAMON_* variable."""
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
 @contextmanager
 def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Clock]]:
     """Settings, a ready database and a clock, with domain errors turned into messages."""
+    settings = cli_settings()
     try:
-        settings = get_settings()
         engine = make_engine(settings.database_url)
         ensure_schema(engine)
         yield settings, engine, clock or SystemClock()
@@ -119,7 +127,7 @@ def reading(clock: Clock | None = None) -> Iterator[tuple[Session, SlaContext]]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""
-    settings = get_settings()
+    settings = cli_settings()
     make_engine(settings.database_url)  # creates the SQLite folder
     upgrade(settings.database_url)
     out.print("database schema is current")
@@ -131,7 +139,7 @@ def db_grant(
 ) -> None:
     """Give the serving role exactly the rights the product needs (PostgreSQL; run as the
     owner after `db upgrade`): no TRUNCATE, no UPDATE or DELETE of append-only tables."""
-    settings = get_settings()
+    settings = cli_settings()
     engine = make_engine(settings.database_url)
     try:
         statements = grant(engine, role)
@@ -565,7 +573,7 @@ def parse_time_option(name: str, value: str | None) -> Clock:
     if value is None:
         return SystemClock()
     try:
-        return FixedClock(parse_instant(value, get_settings().tz))
+        return FixedClock(parse_instant(value, cli_settings().tz))
     except ValueError as exc:
         raise fail(f"{name}: {exc}") from None
 

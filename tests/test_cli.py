@@ -287,6 +287,20 @@ def test_serve_logs_each_request_only_when_asked(
     assert ran["access_log"] is (setting == "true")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"), [("SLAMON_ACCESS_LOG", "maybe"), ("SLAMON_LEASE_SECONDS", "-1")]
+)
+def test_a_bad_setting_is_named_and_nothing_starts(
+    env: str, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    import uvicorn
+
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("it started"))
+    code, _, err = invoke("serve", "--port", "1")
+    assert code == 1 and f"error: {variable}: " in err and "Traceback" not in err
+
+
 def test_tickets_list_filters_like_the_api_as_table_json_and_csv(env: str, tmp_path: Path) -> None:
     other = {**TICKET, "external_id": "YY-1", "pool": "pool1", "severity": "general"}
     other["events"] = [{"type": "reported", "at": "2022-09-01T10:00:00+08:00"}]

@@ -6,8 +6,10 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitor.core.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -67,4 +69,13 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, or a `ConfigError` naming each bad variable (not pydantic's report)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(
+            "; ".join(
+                f"SLAMON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+        ) from None
