@@ -8,7 +8,7 @@ import gc
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -98,12 +98,13 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 BULK_FROM = 20
 
 
-def _sqlite(session: Session) -> bool:
+def on_sqlite(session: Session) -> bool:
+    """Whether the session's database is SQLite (a driver statement's SQL differs)."""
     return session.get_bind().dialect.name == "sqlite"
 
 
 def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if len(rows) >= BULK_FROM or _sqlite(session):
+    if len(rows) >= BULK_FROM or on_sqlite(session):
         bulk_rows(session, table, rows)
     else:
         _insert(session, table, rows, returning=False)
@@ -117,7 +118,7 @@ def insert_returning_ids(
     which is what SQLite itself would give, the write lock being held since BEGIN IMMEDIATE)
     and goes in by `bulk_rows`. A single row (any database) and a few rows on PostgreSQL go
     in by the driver's INSERT: its id is SQLite's row id, or PostgreSQL's RETURNING id."""
-    if len(rows) >= BULK_FROM or (_sqlite(session) and len(rows) > 1):
+    if len(rows) >= BULK_FROM or (on_sqlite(session) and len(rows) > 1):
         ids = _draw_ids(session, table, len(rows))
         bulk_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
         return ids
@@ -140,7 +141,7 @@ def driver_of(session: Session) -> Any:
 
 
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
-    if not _sqlite(session):
+    if not on_sqlite(session):
         drawn = (
             _core(session)
             .execute(
@@ -160,7 +161,7 @@ def _insert(
     session: Session, table: sa.Table, rows: list[dict[str, Any]], *, returning: bool
 ) -> list[int]:
     """A few rows by the driver's INSERT; their ids in order when `returning`."""
-    postgres = not _sqlite(session)
+    postgres = not on_sqlite(session)
     if not postgres:
         sql, values = _plan(table, tuple(rows[0]), "insert", postgres=False)
         tuples = [values(row) for row in rows]
@@ -184,7 +185,7 @@ def update_rows(
     """Set each row's columns other than `key` on the stored row its `key` names: one
     statement a row, by the driver (the statement made once per set of columns; not
     PostgreSQL's executemany, whose pipeline polls while it waits)."""
-    postgres = not _sqlite(session)
+    postgres = not on_sqlite(session)
     for row in rows:
         names = (*(n for n in row if n not in key), *key)
         sql, values = _plan(table, names, f"update {len(key)}", postgres=postgres)
@@ -218,7 +219,7 @@ def add_rows(
         f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in names if n not in key
     )
     conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
-    if _sqlite(session):
+    if on_sqlite(session):
         sql, values = _plan(table, names, "insert", postgres=False)
         driver_of(session).executemany(sql + conflict, [values(row) for row in rows])
         return
@@ -236,21 +237,44 @@ def rows_where(
     by the driver in the session's transaction and converted as the ORM loads them (instants
     aware UTC, JSON parsed): SQLAlchemy's result machinery cost more than the read itself
     (60 % of an append to a ticket of 10,000 events)."""
-    postgres = not _sqlite(session)
-    key = (table, names, f"select {column} {order}", postgres)
+    return select_rows(
+        session,
+        table,
+        names,
+        f'SELECT {{columns}} FROM {{table}} WHERE "{column}" = ? ORDER BY "{order}"',
+        (value,),
+    )
+
+
+def select_rows(
+    session: Session, table: sa.Table, names: tuple[str, ...], sql: str, params: Sequence[Any]
+) -> list[list[Any]]:
+    """The rows a driver statement reads from `table`, converted as `rows_where` converts
+    them: `sql` names the columns `{columns}` (the `names`), the table `{table}`, and marks
+    each parameter `?` (bound as given: `bound` converts a column's value first)."""
+    postgres = not on_sqlite(session)
+    key = (table, names, sql, postgres)
     plan = _READS.get(key)
     if plan is None:
         columns = ", ".join(f'"{n}"' for n in names)
-        mark = "%s" if postgres else "?"
-        sql = f'SELECT {columns} FROM "{table.name}" WHERE "{column}" = {mark} ORDER BY "{order}"'
+        text = sql.format(columns=columns, table=f'"{table.name}"')
+        if postgres:
+            text = text.replace("%", "%%").replace("?", "%s")
         loads = [(i, c) for i, n in enumerate(names) if (c := _loader(table.c[n].type, postgres))]
-        plan = _READS[key] = (sql, loads)
-    sql, loads = plan
-    rows = [list(row) for row in driver_of(session).execute(sql, (value,)).fetchall()]
+        plan = _READS[key] = (text, loads)
+    text, loads = plan
+    rows = [list(row) for row in driver_of(session).execute(text, tuple(params)).fetchall()]
     for i, load in loads:
         for row in rows:
             row[i] = load(row[i])
     return rows
+
+
+def bound(session: Session, table: sa.Table, name: str, value: Any) -> Any:
+    """A value for a driver statement's parameter compared with `table.name`, converted as
+    the ORM binds that column (an instant as SQLite stores it)."""
+    convert = _converter(table.c[name].type, not on_sqlite(session))
+    return convert(value) if convert else value
 
 
 _READS: dict[tuple[sa.Table, tuple[str, ...], str, bool], tuple[str, list[Any]]] = {}
@@ -276,7 +300,7 @@ def _json_load(value: str | None) -> Any:
 def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Rows (each with the same columns) into a table inside the session's transaction:
     PostgreSQL by COPY, SQLite by one executemany."""
-    if _sqlite(session):
+    if on_sqlite(session):
         _insert(session, table, rows, returning=False)
         return
     sql, values = _plan(table, tuple(rows[0]), "copy", postgres=True)
