@@ -14,6 +14,9 @@ from monitor.sla.vocab import TicketStatus
 # Only a severity_changed event moves a ticket into or out of a severity's scope after it was
 # reported. A literal, not a bound parameter, so that SQLite uses the partial index below.
 SEVERITY_CHANGED = sa.text("type = 'severity_changed'")
+# Events that carry evidence, as each database stores an empty list (the JSON text `[]`).
+WITH_EVIDENCE_SQLITE = sa.text("evidence != '[]'")
+WITH_EVIDENCE_POSTGRES = sa.text("evidence::text != '[]'")
 
 
 class Ticket(SQLModel, table=True):
@@ -58,10 +61,23 @@ class Event(SQLModel, table=True):
             sqlite_where=SEVERITY_CHANGED,
             postgresql_where=SEVERITY_CHANGED,
         ),
+        # What an append to a long ticket seeks instead of reading the whole timeline
+        # (tickets/service.append_event): the first and last of a type, the first of a type
+        # at or after an instant, and the first event with evidence after one.
+        sa.Index("ix_events_ticket_type_time", "ticket_id", "type", "occurred_at", "seq"),
+        sa.Index(
+            "ix_events_with_evidence",
+            "ticket_id",
+            "occurred_at",
+            "seq",
+            sqlite_where=WITH_EVIDENCE_SQLITE,
+            postgresql_where=WITH_EVIDENCE_POSTGRES,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    # Found by the unique (ticket_id, seq), whose first column it is: no index of its own.
+    ticket_id: int = Field(foreign_key="tickets.id")
     seq: int
     client_id: str | None = Field(default=None, max_length=128)
     type: str = Field(max_length=32)

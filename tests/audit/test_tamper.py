@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.audit.verify import verify
 from monitor.breaches.models import Breach
@@ -56,7 +56,9 @@ def test_every_kind_of_tamper_is_named(engine: Engine, session: Session, ctx: Sl
     reviewed = session.exec(select(Breach).order_by(Breach.id.desc())).first()  # type: ignore[union-attr]
     assert reviewed is not None and reviewed.id != late.id
     review(session, ctx, reviewed, "confirmed", "", "监理-张工")
-    event = session.exec(select(Event).where(Event.ticket_id == major.id)).first()
+    event = session.exec(
+        select(Event).where(Event.ticket_id == major.id).order_by(col(Event.seq))
+    ).first()
     assert event is not None
     assert verify(session).ok
     major_id, late_id, reviewed_id, event_id = major.id, late.id, reviewed.id, event.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.audit.verify import verify
 from monitor.core.errors import InvalidInput, TicketNotFound
@@ -54,7 +54,9 @@ def test_a_ticket_is_stored_with_its_events_and_judged_targets(
     assert got["resolution"].deadline.tzinfo is not None
     assert ticket.policy_version == "contract-2019"
     assert ticket.reported_at == local(2022, 8, 10, 11, 41)
-    events = session.exec(select(Event).where(Event.ticket_id == ticket.id)).all()
+    events = session.exec(
+        select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.seq))
+    ).all()
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert all(e.recorded_at == NOW for e in events)
     assert verify(session).ok

@@ -10,7 +10,7 @@ from typing import Any
 import openpyxl
 from playwright.sync_api import expect
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from monitor.breaches.models import Breach
 from monitor.breaches.service import reviews_of
@@ -38,7 +38,11 @@ def _late_major(engine: Engine, ctx: SlaContext, external_id: str = "DX-2026-112
 
 def _events(engine: Engine, ticket_id: int) -> list[Event]:
     with read_scope(engine) as session:
-        return list(session.exec(select(Event).where(Event.ticket_id == ticket_id)).all())
+        return list(
+            session.exec(
+                select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.seq))
+            ).all()
+        )
 
 
 def test_operator_logs_in_creates_a_major_ticket_and_adds_its_events(
