@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -16,7 +16,7 @@ from monitor.core.settings import Settings
 from monitor.core.timeutil import human_duration, show
 from monitor.sla.models import JudgedState
 from monitor.sla.policy import Policy
-from monitor.sla.timer import Effective
+from monitor.sla.timer import Effective, Seek
 from monitor.sla.vocab import EVENT_LABELS, FINDING_LABELS, TargetStatus, TicketStatus
 from monitor.tickets.models import StoredEvent, Ticket
 
@@ -121,6 +121,17 @@ def no_evidence(f: Facts) -> list[Found]:
             "没有任何解决佐证材料",
         )
     ]
+
+
+def seeks(timeline: Sequence[Effective]) -> list[Seek]:
+    """What the rules below turn on besides a partial timeline as `sla.timer.seeks` takes it:
+    the first verification at or after the last resolution, and the first event with
+    evidence after it. (Late entries are each event's own: see `sync_findings`' `kept`.)"""
+    resolved = [x for x in timeline if x.type == "resolved"]
+    if not resolved:
+        return []
+    last = resolved[-1]
+    return [Seek("verified", last.at), Seek(None, last.at, last.event.seq)]
 
 
 def late_verification(f: Facts) -> list[Found]:
@@ -278,19 +289,25 @@ def sync_findings(
     ticket: Ticket | None = None,
     kinds: Sequence[str] | None = None,
     new_ticket: bool = False,
+    kept: Callable[[str], bool] | None = None,
 ) -> int:
-    """Open what is found and not yet open; close open ones (of this scope) no longer found.
-    A `new_ticket` (created in this transaction) has none open yet. Plain rows and Core
-    statements, which run at once (but for a batch of new tickets' inserts, which
-    `deferred_inserts` holds to its end): a later read in this transaction finds what they wrote
-    (loading the open findings as ORM objects and flushing their close cost an event's
-    write more than the rules themselves)."""
+    """Open what is found and not yet open; close open ones (of this scope) no longer found,
+    but those whose key `kept` holds (the rules did not see their events: a judgement by a
+    partial timeline). A `new_ticket` (created in this transaction) has none open yet. Plain
+    rows and Core statements, which run at once (but for a batch of new tickets' inserts,
+    which `deferred_inserts` holds to its end): a later read in this transaction finds what
+    they wrote (loading the open findings as ORM objects and flushing their close cost an
+    event's write more than the rules themselves)."""
     open_now = {} if new_ticket else _open_findings(session, ticket, kinds)
     wanted = {f.key: f for f in found}
     # In id order, as the ORM's flush wrote them: two writers lock the rows in one order.
     closing = [
         {"closed_at": now, "id": i}
-        for i in sorted(i for key, i in open_now.items() if key not in wanted)
+        for i in sorted(
+            i
+            for key, i in open_now.items()
+            if key not in wanted and (kept is None or not kept(key))
+        )
     ]
     if closing:
         expire_loaded(session, Finding, [c["id"] for c in closing])

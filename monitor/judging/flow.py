@@ -11,7 +11,7 @@ applied once per unit of work, in `finish`, so that a transaction touching many 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
@@ -81,6 +81,7 @@ class Settled:
     before: dict[str, TargetStatus]  # each target's status before this judgement
     new_breaches: list[Breach] = field(default_factory=list)
     events: Sequence[StoredEvent] = ()  # the timeline it was judged by
+    complete: bool = True  # False: `events` are a partial timeline (`Appended.complete`)
 
     def changed(self) -> list[tuple[str, str, str]]:
         """(target, before, after) for every target whose status moved."""
@@ -154,7 +155,7 @@ class WriteFlow:
         row, events = done.row, done.events
         if row.type == "correction" and actor.role != "supervisor":
             self._dispute_if_it_clears_a_review(ticket, row, events)
-        self.settle(ticket, events, timelines=(done.seen, done.effective))
+        self.settle(ticket, events, timelines=(done.seen, done.effective), complete=done.complete)
         return row
 
     def decide_correction(
@@ -249,11 +250,14 @@ class WriteFlow:
         *,
         new: bool = False,
         timelines: tuple[list[TimelineEvent], list[Effective]] | None = None,
+        complete: bool = True,
     ) -> Settled:
         """Judge the ticket at `now` and store all that follows from it. A `new` ticket (made
         in this unit of work) has no stored states, breaches, findings or disputes to read;
         `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
-        (used unless a correction is held)."""
+        (used unless a correction is held); not `complete`: `events` are a partial timeline
+        (`tickets.service.Appended`), which judges as the whole does but for the late entries
+        of events it does not hold, whose findings are left as they are."""
         # What came before (an event's ticket, an earlier judgement of this ticket in this
         # transaction: a state deleted, a finding closed) is written first, so the reads
         # below see it; then one flush (at commit, or the next read through the session
@@ -261,7 +265,9 @@ class WriteFlow:
         # most of an event's write.
         self.session.flush()
         with self.session.no_autoflush:
-            return self._settle(ticket, events, now, new=new, timelines=timelines)
+            return self._settle(
+                ticket, events, now, new=new, timelines=timelines, complete=complete
+            )
 
     def _settle(
         self,
@@ -271,6 +277,7 @@ class WriteFlow:
         *,
         new: bool,
         timelines: tuple[list[TimelineEvent], list[Effective]] | None,
+        complete: bool,
     ) -> Settled:
         ctx = self.ctx
         now = now or ctx.now()
@@ -297,11 +304,18 @@ class WriteFlow:
             self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new
         )
         facts = self.facts(ticket, events, states, now, disputes, timeline)
-        sync_findings(self.session, ticket_findings(facts), now, ticket=ticket, new_ticket=new)
+        sync_findings(
+            self.session,
+            ticket_findings(facts),
+            now,
+            ticket=ticket,
+            new_ticket=new,
+            kept=None if complete else _unread_late_entries(ticket.id, events),
+        )
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
-        self.last = Settled(ticket, judgement, states, before, made, events)
+        self.last = Settled(ticket, judgement, states, before, made, events, complete)
         return self.last
 
     def facts(
@@ -429,6 +443,14 @@ def _stored_states(session: Session, ticket_id: int) -> dict[str, StateRow]:
     """A ticket's stored target states as plain rows, by target (Core: no flush first)."""
     rows = session.connection().execute(_STATES_OF, {"ticket": ticket_id}).all()
     return {row.target: StateRow(*row) for row in rows}
+
+
+def _unread_late_entries(ticket_id: int, events: Sequence[StoredEvent]) -> Callable[[str], bool]:
+    """The late-entry findings of the events a partial timeline does not hold: an event's
+    lateness is its own (when it happened and was entered), so its finding stands."""
+    prefix = f"late_entry:{ticket_id}:"
+    read = {f"{prefix}{e.seq}" for e in events}
+    return lambda key: key.startswith(prefix) and key not in read
 
 
 def _seconds(delta: Any) -> float | None:

@@ -430,6 +430,46 @@ def wakes_at(status: str, deadline: datetime | None, risk_at: datetime | None) -
     return None
 
 
+# A partial timeline --------------------------------------------------------------------------
+# An append to a long ticket without corrections is judged by the few events the rules turn
+# on, read by index, not by the whole timeline: any part of the timeline that holds them
+# judges as the whole does (tests/judging/test_partial_timeline.py checks it on random
+# timelines). Without corrections an event's effective time is its own.
+
+WHOLE = ("paused", "resumed", "severity_changed")  # every one of these is read
+LAST_OF = RESOLUTION_EVENTS  # the last of each, besides the first of every other type
+
+
+@dataclass(frozen=True)
+class Seek:
+    """The first event (by time, then seq) of `type` (None: of any type, with evidence) at
+    or after `at`, and after `seq` where it is at `at` (0: any seq)."""
+
+    type: str | None
+    at: datetime
+    seq: int = 0
+
+
+def seeks(timeline: Sequence[Effective], reported_severity: str, policy: Policy) -> list[Seek]:
+    """What `judge` may turn on besides a partial timeline holding the first event of each
+    type, the last of each resolution kind, and every pause, resume and severity change:
+    the first reopen after each of those lasts (it clears it), and the first stop event at or
+    after each target's start."""
+    out = []
+    last = {x.type: x for x in timeline if x.type in LAST_OF}  # (in time order: the last)
+    for x in last.values():
+        out.append(Seek("reopened", x.at, x.event.seq))
+    severity, _ = current_severity(reported_severity, timeline)
+    for target in policy.severities[severity].targets:
+        if target.start in LAST_OF:
+            start = last.get(target.start)
+        else:
+            start = next((x for x in timeline if x.type == target.start), None)
+        if start is not None and target.stop not in LAST_OF:
+            out.append(Seek(target.stop, start.at))
+    return out
+
+
 def ticket_status(timeline: Sequence[Effective]) -> TicketStatus:
     resolved, _ = _last_unreopened(timeline, "resolved")
     if resolved is None:

@@ -90,12 +90,13 @@ async def _every_problem(write: TicketWriter) -> Write:
 
 def _judged(
     flow: WriteFlow, ticket: Ticket
-) -> tuple[Sequence[StoredEvent], Sequence[JudgedState]] | None:
-    """What the write just judged the ticket by, for its answer (no second read)."""
+) -> tuple[Sequence[StoredEvent] | None, Sequence[JudgedState]] | None:
+    """What the write just judged the ticket by, for its answer (no second read): its target
+    states, and its events unless it was judged by a part of them."""
     last = flow.last
     if last is None or last.ticket.id != ticket.id:
         return None
-    return last.events, last.states
+    return (last.events if last.complete else None), last.states
 
 
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)

@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit import service as audit
-from monitor.core.batch import as_loaded, insert_returning_ids, rows_where
+from monitor.breaches.findings import seeks as finding_seeks
+from monitor.core.batch import (
+    as_loaded,
+    bound,
+    insert_returning_ids,
+    on_sqlite,
+    rows_where,
+    select_rows,
+)
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
 from monitor.evidence.models import EvidenceLink
@@ -22,14 +30,19 @@ from monitor.sla.models import TargetState
 from monitor.sla.policy import Policy
 from monitor.sla.service import SlaContext
 from monitor.sla.timer import (
+    LAST_OF,
+    WHOLE,
     Effective,
     Judgement,
+    Seek,
     TimelineEvent,
     apply_corrections,
     current_severity,
     judge,
+    seeks,
     ticket_status,
 )
+from monitor.sla.vocab import EVENT_TYPES
 from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
@@ -635,6 +648,9 @@ class Appended:
     events: list[StoredEvent]
     seen: list[TimelineEvent]  # `timeline_of(events)`: as the clock sees them, none held
     effective: list[Effective]  # `apply_corrections(seen)`
+    # False: `events` are only those the rules turn on (a ticket without corrections, read
+    # by index); they judge as the whole timeline does, but are not the whole to show.
+    complete: bool = True
 
 
 def append_event(
@@ -647,12 +663,20 @@ def append_event(
     recorded_at: datetime | None = None,
 ) -> Appended:
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
-    and the ticket's whole timeline, read once (as plain rows)."""
+    and the ticket's timeline, read once (as plain rows): the whole of it for a ticket with
+    corrections or for a correction, else only the events the rules turn on (a partial
+    timeline, read by index: an append costs the same however long the ticket is)."""
     assert ticket.id is not None
     if not _locked(session, ticket.id):  # (a request's dependency locked it already)
         lock_ticket(session, ticket.id)
-    existing: list[StoredEvent] = list(event_rows(session, ticket.id))
     policy = ctx.policies.version(ticket.policy_version)
+    part = None if data.type == "correction" else _partial_timeline(session, ticket.id, data.id)
+    if part is None or any(e.type == "correction" for e in part):
+        existing: list[StoredEvent] = list(event_rows(session, ticket.id))
+        count, complete = len(existing), True
+    else:
+        existing, complete = part, False
+        count = existing[-1].seq if existing else 0  # seqs number a ticket's events 1..n
     problems = _event_problems(data, "", ctx, policy)
     problems += _evidence_problems(session, ticket.id, data, "")
     problems = [Problem(p.loc.lstrip("."), p.msg) for p in problems]
@@ -664,13 +688,13 @@ def append_event(
                 "a correction naming the reported event",
             )
         )
-    seq = (existing[-1].seq if existing else 0) + 1
+    seq = count + 1
     limit = ctx.settings.max_events_per_ticket
-    if len(existing) >= limit:
+    if count >= limit:
         problems.append(
             Problem(
                 "type",
-                f"this ticket already has {len(existing)} events, the limit "
+                f"this ticket already has {count} events, the limit "
                 f"(SLAMON_MAX_EVENTS_PER_TICKET = {limit}); open a new ticket for a new fault",
             )
         )
@@ -683,6 +707,13 @@ def append_event(
     ]
     if problems:
         raise InvalidInput(problems)
+    if not complete:
+        # What the rules turn on beyond the first and last events: read before the new
+        # event is stored (which joins the part in any case).
+        wanted = seeks(effective, ticket.severity, policy) + finding_seeks(effective)
+        existing = _with_seeks(session, ticket.id, existing, wanted)
+        timeline = [*timeline_of(existing), timeline[-1]]
+        effective = apply_corrections(timeline)
     now = ctx.now()
     tl = timeline[-1]
     corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
@@ -692,7 +723,60 @@ def append_event(
     (row,) = as_loaded(session, Event, [{"id": event_id, **values}])
     audit.append_many(session, [entry])
     ticket.updated_at = now
-    return Appended(row, [*existing, row], timeline, effective)
+    return Appended(row, [*existing, row], timeline, effective, complete)
+
+
+def _select(where: str, order: str = "occurred_at, seq", limit: bool = True) -> str:
+    # Each part its own subquery: a compound's parts may not have their own ORDER BY.
+    tail = " LIMIT 1" if limit else ""
+    return (
+        f"SELECT * FROM (SELECT {{columns}} FROM {{table}} WHERE ticket_id = ? AND {where} "
+        f"ORDER BY {order}{tail}) AS part"
+    )
+
+
+# The part of a timeline that every append reads (by the index on ticket, type, time and
+# seq, and the unique ones on seq and client id): the first event of each type, the last of
+# each resolution kind, every pause, resume and severity change, the last by seq (how many
+# events there are), and the event the new one's client id would repeat.
+_PARTIAL = " UNION ALL ".join(
+    [
+        *(_select(f"type = '{t}'") for t in EVENT_TYPES if t not in WHOLE),
+        *(_select(f"type = '{t}'", "occurred_at DESC, seq DESC") for t in LAST_OF),
+        _select("type IN ({})".format(", ".join(f"'{t}'" for t in WHOLE)), limit=False),
+        _select("1 = 1", "seq DESC"),
+        _select("client_id = ?", "seq"),
+    ]
+)
+
+
+def _partial_timeline(session: Session, ticket_id: int, client_id: str | None) -> list[StoredEvent]:
+    marks = _PARTIAL.count("?")
+    params = [ticket_id] * (marks - 1) + [client_id]
+    return _distinct(select_rows(session, _EVENTS, EventRow._fields, _PARTIAL, params))
+
+
+def _with_seeks(
+    session: Session, ticket_id: int, part: list[StoredEvent], wanted: Sequence[Seek]
+) -> list[StoredEvent]:
+    """The part with the events each seek finds (each by one index range, in one statement)."""
+    if not wanted:
+        return part
+    evidence = "evidence != '[]'" if on_sqlite(session) else "evidence::text != '[]'"
+    parts, params = [], []
+    for seek in wanted:
+        kind = "type = ?" if seek.type is not None else evidence
+        parts.append(_select(f"{kind} AND occurred_at >= ? AND (occurred_at > ? OR seq > ?)"))
+        at = bound(session, _EVENTS, "occurred_at", seek.at)
+        params += [ticket_id, *([seek.type] if seek.type is not None else []), at, at, seek.seq]
+    sql = " UNION ALL ".join(parts)
+    found = select_rows(session, _EVENTS, EventRow._fields, sql, params)
+    return _distinct([*part, *found])
+
+
+def _distinct(rows: Sequence[Any]) -> list[StoredEvent]:
+    """Rows read by several parts of one statement, each once, in seq order."""
+    return [EventRow._make(r) for r in sorted({r[2]: r for r in rows}.values(), key=lambda r: r[2])]
 
 
 def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
@@ -772,13 +856,14 @@ def ticket_out(
     session: Session,
     ctx: SlaContext,
     ticket: Ticket,
-    judged: tuple[Sequence[StoredEvent], Sequence[Any]] | None = None,
+    judged: tuple[Sequence[StoredEvent] | None, Sequence[Any]] | None = None,
 ) -> TicketOut:
-    """A ticket as the API shows it; `judged`: its events and target states as the write
-    that just judged it holds them (else they are read)."""
+    """A ticket as the API shows it; `judged`: its events (None: read them) and target
+    states as the write that just judged it holds them (else they are read)."""
     assert ticket.id is not None
     if judged is not None:
-        events, states = judged
+        held, states = judged
+        events = event_rows(session, ticket.id) if held is None else held
     else:
         events = event_rows(session, ticket.id)
         # Plain rows of the columns shown: an ORM TargetState costs more to build than read.
