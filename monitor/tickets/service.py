@@ -663,20 +663,24 @@ def append_event(
     recorded_at: datetime | None = None,
 ) -> Appended:
     """Append one event (not yet judged), or raise InvalidInput naming the field; returns it
-    and the ticket's timeline, read once (as plain rows): the whole of it for a ticket with
-    corrections or for a correction, else only the events the rules turn on (a partial
-    timeline, read by index: an append costs the same however long the ticket is)."""
+    and the ticket's timeline, read once (as plain rows): the whole of it for a short ticket
+    (`READ_WHOLE_UP_TO`), a ticket with corrections or a correction, else only the events
+    the rules turn on (a partial timeline, read by index: an append costs the same however
+    long the ticket is)."""
     assert ticket.id is not None
     if not _locked(session, ticket.id):  # (a request's dependency locked it already)
         lock_ticket(session, ticket.id)
     policy = ctx.policies.version(ticket.policy_version)
-    part = None if data.type == "correction" else _partial_timeline(session, ticket.id, data.id)
-    if part is None or any(e.type == "correction" for e in part):
-        existing: list[StoredEvent] = list(event_rows(session, ticket.id))
-        count, complete = len(existing), True
-    else:
-        existing, complete = part, False
-        count = existing[-1].seq if existing else 0  # seqs number a ticket's events 1..n
+    existing: list[StoredEvent] = _first_events(session, ticket.id)
+    complete = True
+    if len(existing) > READ_WHOLE_UP_TO:  # (else that is the whole timeline)
+        if data.type != "correction":
+            existing = _partial_timeline(session, ticket.id, data.id)
+            complete = any(e.type == "correction" for e in existing)
+        if complete:
+            existing = list(event_rows(session, ticket.id))
+    # (seqs number a ticket's events 1..n: its last seq is how many there are)
+    count = existing[-1].seq if existing else 0
     problems = _event_problems(data, "", ctx, policy)
     problems += _evidence_problems(session, ticket.id, data, "")
     problems = [Problem(p.loc.lstrip("."), p.msg) for p in problems]
@@ -724,6 +728,23 @@ def append_event(
     audit.append_many(session, [entry])
     ticket.updated_at = now
     return Appended(row, [*existing, row], timeline, effective, complete)
+
+
+# A ticket of at most this many events is read whole by one plain read, which costs less
+# than the seeks of a partial timeline (an event on a 4-event ticket cost 9 % more
+# instructions by the seeks); a longer one is read by the seeks.
+READ_WHOLE_UP_TO = 32
+
+
+def _first_events(session: Session, ticket_id: int) -> list[StoredEvent]:
+    """The ticket's first events by seq, one more than `READ_WHOLE_UP_TO` at most."""
+    sql = f"{_FIRST} LIMIT {READ_WHOLE_UP_TO + 1}"
+    return list(
+        map(EventRow._make, select_rows(session, _EVENTS, EventRow._fields, sql, [ticket_id]))
+    )
+
+
+_FIRST = "SELECT {columns} FROM {table} WHERE ticket_id = ? ORDER BY seq"
 
 
 def _select(where: str, order: str = "occurred_at, seq", limit: bool = True) -> str:

@@ -21,7 +21,7 @@ from monitor.sla.service import SlaContext
 from monitor.sla.vocab import EVENT_TYPES
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import EventIn
-from monitor.tickets.service import ticket_events
+from monitor.tickets.service import READ_WHOLE_UP_TO, ticket_events
 from tests.helpers import ADMIN, make_ticket
 
 # Every kind but the report (a ticket has one) and corrections (they read the whole timeline).
@@ -43,6 +43,17 @@ event = st.fixed_dictionaries(
         "evidence": st.sampled_from((False, False, True)),
     }
 )
+
+
+def long_ticket(ctx: SlaContext, session: Session, severity: str, name: str) -> Ticket:
+    """Reported six days ago (most events are then entered late: findings), with comments
+    enough that an append reads a partial timeline."""
+    reported = ctx.now() - timedelta(days=6)
+    events = [{"type": "reported", "at": reported.isoformat()}]
+    events += [{"type": "comment", "at": reported.isoformat()}] * READ_WHOLE_UP_TO
+    return make_ticket(
+        session, ctx, events, severity=severity, external_id=f"{name}-{next(_tickets)}"
+    )
 
 
 def snapshot(session: Session, ticket: Ticket) -> dict[str, Any]:
@@ -79,7 +90,7 @@ def append_and_compare(
 
 
 @settings(
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -87,14 +98,8 @@ def append_and_compare(
 def test_an_append_judged_by_part_of_the_timeline_stores_what_the_whole_judges(
     session: Session, ctx: SlaContext, severity: str, events: list[dict[str, Any]]
 ) -> None:
-    reported = ctx.now() - timedelta(days=6)  # most events are entered late: findings
-    ticket = make_ticket(
-        session,
-        ctx,
-        [{"type": "reported", "at": reported.isoformat()}],
-        severity=severity,
-        external_id=f"PART-{next(_tickets)}",
-    )
+    ticket = long_ticket(ctx, session, severity, "PART")
+    reported = ticket.reported_at
     for e in events:
         fields: dict[str, Any] = {
             "type": e["type"],
@@ -144,14 +149,8 @@ SEEKING = {
 def test_each_event_the_rules_seek_is_read(
     session: Session, ctx: SlaContext, history: list[tuple[Any, ...]]
 ) -> None:
-    reported = ctx.now() - timedelta(days=6)
-    ticket = make_ticket(
-        session,
-        ctx,
-        [{"type": "reported", "at": reported.isoformat()}],
-        severity="major",
-        external_id=f"SEEK-{next(_tickets)}",
-    )
+    ticket = long_ticket(ctx, session, "major", "SEEK")
+    reported = ticket.reported_at
     for kind, minutes, *evidence in history:
         at = reported + timedelta(minutes=minutes)
         append_and_compare(session, ctx, ticket, {"type": kind, "at": at, "evidence": evidence})
@@ -184,13 +183,13 @@ def test_a_partial_timeline_refuses_what_the_whole_refuses(
 ) -> None:
     reported = ctx.now() - timedelta(days=1)
     history = [{"type": "reported", "at": reported.isoformat(), "id": "r"}]
-    for i in range(1, 30):
+    for i in range(1, 40):
         at = reported + timedelta(minutes=i)
         history.append({"type": "comment", "at": at.isoformat(), "id": f"c{i}"})
     ticket = make_ticket(session, ctx, history, severity="major", external_id="LONG-REFUSE")
     cases = [
         # An id used by an event in the middle of the timeline, which the part does not hold.
-        ({"type": "comment", "at": reported.isoformat(), "id": "c15"}, "id"),
+        ({"type": "comment", "at": reported.isoformat(), "id": "c35"}, "id"),
         ({"type": "arrived", "at": (reported - timedelta(minutes=1)).isoformat()}, "at"),
     ]
     for fields, loc in cases:
@@ -202,14 +201,14 @@ def test_a_partial_timeline_refuses_what_the_whole_refuses(
             else:
                 raise AssertionError(f"{fields} was accepted")
         session.rollback()
-    assert len(ticket_events(session, ticket.id or 0)) == 30
-    limited = ctx.settings.model_copy(update={"max_events_per_ticket": 30})
+    assert len(ticket_events(session, ticket.id or 0)) == 40
+    limited = ctx.settings.model_copy(update={"max_events_per_ticket": 40})
     small = SlaContext(limited, ctx.catalog, ctx.policies, ctx.calendar, ctx.clock)
     with write_flow(session, small) as flow:
         try:
             flow.add_event(ticket, EventIn(type="arrived", at=ctx.now()), ADMIN)
         except InvalidInput as exc:
-            assert "already has 30 events" in exc.problems[0].msg
+            assert "already has 40 events" in exc.problems[0].msg
         else:
-            raise AssertionError("the 31st event was accepted")
+            raise AssertionError("the 41st event was accepted")
     session.rollback()
