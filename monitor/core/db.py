@@ -133,20 +133,30 @@ def readonly(engine: Engine) -> Engine:
     was a tenth of a millisecond on every request)."""
     made: Engine | None = engine.__dict__.get("_slamon_readonly")
     if made is None:
-        made = engine.__dict__["_slamon_readonly"] = engine.execution_options(readonly=True)
+        # On PostgreSQL also READ ONLY (set on the driver, sent with BEGIN): a read ends by
+        # COMMIT (`read_scope`), which must never write.
+        only = {"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {}
+        made = engine.__dict__["_slamon_readonly"] = engine.execution_options(readonly=True, **only)
     return made
 
 
 @contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
-    """A read-only transaction that takes no write lock (on SQLite it begins deferred)."""
+    """A read-only transaction that takes no write lock (on SQLite it begins deferred); it
+    ends by COMMIT, which for a read is the same as a rollback but for one thing: the
+    PostgreSQL driver forgets the connection's prepared statements at every ROLLBACK, so
+    ending reads by rollback (the token read of every request among them) had every
+    statement of every request parsed and planned anew by the server."""
     with Session(readonly(engine)) as session:
         try:
             yield session
-        finally:
-            # Detach first: what was read stays usable after the transaction ends.
+        except BaseException:
             session.expunge_all()
             session.rollback()
+            raise
+        # Detach first: what was read stays usable after the transaction ends.
+        session.expunge_all()
+        session.commit()
 
 
 class DriverReader:
@@ -169,10 +179,14 @@ class DriverReader:
 def read_connection(engine: Engine) -> Iterator[DriverReader]:
     """`read_scope` without SQLAlchemy's connection: see `DriverReader`."""
     pooled = readonly(engine).raw_connection()
+    driver = pooled.driver_connection
+    assert driver is not None
     try:
-        yield DriverReader(pooled.driver_connection, engine.dialect.name == "postgresql")
+        yield DriverReader(driver, engine.dialect.name == "postgresql")
+        # By COMMIT, as `read_scope` ends (SQLite's reads here begin no transaction: nothing).
+        driver.commit()
     finally:
-        pooled.close()  # back to the pool, which rolls back what the read began
+        pooled.close()  # back to the pool, which rolls back what a failed read began
 
 
 def stored_instant(value: datetime | str | None) -> datetime | None:

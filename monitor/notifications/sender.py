@@ -168,7 +168,7 @@ def send_due(
                 Delivery.status == DeliveryStatus.PENDING
             )
         ).one()
-        session.rollback()
+        session.commit()  # a read: COMMIT keeps the driver's prepared statements (db.read_scope)
     return report
 
 

@@ -14,7 +14,13 @@ from monitor.audit.models import AuditRecord
 from monitor.audit.service import append
 from monitor.audit.verify import verify
 from monitor.calendars.models import CalendarLoad
-from monitor.core.db import alembic_config, ensure_schema, make_engine, read_scope
+from monitor.core.db import (
+    alembic_config,
+    ensure_schema,
+    make_engine,
+    read_connection,
+    read_scope,
+)
 
 
 def test_the_models_and_the_migrations_agree(db_url: str) -> None:
@@ -64,3 +70,27 @@ def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: obje
         conn.exec_driver_sql("CREATE TABLE unrelated (x int)")
     with pytest.raises(RuntimeError, match="sla-monitor db upgrade"):
         ensure_schema(engine)
+
+
+def test_reads_keep_the_postgresql_drivers_prepared_statements(pg_engine: Engine) -> None:
+    # The driver prepares a statement run five times on a connection and drops them all at a
+    # ROLLBACK: reads that ended by rollback had every request's statements planned anew.
+    engine = make_engine(pg_engine.url.render_as_string(hide_password=False))
+    query = "SELECT count(*) FROM findings WHERE id > ?"
+    try:
+        for _ in range(7):
+            with read_connection(engine) as reader:
+                assert reader.first(query, 0) == (0,)
+            with read_scope(engine) as session:
+                session.execute(sa.text("SELECT count(*) FROM tickets WHERE id > :i"), {"i": 0})
+        with read_connection(engine) as reader:
+            prepared = reader.first("SELECT count(*) FROM pg_prepared_statements")
+        assert prepared is not None and prepared[0] >= 2
+    finally:
+        engine.dispose()
+
+
+def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
+    # A read ends by COMMIT (to keep those statements): it must be one that cannot write.
+    with read_scope(pg_engine) as session, pytest.raises(sa.exc.InternalError, match="read-only"):
+        session.execute(sa.text("UPDATE findings SET detail = detail WHERE id < 0"))
