@@ -829,7 +829,13 @@ def events_out(events: Sequence[StoredEvent], tz: tzinfo) -> list[EventOut]:
     """The timeline as people and clients read it: each event as recorded, and its time
     after corrections where one changed it."""
     by_id = {e.id: e for e in events}
-    effective = {x.event.seq: x.at for x in effective_timeline(events)}
+    # Only a corrected event's time moves: a timeline without corrections (most) is not
+    # replayed for the answer (that was half of building it).
+    effective = (
+        {x.event.seq: x.at for x in effective_timeline(events) if x.corrections}
+        if any(e.corrects_id for e in events)
+        else {}
+    )
 
     def event_id(e: StoredEvent) -> str:
         return e.client_id or str(e.seq)
