@@ -72,6 +72,28 @@ def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None
     assert got == data
 
 
+def test_an_event_on_a_long_ticket_answers_with_every_event(client: TestClient, auth: Any) -> None:
+    # Judged by a partial timeline (tickets.service.READ_WHOLE_UP_TO), shown whole.
+    body = ticket_body()
+    at = "2022-08-10T11:50:00+08:00"
+    comments = [{"type": "comment", "at": at, "note": f"第{i}次"} for i in range(40)]
+    body["events"] = [body["events"][0], *comments]  # type: ignore[index]
+    ticket = post(client, auth, "op2", body).json()
+    r = post(
+        client,
+        auth,
+        "op2",
+        {"type": "resolved", "at": "2022-08-10T13:00:00+08:00"},
+        path=f"/tickets/{ticket['id']}/events",
+    )
+    assert r.status_code == 201, r.text
+    data = r.json()
+    assert [e["seq"] for e in data["events"]] == list(range(1, 43))
+    assert data["status"] == "resolved"
+    got = client.get(f"{API}/tickets/{ticket['id']}", headers=auth["op2"]).json()
+    assert got == data
+
+
 def test_list_filters_search_and_pagination(client: TestClient, auth: Any) -> None:
     for i in range(3):
         post(client, auth, "op2", ticket_body(f"DX-{i}", title=f"存储故障 {i}"))
