@@ -142,11 +142,13 @@ def readonly(engine: Engine) -> Engine:
 
 @contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
-    """A read-only transaction that takes no write lock (on SQLite it begins deferred); it
-    ends by COMMIT, which for a read is the same as a rollback but for one thing: the
-    PostgreSQL driver forgets the connection's prepared statements at every ROLLBACK, so
-    ending reads by rollback (the token read of every request among them) had every
-    statement of every request parsed and planned anew by the server."""
+    """A read-only transaction that takes no write lock (on SQLite it begins deferred). On
+    PostgreSQL it is READ ONLY and ends by COMMIT, for a read the same as a rollback but for
+    one thing: the driver forgets the connection's prepared statements at every ROLLBACK,
+    so reads that ended by one (the token read of every request among them) had every
+    statement of every request parsed and planned anew by the server. SQLite has no read-only
+    transaction and no such loss: its reads end by rollback, so nothing a read wrote stays."""
+    postgres = engine.dialect.name == "postgresql"
     with Session(readonly(engine)) as session:
         try:
             yield session
@@ -156,7 +158,10 @@ def read_scope(engine: Engine) -> Iterator[Session]:
             raise
         # Detach first: what was read stays usable after the transaction ends.
         session.expunge_all()
-        session.commit()
+        if postgres:
+            session.commit()
+        else:
+            session.rollback()
 
 
 class DriverReader:
@@ -177,16 +182,28 @@ class DriverReader:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[DriverReader]:
-    """`read_scope` without SQLAlchemy's connection: see `DriverReader`."""
+    """`read_scope` without SQLAlchemy's connection: see `DriverReader`. On PostgreSQL the
+    driver is told READ ONLY (sent with the BEGIN its first read opens; SQLAlchemy's option
+    does not reach a raw connection) and told again to forget it before the connection goes
+    back to the pool; the read ends by COMMIT, as `read_scope`'s does."""
     pooled = readonly(engine).raw_connection()
     driver = pooled.driver_connection
     assert driver is not None
+    postgres = engine.dialect.name == "postgresql"
     try:
-        yield DriverReader(driver, engine.dialect.name == "postgresql")
-        # By COMMIT, as `read_scope` ends (SQLite's reads here begin no transaction: nothing).
-        driver.commit()
+        if postgres:
+            driver.read_only = True
+        try:
+            yield DriverReader(driver, postgres)
+        except BaseException:
+            driver.rollback()
+            raise
+        if postgres:
+            driver.commit()
     finally:
-        pooled.close()  # back to the pool, which rolls back what a failed read began
+        if postgres:
+            driver.read_only = None  # (idle again: a local setting, no round trip)
+        pooled.close()  # back to the pool (SQLite's reads here begin no transaction)
 
 
 def stored_instant(value: datetime | str | None) -> datetime | None:

@@ -92,5 +92,36 @@ def test_reads_keep_the_postgresql_drivers_prepared_statements(pg_engine: Engine
 
 def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
     # A read ends by COMMIT (to keep those statements): it must be one that cannot write.
-    with read_scope(pg_engine) as session, pytest.raises(sa.exc.InternalError, match="read-only"):
-        session.execute(sa.text("UPDATE findings SET detail = detail WHERE id < 0"))
+    engine = make_engine(pg_engine.url.render_as_string(hide_password=False))
+    update = "UPDATE findings SET detail = detail WHERE id < 0"
+    try:
+        with read_scope(engine) as session, pytest.raises(sa.exc.InternalError, match="read-only"):
+            session.execute(sa.text(update))
+        with read_connection(engine) as reader:
+            assert reader.first("SHOW transaction_read_only") == ("on",)
+        with pytest.raises(Exception, match="read-only"), read_connection(engine) as reader:
+            reader.first(update)
+        # The same pooled connection writes again for a writer.
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
+            conn.exec_driver_sql(update)
+    finally:
+        engine.dispose()
+
+
+def test_a_read_on_sqlite_keeps_nothing_it_wrote(tmp_path: object) -> None:
+    # SQLite has no read-only transaction: its reads end by rollback.
+    engine = make_engine(f"sqlite:///{tmp_path}/read.db")
+    ensure_schema(engine)
+    count = sa.text("SELECT count(*) FROM calendar_loads WHERE year = 2031")
+    with read_scope(engine) as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO calendar_loads (year, source, body, loaded_at, loaded_by) "
+                "VALUES (2031, 'x', '{}', '2026-01-01 00:00:00.000000', 't')"
+            )
+        )
+        assert session.execute(count).scalar() == 1
+    with read_scope(engine) as session:
+        assert session.execute(count).scalar() == 0
+    engine.dispose()
