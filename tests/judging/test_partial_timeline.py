@@ -89,21 +89,37 @@ def append_and_compare(
     session.rollback()
 
 
-@settings(
-    max_examples=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+def examples(count: int) -> settings:
+    """Hypothesis' settings for these tests: each example writes to the test's database."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@examples(50)
 @given(st.sampled_from(SEVERITIES), st.lists(event, min_size=1, max_size=16))
 def test_an_append_judged_by_part_of_the_timeline_stores_what_the_whole_judges(
     session: Session, ctx: SlaContext, severity: str, events: list[dict[str, Any]]
 ) -> None:
+    append_each(session, ctx, severity, events, step=timedelta(minutes=30))
+
+
+def append_each(
+    session: Session,
+    ctx: SlaContext,
+    severity: str,
+    events: list[dict[str, Any]],
+    step: timedelta,
+) -> None:
+    """Drawn events appended one by one to a new long ticket, each compared with the whole."""
     ticket = long_ticket(ctx, session, severity, "PART")
     reported = ticket.reported_at
     for e in events:
         fields: dict[str, Any] = {
             "type": e["type"],
-            "at": (reported + timedelta(minutes=30 * e["step"])).isoformat(),
+            "at": (reported + step * e["step"]).isoformat(),
         }
         if e["type"] == "severity_changed":
             fields["severity"] = e["severity"]
@@ -133,6 +149,15 @@ SEEKING = {
         ("resolved", 60),
         ("comment", 70, EVIDENCE),
         ("comment", 80),
+    ],
+    # Three events at one instant, in seq order: the reopen clears the verification before
+    # it and not the resolution after it, so the ticket is resolved, not closed.
+    "the reopen after the last verification, at the instant of a later resolution": [
+        ("reopened", 10),
+        ("verified", 60),
+        ("reopened", 60),
+        ("resolved", 60),
+        ("comment", 100),
     ],
     "the reopen after the last resolution (not the first reopen)": [
         ("resolved", 20),
