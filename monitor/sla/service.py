@@ -125,6 +125,11 @@ class ContextCache:
 
     def get(self, session: Session) -> SlaContext:
         if self._base is None:
+            # A read (READ ONLY on PostgreSQL, rolled back on SQLite) stores nothing: it gets
+            # a context not kept, and the first writer loads the one kept, storing new
+            # policy versions. (The server's start is that writer.)
+            if session.get_bind().get_execution_options().get("readonly", False):
+                return load_context(session, self.settings, self.clock, write=False)
             self._base = load_context(session, self.settings, self.clock)
             self._calendar_version = self._version(session)
             return self._base

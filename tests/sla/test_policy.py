@@ -6,12 +6,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from monitor.core.clock import FixedClock
+from monitor.core.db import read_scope, session_scope
 from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
-from monitor.sla.service import SlaContext, load_context
+from monitor.sla.models import PolicyVersion
+from monitor.sla.service import ContextCache, SlaContext, load_context
 from tests.conftest import CONFIG
 from tests.helpers import make_ticket
 
@@ -95,3 +98,22 @@ def test_a_new_version_applies_only_to_tickets_reported_after_it(
 
     assert ticket_out(session, ctx2, old).targets[1].status == "breached"
     assert ticket_out(session, ctx2, new).targets[1].status == "met"
+
+
+def test_a_read_stores_no_policy_and_the_first_writer_does(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    # A server's context cache is first filled at start by a writer; a read that finds it
+    # empty must neither write (PostgreSQL's reads are READ ONLY) nor keep what it read.
+    cache = ContextCache(settings, clock)
+    with read_scope(engine) as session:
+        ctx = cache.get(session)
+        assert "contract-2019" in ctx.policies.by_version
+    with read_scope(engine) as session:
+        assert session.exec(select(PolicyVersion)).all() == []
+    with session_scope(engine) as session:
+        kept = cache.get(session)
+    with read_scope(engine) as session:
+        stored = [p.version for p in session.exec(select(PolicyVersion)).all()]
+        assert cache.get(session) is kept
+    assert "contract-2019" in stored
