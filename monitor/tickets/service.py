@@ -797,7 +797,11 @@ def _with_seeks(
 
 def _distinct(rows: Sequence[Any]) -> list[StoredEvent]:
     """Rows read by several parts of one statement, each once, in seq order."""
-    return [EventRow._make(r) for r in sorted({r[2]: r for r in rows}.values(), key=lambda r: r[2])]
+    by_seq = {r[_SEQ]: r for r in rows}
+    return [EventRow._make(by_seq[seq]) for seq in sorted(by_seq)]
+
+
+_SEQ = EventRow._fields.index("seq")
 
 
 def find_ticket(session: Session, ref: str, pool: str | None = None) -> Ticket:
