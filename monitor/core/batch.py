@@ -271,8 +271,8 @@ def select_rows(
 
 
 def bound(session: Session, table: sa.Table, name: str, value: Any) -> Any:
-    """A value for a driver statement's parameter compared with `table.name`, converted as
-    the ORM binds that column (an instant as SQLite stores it)."""
+    """A value for a driver statement's parameter compared with the column `name` of
+    `table`, converted as the ORM binds that column (an instant as SQLite stores it)."""
     convert = _converter(table.c[name].type, not on_sqlite(session))
     return convert(value) if convert else value
 
