@@ -231,18 +231,21 @@ def add_rows(
 
 
 def rows_where(
-    session: Session, table: sa.Table, names: tuple[str, ...], column: str, value: Any, order: str
+    session: Session,
+    table: sa.Table,
+    names: tuple[str, ...],
+    column: str,
+    value: Any,
+    order: str,
+    limit: int | None = None,
 ) -> list[list[Any]]:
-    """The `names` columns of the rows whose `column` equals `value`, ordered by `order`, read
-    by the driver in the session's transaction and converted as the ORM loads them (instants
-    aware UTC, JSON parsed): SQLAlchemy's result machinery cost more than the read itself
-    (60 % of an append to a ticket of 10,000 events)."""
+    """The `names` columns of the rows whose `column` equals `value`, ordered by `order` (the
+    first `limit` of them), read by the driver in the session's transaction and converted as
+    the ORM loads them (instants aware UTC, JSON parsed): SQLAlchemy's result machinery cost
+    more than the read itself (60 % of an append to a ticket of 10,000 events)."""
+    sql = f'SELECT {{columns}} FROM {{table}} WHERE "{column}" = ? ORDER BY "{order}"'
     return select_rows(
-        session,
-        table,
-        names,
-        f'SELECT {{columns}} FROM {{table}} WHERE "{column}" = ? ORDER BY "{order}"',
-        (value,),
+        session, table, names, sql if limit is None else f"{sql} LIMIT {int(limit)}", (value,)
     )
 
 

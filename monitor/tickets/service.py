@@ -43,7 +43,14 @@ from monitor.sla.timer import (
     ticket_status,
 )
 from monitor.sla.vocab import EVENT_TYPES
-from monitor.tickets.models import Event, EventRow, StoredEvent, Ticket
+from monitor.tickets.models import (
+    WITH_EVIDENCE_POSTGRES,
+    WITH_EVIDENCE_SQLITE,
+    Event,
+    EventRow,
+    StoredEvent,
+    Ticket,
+)
 from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
 
 
@@ -738,13 +745,10 @@ READ_WHOLE_UP_TO = 32
 
 def _first_events(session: Session, ticket_id: int) -> list[StoredEvent]:
     """The ticket's first events by seq, one more than `READ_WHOLE_UP_TO` at most."""
-    sql = f"{_FIRST} LIMIT {READ_WHOLE_UP_TO + 1}"
-    return list(
-        map(EventRow._make, select_rows(session, _EVENTS, EventRow._fields, sql, [ticket_id]))
+    rows = rows_where(
+        session, _EVENTS, EventRow._fields, "ticket_id", ticket_id, "seq", READ_WHOLE_UP_TO + 1
     )
-
-
-_FIRST = "SELECT {columns} FROM {table} WHERE ticket_id = ? ORDER BY seq"
+    return list(map(EventRow._make, rows))
 
 
 def _select(where: str, order: str = "occurred_at, seq", limit: bool = True) -> str:
@@ -771,9 +775,11 @@ _PARTIAL = " UNION ALL ".join(
 )
 
 
+_PARTS = _PARTIAL.count("?") - 1  # each part's ticket, then the client id
+
+
 def _partial_timeline(session: Session, ticket_id: int, client_id: str | None) -> list[StoredEvent]:
-    marks = _PARTIAL.count("?")
-    params = [ticket_id] * (marks - 1) + [client_id]
+    params = [ticket_id] * _PARTS + [client_id]
     return _distinct(select_rows(session, _EVENTS, EventRow._fields, _PARTIAL, params))
 
 
@@ -783,7 +789,8 @@ def _with_seeks(
     """The part with the events each seek finds (each by one index range, in one statement)."""
     if not wanted:
         return part
-    evidence = "evidence != '[]'" if on_sqlite(session) else "evidence::text != '[]'"
+    # The partial index's own predicate, which a query must repeat for the index to serve it.
+    evidence = (WITH_EVIDENCE_SQLITE if on_sqlite(session) else WITH_EVIDENCE_POSTGRES).text
     parts, params = [], []
     for seek in wanted:
         kind = "type = ?" if seek.type is not None else evidence
