@@ -139,13 +139,21 @@ def admin_token(env: dict[str, str]) -> str:
 
 
 @contextmanager
-def replicas(env: dict[str, str], ports: list[int], log_dir: Path) -> Iterator[list[Replica]]:
-    """Start one server per port and wait until each answers; stop the survivors after."""
+def replicas(
+    env: dict[str, str], ports: list[int], log_dir: Path, app: str = ""
+) -> Iterator[list[Replica]]:
+    """Start one server per port and wait until each answers; stop the survivors after.
+    `app` serves that application factory by uvicorn instead of `sla-monitor serve`."""
     started = []
     for port in ports:
         log = (log_dir / f"serve-{port}.log").open("wb")
+        command = (
+            ["-m", "uvicorn", "--factory", app, "--port", str(port), "--no-access-log"]
+            if app
+            else ["-m", "monitor", "serve", "--port", str(port)]
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--port", str(port)],
+            [sys.executable, *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,9 @@ PostgreSQL, each figure printed as one JSON line and the run written to bench/RE
 
 Every throughput figure is measured beside its baseline in the same run: the raw durable
 insert rate of the same database (4-row transactions, as many clients) for ingest and import,
-a 4-event ticket for appends, the smallest size for size-dependent figures.
+a 4-event ticket for appends, the smallest size for size-dependent figures. `POST /tickets`
+is also measured against `bench/floor.py` (`http.floor.*`): the same server stack, bodies and
+database with none of the product's work, the most this machine answers on this stack.
 
     .venv/bin/python -m bench.run --quick                      # make bench-quick
     .venv/bin/python -m bench.run                              # make bench (1 M tickets)
@@ -279,36 +281,65 @@ class Run:
                 self.report("api.ticket_page_p95", percentile(page, 0.95) * 1000, "ms", self.size)
             for clients in (1, 4):
                 self._ingest(bases, headers, clients, seconds, raw[clients])
+        self.floor(seconds, raw)
+
+    def floor(self, seconds: float, raw: dict[int, float]) -> None:
+        """The same clients and bodies against `bench/floor.py` (this server stack and this
+        database with none of the product's work), from one process: the most any
+        implementation on this stack answers on this machine."""
+        env = {**os.environ, "SLAMON_BENCH_FLOOR_URL": self.url}
+        app = "bench.floor:from_environment"
+        with replicas(env, [self.port + 20], self.work, app=app) as group:
+            base = f"{group[0].url}/api/v1"
+            for clients in (1, 4):
+                self._ingest([base], {}, clients, seconds, raw[clients], "floor")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE bench_floor")
 
     def _ingest(
-        self, bases: list[str], headers: dict[str, str], clients: int, seconds: float, raw: float
+        self,
+        bases: list[str],
+        headers: dict[str, str],
+        clients: int,
+        seconds: float,
+        raw: float,
+        what: str = "post_tickets",
     ) -> None:
         latencies: list[list[float]] = [[] for _ in range(clients)]
         events = [0] * clients
-        stop = time.monotonic() + seconds
         now = datetime.now(UTC)
         first = 30_000_000 + clients * 1_000_000
+        # Bodies made before the clock starts, each sent with its own external id: the
+        # clients share one Python process with this benchmark, and making a body per request
+        # held the floor (below) to 240 tickets/s on a machine where it answers 400.
+        drafts = [
+            [history.draft(history.SEED, first + k * 100_000 + i, now) for i in range(BODIES)]
+            for k in range(clients)
+        ]
+        stop = time.monotonic() + seconds
 
         def client(k: int) -> None:
             base = bases[k % len(bases)]
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            sent = {**headers, "Content-Type": "application/json"}
+            made = [(_json_with_id(d), len(d["events"])) for d in drafts[k]]
+            with httpx.Client(base_url=base, headers=sent, timeout=60) as http:
                 i = 0
                 while time.monotonic() < stop:
-                    body = history.draft(history.SEED, first + k * 100_000 + i, now)
-                    body["external_id"] = f"HTTP-{clients}-{k}-{i}"
+                    template, count = made[i % BODIES]
+                    body = template.replace(ID, json.dumps(f"HTTP-{clients}-{k}-{i}").encode())
                     began = time.perf_counter()
-                    r = http.post("/tickets", json=body)
+                    r = http.post("/tickets", content=body)
                     latencies[k].append(time.perf_counter() - began)
                     if r.status_code != 201:
                         raise RuntimeError(f"POST /tickets answered {r.status_code}: {r.text}")
-                    events[k] += len(body["events"])
+                    events[k] += count
                     i += 1
 
         _threads(client, clients)
         tickets = sum(len(x) for x in latencies)
         every = [x for xs in latencies for x in xs]
-        name = f"http.post_tickets.{clients}_client{'s' if clients > 1 else ''}"
-        if self.servers > 1:
+        name = f"http.{what}.{clients}_client{'s' if clients > 1 else ''}"
+        if self.servers > 1 and what == "post_tickets":
             name += f".{self.servers}_servers"
         self.report(f"{name}.tickets_per_s", tickets / seconds, "tickets/s", tickets)
         self.report(f"{name}.events_per_s", sum(events) / seconds, "events/s", tickets, raw)
@@ -336,6 +367,18 @@ class Run:
         if done.returncode != 0:
             raise RuntimeError(done.stdout + done.stderr)
         self.report("import.events_per_s", events / took, "events/s", count, raw)
+
+
+# The generated tickets each client cycles through (a new external id on every POST), and the
+# placeholder their JSON holds for that id.
+BODIES = 500
+ID = b'"@external_id@"'
+
+
+def _json_with_id(ticket: dict[str, Any]) -> bytes:
+    """The ticket as the JSON a client sends (as httpx encodes it), its id a placeholder."""
+    body = {**ticket, "external_id": json.loads(ID)}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _round(value: float | None) -> float | None:
