@@ -36,6 +36,8 @@ def visible(value: str | None) -> str | None:
         return value
     if not value.strip():
         raise ValueError("must not be blank")
+    if value.isprintable():  # one C scan: every character of those categories is unprintable
+        return value.strip()
     hidden = [c for c in value if unicodedata.category(c) in ("Cf", "Cc", "Co", "Cs")]
     if hidden:
         raise ValueError(f"contains an invisible character (U+{ord(hidden[0]):04X})")

@@ -9,6 +9,7 @@ themselves; the daily job runs it, and tests check that the running totals alway
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -27,6 +28,13 @@ BREACHES = "breaches"  # labels: pool, severity, target, review (or "cleared")
 DURATIONS = "durations"  # labels: target, pool, severity, bucket index
 
 
+@functools.lru_cache(maxsize=4096)
+def _labels_key(labels: tuple[str | int, ...]) -> str:
+    """A total's labels as stored: their JSON array. Made once per set of labels (a few
+    hundred sets, met again on every write; encoding them was a write's most frequent JSON)."""
+    return json.dumps(list(labels), ensure_ascii=False)
+
+
 def bucket_of(seconds: float) -> int:
     for i, bound in enumerate(DURATION_BUCKETS):
         if seconds <= bound:
@@ -41,7 +49,7 @@ class Deltas:
         self._rows: defaultdict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
 
     def add(self, family: str, labels: Iterable[str | int], count: int, total: float = 0.0) -> None:
-        entry = self._rows[(family, json.dumps(list(labels), ensure_ascii=False))]
+        entry = self._rows[(family, _labels_key(tuple(labels)))]
         entry[0] += count
         entry[1] += total
 
@@ -114,7 +122,7 @@ def computed(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
         )
     ).all()
     for pool, severity, target, status, n in rows:
-        out[(TARGETS, json.dumps([pool, severity, target, status], ensure_ascii=False))] = (n, 0.0)
+        out[(TARGETS, _labels_key((pool, severity, target, status)))] = (n, 0.0)
     elapsed = col(TargetState.elapsed_seconds)
     bucket = sa.case(
         *((elapsed <= b, i) for i, b in enumerate(DURATION_BUCKETS)), else_=len(DURATION_BUCKETS)
@@ -136,7 +144,7 @@ def computed(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
         .group_by(col(TargetState.target), col(TargetState.pool), col(TargetState.severity), bucket)
     ).all()
     for target, pool, severity, index, n, total in rows:
-        key = json.dumps([target, pool, severity, int(index)], ensure_ascii=False)
+        key = _labels_key((target, pool, severity, int(index)))
         out[(DURATIONS, key)] = (n, float(total or 0))
     review = sa.case((col(Breach.cleared_at).is_not(None), "cleared"), else_=Breach.review)
     rows = session.execute(
@@ -145,7 +153,7 @@ def computed(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
         ).group_by(col(Breach.pool), col(Breach.severity), col(Breach.target), review)
     ).all()
     for pool, severity, target, state, n in rows:
-        out[(BREACHES, json.dumps([pool, severity, target, state], ensure_ascii=False))] = (n, 0.0)
+        out[(BREACHES, _labels_key((pool, severity, target, state)))] = (n, 0.0)
     return out
 
 

@@ -79,13 +79,18 @@ class Words:
         return event.model_copy(update={"severity": self.severity(event.severity)})
 
     def ticket_in(self, ticket: TicketIn) -> TicketIn:
-        """A ticket with its pool and severities named in Chinese, as their codes."""
+        """A ticket with its pool and severities named in Chinese, as their codes (the very
+        ticket when it names them by code already, as a ticket system does)."""
+        events = [self.event_in(e) for e in ticket.events]
+        pool, severity = self.pool(ticket.pool), self.severity(ticket.severity)
+        if (
+            pool == ticket.pool
+            and severity == ticket.severity
+            and all(a is b for a, b in zip(events, ticket.events, strict=True))
+        ):
+            return ticket
         return ticket.model_copy(
-            update={
-                "pool": self.pool(ticket.pool),
-                "severity": self.severity(ticket.severity),
-                "events": [self.event_in(e) for e in ticket.events],
-            }
+            update={"pool": pool, "severity": severity, "events": events}
         )
 
     def pool_label(self, code: str) -> str:

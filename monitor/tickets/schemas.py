@@ -30,6 +30,9 @@ from monitor.sla.vocab import (
 
 # Events one request may carry; a ticket's whole history is bounded by a setting.
 MAX_EVENTS_PER_REQUEST = 200
+# A list field's default: made afresh for each model by a factory (pydantic deep-copies a
+# `default=[]` for every model it builds, five times a ticket), still shown as [] in the schema.
+_EMPTY_LIST: dict[str, Any] = {"default": []}
 
 # Accepts a time with or without an offset, so not JSON Schema's strict date-time format.
 LocalTime = Annotated[
@@ -85,7 +88,10 @@ class EventIn(Input):
     )
     note: str = Field(default="", max_length=10000)
     evidence: list[Annotated[str, Field(min_length=1, max_length=MAX_REF)]] = Field(
-        default=[], max_length=MAX_EVIDENCE_ITEMS, description="links or uploaded evidence ids"
+        default_factory=list,
+        json_schema_extra=_EMPTY_LIST,
+        max_length=MAX_EVIDENCE_ITEMS,
+        description="links or uploaded evidence ids",
     )
     severity: str | None = Field(
         default=None, max_length=64, description="severity_changed: the new severity"
@@ -128,10 +134,16 @@ class TicketIn(Input):
     description: str = Field(default="", max_length=20000)
     source: TicketSource = "other"
     units: list[Annotated[str, Field(max_length=200)]] = Field(
-        default=[], max_length=50, description="affected user units (id or name)"
+        default_factory=list,
+        json_schema_extra=_EMPTY_LIST,
+        max_length=50,
+        description="affected user units (id or name)",
     )
     systems: list[Annotated[str, Field(max_length=200)]] = Field(
-        default=[], max_length=50, description="affected business systems (id or name)"
+        default_factory=list,
+        json_schema_extra=_EMPTY_LIST,
+        max_length=50,
+        description="affected business systems (id or name)",
     )
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
 
