@@ -100,8 +100,11 @@ def percentile(values: list[float], q: float) -> float:
 def write_section(lines: list[str]) -> None:
     """Replace the section headed by lines[0] (or append it), keeping the others."""
     old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
-    head = lines[0]
-    kept = old.split(head)[0].rstrip() + "\n\n" if head in old else old.rstrip() + "\n\n"
-    after = old.split(head, 1)[1].split("\n### ", 1) if head in old else []
-    tail = ("### " + after[1]) if len(after) > 1 else ""
+    # The whole heading line: a heading that begins another (`— after`, `— after: c85909a`)
+    # must not replace it.
+    head = f"\n{lines[0]}\n"
+    found = head in old
+    kept = old.split(head)[0].rstrip() + "\n\n" if found else old.rstrip() + "\n\n"
+    after = old.split(head, 1)[1].split("\n### ", 1) if found else []
+    tail = ("\n### " + after[1]) if len(after) > 1 else ""
     RESULTS.write_text(kept + "\n".join(lines) + "\n" + tail, encoding="utf-8")
