@@ -89,9 +89,7 @@ class Words:
             and all(a is b for a, b in zip(events, ticket.events, strict=True))
         ):
             return ticket
-        return ticket.model_copy(
-            update={"pool": pool, "severity": severity, "events": events}
-        )
+        return ticket.model_copy(update={"pool": pool, "severity": severity, "events": events})
 
     def pool_label(self, code: str) -> str:
         return self.pool_names.get(code, code)
