@@ -312,8 +312,13 @@ class Run:
         # Bodies made before the clock starts, each sent with its own external id: the
         # clients share one Python process with this benchmark, and making a body per request
         # held the floor (below) to 240 tickets/s on a machine where it answers 400.
-        drafts = [
-            [history.draft(history.SEED, first + k * 100_000 + i, now) for i in range(BODIES)]
+        made = [
+            [
+                (_json_with_id(d), len(d["events"]))
+                for d in (
+                    history.draft(history.SEED, first + k * 100_000 + i, now) for i in range(BODIES)
+                )
+            ]
             for k in range(clients)
         ]
         stop = time.monotonic() + seconds
@@ -321,11 +326,10 @@ class Run:
         def client(k: int) -> None:
             base = bases[k % len(bases)]
             sent = {**headers, "Content-Type": "application/json"}
-            made = [(_json_with_id(d), len(d["events"])) for d in drafts[k]]
             with httpx.Client(base_url=base, headers=sent, timeout=60) as http:
                 i = 0
                 while time.monotonic() < stop:
-                    template, count = made[i % BODIES]
+                    template, count = made[k][i % BODIES]
                     body = template.replace(ID, json.dumps(f"HTTP-{clients}-{k}-{i}").encode())
                     began = time.perf_counter()
                     r = http.post("/tickets", content=body)
