@@ -7,7 +7,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -300,12 +300,39 @@ def import_rows(
             ]
         )
     parsed, problems = parse_rows(rows, ctx)
+    summary = create_parsed(flow, rows, parsed, problems, actor, progress)
+    summary.ignored_columns = ignored
+    ids = [t.id for t in summary.created]
+    for start in range(0, len(ids), 500):
+        for status in session.exec(
+            sqlmodel.select(TargetState.status).where(
+                sqlmodel.col(TargetState.ticket_id).in_(ids[start : start + 500])
+            )
+        ).all():
+            summary.targets[status] += 1
+    return summary
+
+
+def create_parsed(
+    flow: WriteFlow,
+    rows: Sequence[SourceRow],
+    parsed: list[tuple[SourceRow, TicketIn]],
+    problems: list[Problem],
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Create the parsed tickets in chunks, or raise InvalidInput naming every problem of
+    every row (`problems`: those found while parsing; then nothing is created, the rows are
+    only checked). `created` holds the tickets in the order of `parsed`."""
+    session, ctx = flow.session, flow.ctx
+    to_codes = words(ctx).ticket_in
     taken: set[tuple[str, str]] = set()
-    summary = ImportSummary(ignored_columns=ignored)
+    summary = ImportSummary()
     for start in range(0, len(parsed), CHUNK):
         chunk = parsed[start : start + CHUNK]
         batch = [ticket_in for _, ticket_in in chunk]
         if problems:  # the import is refused already: only look for the other rows' problems
+            batch = [to_codes(t) for t in batch]  # as the write would name them
             held = taken_ids(session, batch)
             each = [check_new_ticket(session, ctx, t, actor, taken, held)[1] for t in batch]
         else:
@@ -329,12 +356,4 @@ def import_rows(
         order = {row.label: i for i, row in enumerate(rows)}
         problems.sort(key=lambda p: order.get(p.loc.split(",")[0].split(".")[0], 0))
         raise InvalidInput(problems)
-    ids = [t.id for t in summary.created]
-    for start in range(0, len(ids), 500):
-        for status in session.exec(
-            sqlmodel.select(TargetState.status).where(
-                sqlmodel.col(TargetState.ticket_id).in_(ids[start : start + 500])
-            )
-        ).all():
-            summary.targets[status] += 1
     return summary

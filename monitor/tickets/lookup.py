@@ -3,9 +3,11 @@ Chinese names, one page of summaries, and a ticket by its external id."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Protocol
 
 from sqlmodel import Session, select
 
@@ -95,32 +97,44 @@ def find_page(
         per_page=per_page,
         tz=ctx.tz,
     )
-    items = []
-    for t, states in found.rows:
-        rank = partial(target_order, ctx, t)
-        items.append(
-            TicketSummary(
-                id=t.id or 0,
-                external_id=t.external_id,
-                pool=t.pool,
-                severity=t.current_severity,
-                title=t.title,
-                source=t.source,
-                status=t.status,
-                reported_at=t.reported_at.astimezone(ctx.tz).isoformat(),
-                breached=any(s.status == TargetStatus.BREACHED for s in states),
-                targets=[
-                    TargetBrief(
-                        id=s.target,
-                        status=s.status,
-                        deadline=s.deadline.astimezone(ctx.tz).isoformat() if s.deadline else None,
-                    )
-                    for s in sorted(states, key=lambda s: rank(s.target))
-                ],
-            )
-        )
+    items = [summary(ctx, t, states) for t, states in found.rows]
     return TicketPage(
         items=items, total=found.total, total_exact=found.exact, page=page, per_page=per_page
+    )
+
+
+class BriefState(Protocol):
+    """What a summary shows of a target state (a stored row, or the columns of one)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+
+
+def summary(ctx: SlaContext, t: Ticket, states: Sequence[BriefState]) -> TicketSummary:
+    """A ticket as a list shows it: its targets in the policy's order, deadlines local."""
+    rank = partial(target_order, ctx, t)
+    return TicketSummary(
+        id=t.id or 0,
+        external_id=t.external_id,
+        pool=t.pool,
+        severity=t.current_severity,
+        title=t.title,
+        source=t.source,
+        status=t.status,
+        reported_at=t.reported_at.astimezone(ctx.tz).isoformat(),
+        breached=any(s.status == TargetStatus.BREACHED for s in states),
+        targets=[
+            TargetBrief(
+                id=s.target,
+                status=TargetStatus(s.status),
+                deadline=s.deadline.astimezone(ctx.tz).isoformat() if s.deadline else None,
+            )
+            for s in sorted(states, key=lambda s: rank(s.target))
+        ],
     )
 
 

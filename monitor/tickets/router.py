@@ -7,10 +7,12 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
+from sqlmodel import col
 
 from monitor.api.deps import (
     READ_TICKETS,
@@ -33,13 +35,17 @@ from monitor.core.errors import InvalidInput, Problem
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
 from monitor.judging.flow import WriteFlow
-from monitor.sla.models import JudgedState
+from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.words import words
-from monitor.tickets.lookup import TicketFilters, by_external_id, find_page
+from monitor.tickets.importer import SourceRow, create_parsed, import_rows
+from monitor.tickets.lookup import TicketFilters, by_external_id, find_page, summary
 from monitor.tickets.models import StoredEvent, Ticket
 from monitor.tickets.schemas import (
+    MAX_TICKETS_PER_BATCH,
     Checkable,
     EventIn,
+    TicketBatchIn,
+    TicketBatchOut,
     TicketIn,
     TicketOut,
     TicketPage,
@@ -105,6 +111,47 @@ def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]
     ticket = write.flow.create_ticket(body, write.actor)
     out = ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
     return write.reply(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
+
+
+async def _every_batch_problem(write: TicketWriter) -> Write:
+    write.every_problem = partial(_every_problem_of_batch, write)
+    return write
+
+
+def _every_problem_of_batch(write: Write, raw: Any) -> None:
+    """A batch FastAPI refused: when its shape is right (an object of 1 to 100 tickets), each
+    ticket is checked as an import checks its rows, so one 422 names every problem of every
+    ticket (`tickets[3].events[1].at`); else FastAPI's own answer names what is wrong."""
+    if not isinstance(raw, dict) or set(raw) != {"tickets"}:
+        return
+    tickets = raw["tickets"]
+    if not isinstance(tickets, list) or not 1 <= len(tickets) <= MAX_TICKETS_PER_BATCH:
+        return
+    rows = [SourceRow(f"tickets[{i}]", ticket) for i, ticket in enumerate(tickets)]
+    import_rows(write.flow, rows, write.actor)  # raises, naming them (and is rolled back)
+
+
+@router.post("/batch", status_code=201, response_model=TicketBatchOut, responses=ERRORS)
+def post_tickets(
+    body: TicketBatchIn, write: Annotated[Write, Depends(_every_batch_problem)]
+) -> Response:
+    """Create up to 100 tickets in one request, each judged as `POST /tickets` judges it: all
+    of them, or none and every problem named (`tickets[i].field`). For a ticket system that
+    sends many at once (catching up after an outage): one transaction and one commit for
+    all, instead of one per ticket."""
+    rows = [SourceRow(f"tickets[{i}]", None) for i in range(len(body.tickets))]
+    done = create_parsed(
+        write.flow, rows, list(zip(rows, body.tickets, strict=True)), [], write.actor
+    )
+    states: dict[int | None, list[Any]] = {t.id: [] for t in done.created}
+    shown = ("ticket_id", "target", "status", "deadline")
+    read = sa.select(*(col(getattr(TargetState, name)) for name in shown))
+    for row in write.session.execute(read.where(col(TargetState.ticket_id).in_(list(states)))):
+        states[row.ticket_id].append(row)
+    out = TicketBatchOut(
+        tickets=[summary(write.ctx, t, states[t.id]) for t in done.created], events=done.events
+    )
+    return write.reply(201, out)
 
 
 @router.get("", response_model=TicketPage, responses=ERRORS)

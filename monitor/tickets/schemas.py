@@ -30,6 +30,9 @@ from monitor.sla.vocab import (
 
 # Events one request may carry; a ticket's whole history is bounded by a setting.
 MAX_EVENTS_PER_REQUEST = 200
+# Tickets in one `POST /tickets/batch`: a ticket system catching up sends many at once; more
+# than this would hold the write lock (one SQLite writer) for long enough to delay others.
+MAX_TICKETS_PER_BATCH = 100
 # A list field's default: made afresh for each model by a factory (pydantic deep-copies a
 # `default=[]` for every model it builds, five times a ticket), still shown as [] in the schema.
 _EMPTY_LIST: dict[str, Any] = {"default": []}
@@ -273,3 +276,15 @@ class TicketPage(BaseModel):
     )
     page: int
     per_page: int
+
+
+class TicketBatchIn(Input):
+    """Several new tickets in one request, in the import file's shape: all are written, or
+    none (every problem named `tickets[i].field`)."""
+
+    tickets: list[TicketIn] = Field(min_length=1, max_length=MAX_TICKETS_PER_BATCH)
+
+
+class TicketBatchOut(BaseModel):
+    tickets: list[TicketSummary] = Field(description="the tickets created, in the order sent")
+    events: int = Field(description="how many events they hold")

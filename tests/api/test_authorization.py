@@ -20,6 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
 # admin, evaluator, anonymous. The resources belong to pool2.
 EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/tickets"): (201, 422, 403, 201, 403, 401),
+    ("POST", "/tickets/batch"): (201, 422, 403, 201, 403, 401),
     ("GET", "/tickets"): (200, 200, 200, 200, 200, 401),
     ("GET", "/tickets/{ticket_id}"): (200, 404, 200, 200, 200, 401),
     ("GET", "/tickets/by-external-id/{external_id}"): (200, 404, 200, 200, 200, 401),
@@ -82,6 +83,9 @@ def call(
     if path == "/tickets":
         body = ticket_body(f"M-{who}-{n}", pool="pool2")
         return client.post(url, json=body, headers=headers).status_code
+    if path == "/tickets/batch":
+        tickets = [ticket_body(f"M-{who}-{n}-{i}", pool="pool2") for i in range(2)]
+        return client.post(url, json={"tickets": tickets}, headers=headers).status_code
     if path.endswith("/events"):
         return client.post(
             url,
