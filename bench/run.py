@@ -281,6 +281,8 @@ class Run:
                 self.report("api.ticket_page_p95", percentile(page, 0.95) * 1000, "ms", self.size)
             for clients in (1, 4):
                 self._ingest(bases, headers, clients, seconds, raw[clients])
+            for clients in (1, 4):
+                self._ingest(bases, headers, clients, seconds, raw[clients], batch=BATCH)
         self.floor(seconds, raw)
 
     def floor(self, seconds: float, raw: dict[int, float]) -> None:
@@ -304,9 +306,16 @@ class Run:
         seconds: float,
         raw: float,
         what: str = "post_tickets",
+        batch: int = 1,
     ) -> None:
+        """`clients` threads posting tickets for `seconds`, one a request (`batch` 1) or
+        `batch` a request to `POST /tickets/batch`."""
+        if batch > 1:
+            what = f"post_tickets_batch_{batch}"
+        path = "/tickets/batch" if batch > 1 else "/tickets"
         latencies: list[list[float]] = [[] for _ in range(clients)]
         events = [0] * clients
+        posted = [0] * clients  # tickets
         now = datetime.now(UTC)
         first = 30_000_000 + clients * 1_000_000
         # Bodies made before the clock starts, each sent with its own external id: the
@@ -329,25 +338,31 @@ class Run:
             with httpx.Client(base_url=base, headers=sent, timeout=60) as http:
                 i = 0
                 while time.monotonic() < stop:
-                    template, count = made[k][i % BODIES]
-                    body = template.replace(ID, json.dumps(f"HTTP-{clients}-{k}-{i}").encode())
+                    bodies, count = [], 0
+                    for j in range(i, i + batch):
+                        template, n = made[k][j % BODIES]
+                        tag = json.dumps(f"HTTP-{what}-{clients}-{k}-{j}").encode()
+                        bodies.append(template.replace(ID, tag))
+                        count += n
+                    body = bodies[0] if batch == 1 else b'{"tickets":[' + b",".join(bodies) + b"]}"
                     began = time.perf_counter()
-                    r = http.post("/tickets", content=body)
+                    r = http.post(path, content=body)
                     latencies[k].append(time.perf_counter() - began)
                     if r.status_code != 201:
-                        raise RuntimeError(f"POST /tickets answered {r.status_code}: {r.text}")
+                        raise RuntimeError(f"POST {path} answered {r.status_code}: {r.text}")
+                    posted[k] += batch
                     events[k] += count
-                    i += 1
+                    i += batch
 
         _threads(client, clients)
-        tickets = sum(len(x) for x in latencies)
-        every = [x for xs in latencies for x in xs]
+        tickets = sum(posted)
+        every = [x for xs in latencies for x in xs]  # one a request
         name = f"http.{what}.{clients}_client{'s' if clients > 1 else ''}"
-        if self.servers > 1 and what == "post_tickets":
+        if self.servers > 1 and what.startswith("post_tickets"):
             name += f".{self.servers}_servers"
         self.report(f"{name}.tickets_per_s", tickets / seconds, "tickets/s", tickets)
         self.report(f"{name}.events_per_s", sum(events) / seconds, "events/s", tickets, raw)
-        self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", tickets)
+        self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", len(every))
 
     # Import --------------------------------------------------------------------------------
     def import_file(self, count: int, raw: float) -> None:
@@ -376,6 +391,8 @@ class Run:
 # The generated tickets each client cycles through (a new external id on every POST), and the
 # placeholder their JSON holds for that id.
 BODIES = 500
+# Tickets a request to POST /tickets/batch, as a ticket system catching up would send them.
+BATCH = 10
 ID = b'"@external_id@"'
 
 
