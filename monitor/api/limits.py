@@ -7,6 +7,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -14,8 +16,13 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class TooLarge(Exception):
-    pass
+class TooLarge(HTTPException):
+    """Raised as the body arrives past the limit. An HTTPException, because FastAPI passes
+    one on as it is while it reads a body, and answers any other error there with a bare
+    400 "error parsing the body" (a chunked body without Content-Length got that)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit), headers={"Connection": "close"})
 
 
 class BodyLimit:
@@ -45,7 +52,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise TooLarge
+                    raise TooLarge(limit)
             return message
 
         async def tracked(message: Message) -> None:
@@ -60,11 +67,12 @@ class BodyLimit:
                 await _refuse(send, limit)
 
 
+def _too_large(limit: int) -> str:
+    return f"body: the request is larger than the limit of {limit} bytes"
+
+
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"body: the request is larger than the limit of {limit} bytes"},
-        ensure_ascii=False,
-    ).encode()
+    body = json.dumps({"detail": _too_large(limit)}, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,28 @@ def test_counts_and_sizes_are_bounded(client: TestClient, auth: Any, settings: S
     r = client.post(f"{API}/tickets/{tid}/events", json=huge, headers=auth["op2"])
     assert r.status_code == 413 and "body" in r.json()["detail"]
     assert len(client.get(f"{API}/tickets/{tid}", headers=auth["op2"]).json()["events"]) == 3
+
+
+def test_a_body_over_the_limit_without_its_length_is_refused_as_too_large(
+    client: TestClient, auth: Any, settings: Settings
+) -> None:
+    """Sent in chunks (no Content-Length), it is counted as it arrives: 413 naming the body
+    and its limit, not FastAPI's bare 400 "error parsing the body"."""
+    chunk = b" " * 65536
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"tickets": ['
+        for _ in range(settings.max_body_bytes // len(chunk) + 1):
+            yield chunk
+        yield b"]}"
+
+    headers = {**auth["op2"], "Content-Type": "application/json"}
+    r = client.post(f"{API}/tickets/batch", content=chunks(), headers=headers)
+    assert r.status_code == 413, r.text
+    assert r.json()["detail"] == (
+        f"body: the request is larger than the limit of {settings.max_body_bytes} bytes"
+    )
+    assert count(client, auth) == 0
 
 
 def test_a_tickets_history_is_bounded(
