@@ -271,7 +271,8 @@ def writer(check: Callable[..., Awaitable[Principal]]) -> Callable[..., AsyncIte
         who: Principal = Depends(check),
     ) -> AsyncIterator[Write]:
         app = state(request)
-        request_hash = await idempotency.fingerprint(request)
+        # Only a keyed request is compared with another (its retry).
+        request_hash = "" if idempotency_key is None else await idempotency.fingerprint(request)
         write = Write(app, who, idempotency_key, request_hash)
         try:
             try:

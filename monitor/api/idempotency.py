@@ -9,6 +9,7 @@ a time) and then replays its answer.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,8 @@ class Replay(Exception):
 
 
 async def fingerprint(request: Request) -> str:
-    """What makes two requests the same: method, path and body (uploaded files by digest)."""
+    """What makes two requests the same: method, path and body (uploaded files by digest, a
+    JSON body by its content)."""
     # The scope's path is what `request.url.path` says, without building the whole URL (a
     # twentieth of a write request's time).
     digest = hashlib.sha256(f"{request.method} {request.scope['path']}\n".encode())
@@ -66,8 +68,19 @@ async def fingerprint(request: Request) -> str:
                 await value.seek(0)
             digest.update(b"\n")
     else:
-        digest.update(await request.body())
+        digest.update(_content(await request.body()))
     return digest.hexdigest()
+
+
+def _content(body: bytes) -> bytes:
+    """A JSON body as its content (keys sorted, one spelling of each string and number), so
+    that a retry whose client serialised the same request anew (other spacing, key order,
+    escapes) is the same request; any other body as it came."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON (a UnicodeDecodeError is a ValueError)
+        return body
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

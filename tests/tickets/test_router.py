@@ -228,6 +228,30 @@ def test_a_retry_with_the_same_key_replays_and_writes_nothing(
     assert post(client, auth, "admin", ticket_body("EX-2"), key="k-1").status_code == 201
 
 
+def test_a_retry_serialised_anew_is_the_same_request(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    """A client that encodes the body again for its retry (other spacing, key order,
+    escapes) sends the same request: it is replayed, not refused as a different one."""
+    body = ticket_body()
+    first = client.post(
+        f"{API}/tickets",
+        content=json.dumps(body, ensure_ascii=False).encode(),
+        headers={**auth["op2"], "Idempotency-Key": "k-2", "Content-Type": "application/json"},
+    )
+    assert first.status_code == 201, first.text
+    before = counts(session)
+    again = client.post(
+        f"{API}/tickets",
+        content=json.dumps(dict(reversed(body.items())), indent=2).encode(),
+        headers={**auth["op2"], "Idempotency-Key": "k-2", "Content-Type": "application/json"},
+    )
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+    session.expire_all()
+    assert counts(session) == before
+
+
 def test_an_error_answer_is_replayed_too(client: TestClient, auth: Any) -> None:
     bad = post(client, auth, "op2", ticket_body(pool="pool9"), key="k-bad")
     again = post(client, auth, "op2", ticket_body(pool="pool9"), key="k-bad")
