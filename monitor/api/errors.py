@@ -22,7 +22,7 @@ def responses(thing: str) -> dict[int | str, dict[str, Any]]:
         401: {"description": "no or bad token"},
         403: {"description": "role not allowed"},
         404: {"description": f"no such {thing} (or another pool's)"},
-        409: {"description": "same Idempotency-Key in flight"},
+        409: {"description": "conflicts with what is stored (the message says what)"},
         422: {"description": "bad input; each problem names its field"},
     }
 
