@@ -518,11 +518,20 @@ class InvalidTickets(InvalidInput):
 
 
 def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str]]:
-    """The (pool, external id) pairs of `batch` that tickets already hold: one query."""
+    """The (pool, external id) pairs of `batch` that tickets already hold: one query.
+
+    On PostgreSQL each pair is locked first, for the transaction: two writers creating the
+    same ticket at once (two replicas, a retry under a new key) would both find it free and
+    the second would fail on the unique index with a 500; now the second waits, then finds
+    the first's ticket and is refused by name. (SQLite's writers take turns already.)"""
     wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
     connection = session.connection()  # Core: a session's read would first flush it
+    if wanted and connection.dialect.name == "postgresql":
+        # In one order for every writer, so that two batches never wait for each other.
+        keys = sorted(f"{p}\x1f{e}" for p, e in wanted)
+        connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
     if len(ids) == 1:  # a POST: an expanding IN is rendered anew at every execution
         rows = connection.execute(_TAKEN_ONE, {"id": ids[0]}).all()
         return {(p, e) for p, e in rows if (p, e) in wanted}
@@ -535,6 +544,13 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
 _TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
 _TAKEN = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
     _TICKETS.c.external_id.in_(sa.bindparam("ids", expanding=True))
+)
+# Advisory locks of two 32-bit keys: this space, and a hash of "pool<US>external id" (a
+# shared hash only makes two writers wait for each other). The audit chain's lock is a key
+# of 64 bits, a space of its own.
+ID_LOCK_SPACE = 1318
+_LOCK_IDS = sa.text(
+    "SELECT pg_advisory_xact_lock(:space, hashtext(k)) FROM unnest(CAST(:keys AS text[])) AS k"
 )
 _TAKEN_ONE = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
     _TICKETS.c.external_id == sa.bindparam("id")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.audit.verify import verify
+from monitor.core.clock import FixedClock
 from monitor.core.errors import InvalidInput, TicketNotFound
+from monitor.core.settings import Settings
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
-from monitor.sla.service import SlaContext
+from monitor.sla.service import SlaContext, load_context
 from monitor.tickets.models import Event
-from monitor.tickets.service import find_ticket, ticket_out
+from monitor.tickets.schemas import TicketIn
+from monitor.tickets.service import SYSTEM, find_ticket, ticket_out
 from tests.conftest import NOW
 from tests.helpers import (
     OPERATOR2,
@@ -22,6 +28,7 @@ from tests.helpers import (
     make_ticket,
     make_ticket_in,
     post_event,
+    ticket_body,
 )
 
 SEED = [
@@ -250,3 +257,41 @@ def test_future_tolerance_is_five_minutes(session: Session, ctx: SlaContext) -> 
     assert (
         exc.value.problems[0].loc == "events[0].at" and "in the future" in exc.value.problems[0].msg
     )
+
+
+def test_two_writers_creating_one_ticket_at_once_get_it_and_a_refusal_by_name(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    """Two replicas (or a retry under a new key) creating the same ticket at the same
+    moment: the second waits for the first and is refused naming external_id, not with a
+    database error (on PostgreSQL it failed on the unique index: a 500)."""
+    body = TicketIn.model_validate(ticket_body())
+    first, second = Session(engine), Session(engine)
+    first_flow = WriteFlow(first, load_context(first, settings, clock))
+    first.rollback()  # (the context's read ended: each write below begins its own)
+    second_flow = WriteFlow(second, load_context(second, settings, clock))
+    second.rollback()
+    first_flow.create_ticket(body, SYSTEM)  # its transaction stays open
+    outcome: list[object] = []
+
+    def write_the_same() -> None:
+        try:
+            second_flow.create_ticket(body, SYSTEM)
+            second.commit()
+            outcome.append("written twice")
+        except InvalidInput as exc:
+            outcome.append([p.loc for p in exc.problems])
+        except Exception as exc:  # what the test is about: reported, not raised
+            outcome.append(repr(exc))
+        finally:
+            second.rollback()
+
+    racing = threading.Thread(target=write_the_same)
+    racing.start()
+    time.sleep(0.5)  # let it reach the ticket's lock (or, without one, the insert)
+    first_flow.finish()
+    first.commit()
+    racing.join(30)
+    first.close()
+    second.close()
+    assert outcome == [["external_id"]]
