@@ -58,7 +58,7 @@ from monitor.sla.timer import (
 from monitor.sla.vocab import HELD, CorrectionState, Review, TargetStatus
 from monitor.sla.words import words
 from monitor.tickets.models import Event, StoredEvent, Ticket
-from monitor.tickets.schemas import EventIn, TicketIn
+from monitor.tickets.schemas import MAX_TICKETS_PER_BATCH, EventIn, TicketIn
 from monitor.tickets.service import (
     Actor,
     InvalidTickets,
@@ -70,7 +70,9 @@ from monitor.tickets.service import (
     write_tickets,
 )
 
-PAUSE_COLLECTOR_ABOVE = 100  # tickets in one create_tickets (see there)
+# Tickets in one create_tickets above which the cycle collector waits (see there): never a
+# request's batch.
+PAUSE_COLLECTOR_ABOVE = MAX_TICKETS_PER_BATCH
 
 
 @dataclass

@@ -37,7 +37,7 @@ from monitor.evidence.schemas import EvidenceOut
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.words import words
-from monitor.tickets.importer import SourceRow, create_parsed, import_rows
+from monitor.tickets.importer import SourceRow, create_parsed, parse_rows
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page, summary
 from monitor.tickets.models import StoredEvent, Ticket
 from monitor.tickets.schemas import (
@@ -128,7 +128,9 @@ def _every_problem_of_batch(write: Write, raw: Any) -> None:
     if not isinstance(tickets, list) or not 1 <= len(tickets) <= MAX_TICKETS_PER_BATCH:
         return
     rows = [SourceRow(f"tickets[{i}]", ticket) for i, ticket in enumerate(tickets)]
-    import_rows(write.flow, rows, write.actor)  # raises, naming them (and is rolled back)
+    parsed, problems = parse_rows(rows, write.ctx)
+    if problems:  # (else FastAPI refused it for a reason of its own, which its answer names)
+        create_parsed(write.flow, rows, parsed, problems, write.actor)  # only checks: raises
 
 
 @router.post("/batch", status_code=201, response_model=TicketBatchOut, responses=ERRORS)

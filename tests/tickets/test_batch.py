@@ -40,6 +40,7 @@ def test_each_ticket_of_a_batch_is_made_as_a_single_post_makes_it(
     first = made["tickets"][0]
     assert (first["pool"], first["severity"], first["status"]) == ("pool2", "major", "resolved")
     assert first["breached"] is True
+    assert first["reported_at"] == "2022-08-10T11:41:00+08:00"
     assert first["targets"][0]["deadline"].endswith("+08:00")
     # The same ticket posted alone is judged the same, event for event.
     alone = client.post(f"{API}/tickets", json=ticket_body("EX-ALONE"), headers=auth["op2"])
@@ -94,6 +95,17 @@ def test_one_bad_ticket_refuses_the_batch_naming_every_problem(
     assert [d["loc"] for d in r.json()["detail"]] == ["tickets[1].external_id", "tickets[2].pool"]
     session.expire_all()
     assert counts(session) == before
+
+
+def test_a_batch_of_the_most_tickets_is_written_whole(client: TestClient, auth: Any) -> None:
+    tickets = [ticket_body(f"EX-{i}") for i in range(MAX_TICKETS)]
+    r = batch(client, auth, "op2", {"tickets": tickets})
+    assert r.status_code == 201, r.text
+    assert [t["external_id"] for t in r.json()["tickets"]] == [
+        f"EX-{i}" for i in range(MAX_TICKETS)
+    ]
+    listed = client.get(f"{API}/tickets", params={"per_page": 500}, headers=auth["op2"]).json()
+    assert listed["total"] == MAX_TICKETS
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,19 @@ def test_json_errors_name_the_ticket_and_field(
     assert any(p.startswith("tickets[1].recorded_at") for p in problems), problems
 
 
+def test_a_refused_json_names_only_its_bad_rows_when_good_ones_use_chinese_names(
+    session: Session, ctx: SlaContext, tmp_path: Path
+) -> None:
+    """A good row naming its pool and severity in Chinese is checked by those names' codes
+    once another row has refused the file (it was reported as an unknown pool)."""
+    good = {**SPEC_TICKET, "external_id": "EX-7", "pool": "政务二云", "severity": "重大故障"}
+    bad = {**SPEC_TICKET, "external_id": "EX-8", "title": ""}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": [bad, good]}, ensure_ascii=False), encoding="utf-8")
+    problems = refused(session, ctx, path)
+    assert [p.split(":")[0] for p in problems] == ["tickets[0].title"], problems
+
+
 def test_a_duplicate_of_a_stored_ticket_is_refused(
     session: Session, ctx: SlaContext, tmp_path: Path
 ) -> None:
