@@ -46,6 +46,8 @@ def problems_of(exc: ValidationError) -> list[Problem]:
             msg = msg[len("Value error, ") :]
         if err["type"].startswith(("datetime", "date")) and isinstance(err.get("input"), str):
             msg = f"time {err['input']!r} does not parse: {msg}"
+        if err["type"] in ("enum", "literal_error") and isinstance(err.get("input"), str):
+            msg = f"{err['input']!r} is not known: {msg}"  # (what was sent, beside the list)
         problems.append(Problem(*pin_field(loc_path(loc), msg)))
     return problems
 

@@ -80,6 +80,8 @@ def test_one_bad_ticket_refuses_the_batch_naming_every_problem(
     r = batch(client, auth, "admin", {"tickets": tickets})
     assert r.status_code == 422, r.text
     locs = [d["loc"] for d in r.json()["detail"]]
+    typo = next(d["msg"] for d in r.json()["detail"] if d["loc"] == "tickets[2].events[1].type")
+    assert typo.startswith("'exploded' is not known: ") and "'reported'" in typo
     assert {
         "tickets[1].external_id",
         "tickets[2].events[1].type",
