@@ -68,18 +68,19 @@ async def fingerprint(request: Request) -> str:
                 await value.seek(0)
             digest.update(b"\n")
     else:
-        digest.update(_content(await request.body()))
+        digest.update(await _content(request))
     return digest.hexdigest()
 
 
-def _content(body: bytes) -> bytes:
+async def _content(request: Request) -> bytes:
     """A JSON body as its content (keys sorted, one spelling of each string and number), so
     that a retry whose client serialised the same request anew (other spacing, key order,
-    escapes) is the same request; any other body as it came."""
+    escapes) is the same request; any other body as it came. (The request keeps the JSON
+    FastAPI parsed for the route: it is not parsed again.)"""
     try:
-        data = json.loads(body)
+        data = await request.json()
     except (ValueError, RecursionError):  # not JSON (a UnicodeDecodeError is a ValueError)
-        return body
+        return await request.body()
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -95,7 +95,12 @@ def read_json(path: Path) -> list[SourceRow]:
     extra = sorted(set(data) - {"tickets"})
     if extra:
         raise InvalidInput([Problem(k, "unknown field") for k in extra])
-    return [SourceRow(f"tickets[{i}]", t) for i, t in enumerate(data["tickets"])]
+    return ticket_rows(data["tickets"])
+
+
+def ticket_rows(tickets: Sequence[Any]) -> list[SourceRow]:
+    """The tickets of a JSON file (or of a POST /tickets/batch), each named `tickets[i]`."""
+    return [SourceRow(f"tickets[{i}]", t) for i, t in enumerate(tickets)]
 
 
 def _cell_text(value: Any) -> str:

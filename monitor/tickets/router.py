@@ -37,7 +37,7 @@ from monitor.evidence.schemas import EvidenceOut
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.words import words
-from monitor.tickets.importer import SourceRow, create_parsed, parse_rows
+from monitor.tickets.importer import create_parsed, parse_rows, ticket_rows
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page, summary
 from monitor.tickets.models import StoredEvent, Ticket
 from monitor.tickets.schemas import (
@@ -127,7 +127,7 @@ def _every_problem_of_batch(write: Write, raw: Any) -> None:
     tickets = raw["tickets"]
     if not isinstance(tickets, list) or not 1 <= len(tickets) <= MAX_TICKETS_PER_BATCH:
         return
-    rows = [SourceRow(f"tickets[{i}]", ticket) for i, ticket in enumerate(tickets)]
+    rows = ticket_rows(tickets)
     parsed, problems = parse_rows(rows, write.ctx)
     if problems:  # (else FastAPI refused it for a reason of its own, which its answer names)
         create_parsed(write.flow, rows, parsed, problems, write.actor)  # only checks: raises
@@ -141,7 +141,7 @@ def post_tickets(
     of them, or none and every problem named (`tickets[i].field`). For a ticket system that
     sends many at once (catching up after an outage): one transaction and one commit for
     all, instead of one per ticket."""
-    rows = [SourceRow(f"tickets[{i}]", None) for i in range(len(body.tickets))]
+    rows = ticket_rows(body.tickets)
     done = create_parsed(
         write.flow, rows, list(zip(rows, body.tickets, strict=True)), [], write.actor
     )
