@@ -51,7 +51,14 @@ from monitor.tickets.models import (
     StoredEvent,
     Ticket,
 )
-from monitor.tickets.schemas import EventIn, EventOut, TargetOut, TicketIn, TicketOut
+from monitor.tickets.schemas import (
+    MAX_TICKETS_PER_BATCH,
+    EventIn,
+    EventOut,
+    TargetOut,
+    TicketIn,
+    TicketOut,
+)
 
 
 @dataclass(frozen=True)
@@ -520,18 +527,17 @@ class InvalidTickets(InvalidInput):
 def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str]]:
     """The (pool, external id) pairs of `batch` that tickets already hold: one query.
 
-    On PostgreSQL each pair is locked first, for the transaction: two writers creating the
-    same ticket at once (two replicas, a retry under a new key) would both find it free and
-    the second would fail on the unique index with a 500; now the second waits, then finds
-    the first's ticket and is refused by name. (SQLite's writers take turns already.)"""
+    On PostgreSQL the pairs are locked first, for the transaction (`_lock_ids`): two writers
+    creating the same ticket at once (two replicas, a retry under a new key) would both find
+    it free and the second would fail on the unique index with a 500; now the second waits,
+    then finds the first's ticket and is refused by name. (SQLite's writers take turns
+    already.)"""
     wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
     connection = session.connection()  # Core: a session's read would first flush it
     if wanted and connection.dialect.name == "postgresql":
-        # In one order for every writer, so that two batches never wait for each other.
-        keys = sorted(f"{p}\x1f{e}" for p, e in wanted)
-        connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
+        _lock_ids(session, connection, wanted)
     if len(ids) == 1:  # a POST: an expanding IN is rendered anew at every execution
         rows = connection.execute(_TAKEN_ONE, {"id": ids[0]}).all()
         return {(p, e) for p, e in rows if (p, e) in wanted}
@@ -541,17 +547,48 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
     return found
 
 
+def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str, str]]) -> None:
+    """Lock each new (pool, external id) for the transaction, after sharing the creators'
+    lock; or, once a transaction would hold more than `MAX_ID_LOCKS` of them (an import's
+    chunk of 500), take the creators' lock alone, so that no other writer creates a ticket
+    until it commits. PostgreSQL keeps every lock in one table of about 64 a connection: an
+    import of 20,000 tickets locking each ran out of shared memory and failed."""
+    transaction = session.get_transaction()
+    held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
+    count = held[1] if held is not None and held[0] is transaction else 0
+    if count == ALL_IDS:
+        return
+    keys = [f"{p}\x1f{e}" for p, e in wanted]
+    if count + len(keys) > MAX_ID_LOCKS:
+        connection.execute(_LOCK_ALL, {"space": CREATORS_LOCK_SPACE})
+        session.info[_ID_LOCKS] = (transaction, ALL_IDS)
+        return
+    if count == 0:  # before any id's lock: a writer waiting for it holds none of them
+        connection.execute(_SHARE_ALL, {"space": CREATORS_LOCK_SPACE})
+    connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
+    session.info[_ID_LOCKS] = (transaction, count + len(keys))
+
+
 _TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
 _TAKEN = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
     _TICKETS.c.external_id.in_(sa.bindparam("ids", expanding=True))
 )
 # Advisory locks of two 32-bit keys: this space, and a hash of "pool<US>external id" (a
-# shared hash only makes two writers wait for each other). The audit chain's lock is a key
-# of 64 bits, a space of its own.
+# shared hash only makes two writers wait for each other), taken in the order of the hashes
+# so that two batches never wait for each other. Beside it, the creators' lock (its own
+# space, key 0): shared by every writer that locks ids, exclusive for one that would lock
+# too many. The audit chain's lock is a key of 64 bits, a space of its own.
 ID_LOCK_SPACE = 1318
+CREATORS_LOCK_SPACE = 1319
+MAX_ID_LOCKS = MAX_TICKETS_PER_BATCH  # a batch's worth
+ALL_IDS = -1
+_ID_LOCKS = "tickets.id_locks"
 _LOCK_IDS = sa.text(
-    "SELECT pg_advisory_xact_lock(:space, hashtext(k)) FROM unnest(CAST(:keys AS text[])) AS k"
+    "SELECT pg_advisory_xact_lock(:space, h) FROM "
+    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
 )
+_SHARE_ALL = sa.text("SELECT pg_advisory_xact_lock_shared(:space, 0)")
+_LOCK_ALL = sa.text("SELECT pg_advisory_xact_lock(:space, 0)")
 _TAKEN_ONE = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
     _TICKETS.c.external_id == sa.bindparam("id")
 )

@@ -266,32 +266,73 @@ def test_two_writers_creating_one_ticket_at_once_get_it_and_a_refusal_by_name(
     moment: the second waits for the first and is refused naming external_id, not with a
     database error (on PostgreSQL it failed on the unique index: a 500)."""
     body = TicketIn.model_validate(ticket_body())
-    first, second = Session(engine), Session(engine)
-    first_flow = WriteFlow(first, load_context(first, settings, clock))
-    first.rollback()  # (the context's read ended: each write below begins its own)
-    second_flow = WriteFlow(second, load_context(second, settings, clock))
-    second.rollback()
+    first_flow, second_flow = _two_flows(engine, settings, clock)
     first_flow.create_ticket(body, SYSTEM)  # its transaction stays open
+    racing, outcome = _racing_create(second_flow, body)
+    _commit_then_join(first_flow, racing)
+    assert outcome == [["external_id"]]
+
+
+def test_an_import_sized_write_locks_creation_whole_and_a_racing_writer_is_refused_by_name(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    """A transaction creating more tickets than a batch holds (an import's chunk of 500):
+    on PostgreSQL one lock on ticket creation, not one per external id (an import of
+    20,000 tickets ran out of the server's lock table and failed), and a writer creating
+    one of its tickets meanwhile still waits for it and is refused by name."""
+    many = [TicketIn.model_validate(ticket_body(f"BULK-{i:04d}")) for i in range(150)]
+    first_flow, second_flow = _two_flows(engine, settings, clock)
+    first_flow.create_tickets(many[:50], SYSTEM)  # each id locked, as a batch's are
+    first_flow.create_tickets(many[50:], SYSTEM)  # past 100: creation locked whole
+    if engine.dialect.name == "postgresql":
+        held = first_flow.session.connection().exec_driver_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        assert held.scalar_one() <= 52  # 50 ids, the shared and the whole creation lock
+    racing, outcome = _racing_create(second_flow, many[120])
+    assert outcome == []  # it waits for the import
+    _commit_then_join(first_flow, racing)
+    assert outcome == [["external_id"]]
+
+
+def _racing_create(flow: WriteFlow, body: TicketIn) -> tuple[threading.Thread, list[object]]:
+    """Another writer creating `body` in a thread of its own, given half a second to reach
+    the lock it waits on (or, without one, the insert); what it met goes into the list."""
     outcome: list[object] = []
 
-    def write_the_same() -> None:
+    def write() -> None:
         try:
-            second_flow.create_ticket(body, SYSTEM)
-            second.commit()
+            flow.create_ticket(body, SYSTEM)
+            flow.session.commit()
             outcome.append("written twice")
         except InvalidInput as exc:
             outcome.append([p.loc for p in exc.problems])
-        except Exception as exc:  # what the test is about: reported, not raised
+        except Exception as exc:  # what the tests are about: reported, not raised
             outcome.append(repr(exc))
         finally:
-            second.rollback()
+            flow.session.rollback()
+            flow.session.close()
 
-    racing = threading.Thread(target=write_the_same)
+    racing = threading.Thread(target=write)
     racing.start()
-    time.sleep(0.5)  # let it reach the ticket's lock (or, without one, the insert)
-    first_flow.finish()
-    first.commit()
+    time.sleep(0.5)
+    return racing, outcome
+
+
+def _two_flows(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> tuple[WriteFlow, WriteFlow]:
+    """Two writers, each on its own session, whose next write begins its own transaction."""
+    flows = []
+    for _ in range(2):
+        session = Session(engine)
+        flows.append(WriteFlow(session, load_context(session, settings, clock)))
+        session.rollback()  # (the context's read ended, before the other's begins)
+    return flows[0], flows[1]
+
+
+def _commit_then_join(flow: WriteFlow, racing: threading.Thread) -> None:
+    flow.finish()
+    flow.session.commit()
     racing.join(30)
-    first.close()
-    second.close()
-    assert outcome == [["external_id"]]
+    flow.session.close()
