@@ -308,14 +308,19 @@ def import_rows(
     summary = create_parsed(flow, rows, parsed, problems, actor, progress)
     summary.ignored_columns = ignored
     ids = [t.id for t in summary.created]
+    connection = session.connection()  # counted by the database: the ORM's rows cost 3 %
     for start in range(0, len(ids), 500):
-        for status in session.exec(
-            sqlmodel.select(TargetState.status).where(
-                sqlmodel.col(TargetState.ticket_id).in_(ids[start : start + 500])
-            )
-        ).all():
-            summary.targets[status] += 1
+        for status, count in connection.execute(_COUNT_STATUSES, {"ids": ids[start : start + 500]}):
+            summary.targets[status] += count
     return summary
+
+
+_STATES = TargetState.__table__  # type: ignore[attr-defined]
+_COUNT_STATUSES = (
+    sqlmodel.select(_STATES.c.status, sqlmodel.func.count())
+    .where(_STATES.c.ticket_id.in_(sqlmodel.bindparam("ids", expanding=True)))
+    .group_by(_STATES.c.status)
+)
 
 
 def create_parsed(

@@ -46,7 +46,9 @@ def test_the_specification_example_imports(
 ) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps(SPEC_EXAMPLE, ensure_ascii=False), encoding="utf-8")
-    run(session, ctx, path)
+    summary = run(session, ctx, path)
+    # What the import says it did: the targets it judged, counted by their status.
+    assert summary.lines()[-1] == "targets: breached 2, met 1"  # type: ignore[attr-defined]
     out = ticket_out(session, ctx, find_ticket(session, "EX-0001"))
     assert {t.id: t.status for t in out.targets} == {
         "arrival": "met",
