@@ -140,6 +140,24 @@ def driver_of(session: Session) -> Any:
     return connection
 
 
+def unplanned(session: Session, statement: sa.Executable, params: dict[str, Any]) -> list[Any]:
+    """The rows of a read that PostgreSQL plans at each execution, by the tables as they are
+    then. The driver prepares a statement it has run five times, and PostgreSQL may keep
+    one plan for it from then on: in an import, which grows its tables many times over, the
+    duplicate-id read of each chunk kept the plan its sixth chunk got, a scan of the whole
+    tickets table (a 100,000-ticket import into a new database took 149 s, then 77 s).
+    SQLite plans by its indexes, not by sizes: its rows come as SQLAlchemy reads them."""
+    connection = _core(session)
+    if on_sqlite(session):
+        return list(connection.execute(statement, params).all())
+    driver = driver_of(session)
+    threshold, driver.prepare_threshold = driver.prepare_threshold, None  # never prepared
+    try:
+        return list(connection.execute(statement, params).all())
+    finally:
+        driver.prepare_threshold = threshold
+
+
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     if not on_sqlite(session):
         drawn = (

@@ -16,6 +16,7 @@ from typing import Any
 import sqlmodel
 from pydantic import ValidationError
 
+from monitor.core.batch import unplanned
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.judging.flow import WriteFlow
@@ -24,7 +25,13 @@ from monitor.sla.service import SlaContext
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn, checkable_without_bad_types
-from monitor.tickets.service import Actor, InvalidTickets, check_new_ticket, taken_ids
+from monitor.tickets.service import (
+    Actor,
+    InvalidTickets,
+    check_new_ticket,
+    lock_creation,
+    taken_ids,
+)
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("外部单号", "外部工单号", "工单号", "运营商工单号"),
@@ -304,19 +311,13 @@ def import_rows(
                 for c in ignored
             ]
         )
-    if session.connection().dialect.name == "postgresql":
-        # PostgreSQL plans a statement the driver prepared once for good, by the tables'
-        # sizes of that moment; an import grows them many times over, and the duplicate-id
-        # read of each chunk kept the plan made at its sixth chunk, a scan of the whole
-        # tickets table (a 100,000-ticket import took 149 s, now 77 s). Planned each time.
-        session.connection().exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    lock_creation(session)  # before anything: no other writer creates a ticket meanwhile
     parsed, problems = parse_rows(rows, ctx)
     summary = create_parsed(flow, rows, parsed, problems, actor, progress)
     summary.ignored_columns = ignored
     ids = [t.id for t in summary.created]
-    connection = session.connection()  # counted by the database: the ORM's rows cost 3 %
-    for start in range(0, len(ids), 500):
-        for status, count in connection.execute(_COUNT_STATUSES, {"ids": ids[start : start + 500]}):
+    for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
+        for status, count in unplanned(session, _COUNT_STATUSES, {"ids": ids[start : start + 500]}):
             summary.targets[status] += count
     return summary
 

@@ -22,6 +22,7 @@ from monitor.core.batch import (
     on_sqlite,
     rows_where,
     select_rows,
+    unplanned,
 )
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
@@ -542,31 +543,48 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
         rows = connection.execute(_TAKEN_ONE, {"id": ids[0]}).all()
         return {(p, e) for p, e in rows if (p, e) in wanted}
     for i in range(0, len(ids), 500):
-        rows = connection.execute(_TAKEN, {"ids": ids[i : i + 500]}).all()
+        rows = unplanned(session, _TAKEN, {"ids": ids[i : i + 500]})
         found |= {(p, e) for p, e in rows if e is not None and (p, e) in wanted}
     return found
 
 
 def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str, str]]) -> None:
     """Lock each new (pool, external id) for the transaction, after sharing the creators'
-    lock; or, once a transaction would hold more than `MAX_ID_LOCKS` of them (an import's
-    chunk of 500), take the creators' lock alone, so that no other writer creates a ticket
-    until it commits. PostgreSQL keeps every lock in one table of about 64 a connection: an
-    import of 20,000 tickets locking each ran out of shared memory and failed."""
-    transaction = session.get_transaction()
+    lock; or, when a transaction's first ids are more than `MAX_ID_LOCKS` (an import's
+    chunk), take the creators' lock alone, so that no other writer creates a ticket until it
+    commits: PostgreSQL keeps every lock in one table (`max_locks_per_transaction` times
+    the connections), and an import of 20,000 tickets locking each ran out of it and failed.
+    A shared lock is never made exclusive later: that would wait for every other creator
+    while holding what they wait for (a deadlock). Keyed on the innermost transaction: a
+    savepoint's rollback releases the locks taken in it."""
+    transaction = _innermost(session)
     held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
     count = held[1] if held is not None and held[0] is transaction else 0
     if count == ALL_IDS:
         return
-    keys = [f"{p}\x1f{e}" for p, e in wanted]
-    if count + len(keys) > MAX_ID_LOCKS:
-        connection.execute(_LOCK_ALL, {"space": CREATORS_LOCK_SPACE})
-        session.info[_ID_LOCKS] = (transaction, ALL_IDS)
+    if count == 0 and len(wanted) > MAX_ID_LOCKS:
+        lock_creation(session)
         return
     if count == 0:  # before any id's lock: a writer waiting for it holds none of them
         connection.execute(_SHARE_ALL, {"space": CREATORS_LOCK_SPACE})
+    keys = [f"{p}\x1f{e}" for p, e in wanted]
     connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
     session.info[_ID_LOCKS] = (transaction, count + len(keys))
+
+
+def lock_creation(session: Session) -> None:
+    """On PostgreSQL, hold the creation of tickets by every other writer until this
+    transaction ends (an import does, before it writes anything). Nothing, once this
+    transaction has locked ids of its own, or on SQLite, whose writers take turns."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    transaction = _innermost(session)
+    held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
+    if held is not None and held[0] is transaction:
+        return  # ids locked already (shared), or creation already held
+    connection.execute(_LOCK_ALL, {"space": CREATORS_LOCK_SPACE})
+    session.info[_ID_LOCKS] = (transaction, ALL_IDS)
 
 
 _TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
@@ -575,9 +593,10 @@ _TAKEN = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
 )
 # Advisory locks of two 32-bit keys: this space, and a hash of "pool<US>external id" (a
 # shared hash only makes two writers wait for each other), taken in the order of the hashes
-# so that two batches never wait for each other. Beside it, the creators' lock (its own
-# space, key 0): shared by every writer that locks ids, exclusive for one that would lock
-# too many. The audit chain's lock is a key of 64 bits, a space of its own.
+# so that two single calls never deadlock. Beside it, the creators' lock (its own space,
+# key 0): shared by every writer that locks ids, exclusive for an import; always taken
+# before the audit chain's lock (a key of 64 bits, a space of its own), which a write takes
+# as it commits and an import once 5,000 records wait.
 ID_LOCK_SPACE = 1318
 CREATORS_LOCK_SPACE = 1319
 MAX_ID_LOCKS = MAX_TICKETS_PER_BATCH  # a batch's worth

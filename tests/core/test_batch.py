@@ -18,6 +18,7 @@ from monitor.core.batch import (
     collector_paused,
     insert_returning_ids,
     insert_rows,
+    unplanned,
 )
 from monitor.metrics.models import MetricTotal
 from monitor.sla.vocab import TicketStatus
@@ -160,3 +161,30 @@ def test_rows_added_to_totals_add_where_the_key_exists_and_insert_where_not(
         **{k: (3, 1.75) for k in keys[1:]},
         ("t", '["new"]'): (2, 1.25),
     }
+
+
+def test_an_unplanned_read_is_planned_afresh_each_time_on_postgresql(session: Session) -> None:
+    """A read an import repeats while its tables grow (the duplicate-id read of each chunk)
+    is never prepared on PostgreSQL, so each run is planned by the tables as they are then,
+    where the same statement run as usual is prepared by its sixth run and may keep one plan.
+    Its rows are those SQLAlchemy reads, on both databases."""
+    tickets = Ticket.__table__  # type: ignore[attr-defined]
+    insert_rows(session, tickets, _ticket_rows("UNPLANNED", 3))
+    read = sa.select(tickets.c.external_id).where(
+        tickets.c.external_id.in_(sa.bindparam("ids", expanding=True))
+    )
+    wanted = {"ids": ["UNPLANNED-0", "UNPLANNED-2", "ELSEWHERE"]}
+    for _ in range(8):
+        assert sorted(r[0] for r in unplanned(session, read, wanted)) == [
+            "UNPLANNED-0",
+            "UNPLANNED-2",
+        ]
+    as_usual = read.where(tickets.c.pool == "pool1")
+    for _ in range(8):
+        session.connection().execute(as_usual, wanted).all()
+    if session.get_bind().dialect.name == "postgresql":
+        prepared = session.connection().execute(
+            sa.text("SELECT statement FROM pg_prepared_statements WHERE statement LIKE :like"),
+            {"like": "%tickets.external_id IN%"},
+        )
+        assert [("tickets.pool" in s) for (s,) in prepared] == [True]  # only the usual one

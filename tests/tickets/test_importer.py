@@ -46,12 +46,7 @@ def test_the_specification_example_imports(
 ) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps(SPEC_EXAMPLE, ensure_ascii=False), encoding="utf-8")
-    with write_flow(session, ctx) as flow:
-        summary = import_rows(flow, read_rows(path), IMPORTER)
-        if session.get_bind().dialect.name == "postgresql":  # plans fit the growing tables
-            mode = session.connection().exec_driver_sql("SHOW plan_cache_mode").scalar_one()
-            assert mode == "force_custom_plan"
-    session.commit()
+    summary = run(session, ctx, path)
     # What the import says it did: the targets it judged, counted by their status.
     assert summary.lines()[-1] == "targets: breached 2, met 1"
     out = ticket_out(session, ctx, find_ticket(session, "EX-0001"))

@@ -276,21 +276,36 @@ def test_two_writers_creating_one_ticket_at_once_get_it_and_a_refusal_by_name(
 def test_an_import_sized_write_locks_creation_whole_and_a_racing_writer_is_refused_by_name(
     engine: Engine, settings: Settings, clock: FixedClock
 ) -> None:
-    """A transaction creating more tickets than a batch holds (an import's chunk of 500):
-    on PostgreSQL one lock on ticket creation, not one per external id (an import of
+    """A transaction whose first tickets are more than a batch holds (an import's chunk of
+    500): on PostgreSQL one lock on ticket creation, not one per external id (an import of
     20,000 tickets ran out of the server's lock table and failed), and a writer creating
     one of its tickets meanwhile still waits for it and is refused by name."""
     many = [TicketIn.model_validate(ticket_body(f"BULK-{i:04d}")) for i in range(150)]
     first_flow, second_flow = _two_flows(engine, settings, clock)
-    first_flow.create_tickets(many[:50], SYSTEM)  # each id locked, as a batch's are
-    first_flow.create_tickets(many[50:], SYSTEM)  # past 100: creation locked whole
+    first_flow.create_tickets(many, SYSTEM)
     if engine.dialect.name == "postgresql":
         held = first_flow.session.connection().exec_driver_sql(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         )
-        assert held.scalar_one() <= 52  # 50 ids, the shared and the whole creation lock
+        assert held.scalar_one() == 1
     racing, outcome = _racing_create(second_flow, many[120])
     assert outcome == []  # it waits for the import
+    _commit_then_join(first_flow, racing)
+    assert outcome == [["external_id"]]
+
+
+def test_a_writer_past_a_batch_of_ids_does_not_deadlock_with_one_waiting_for_them(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    """A writer that has locked 50 ids, while another waits for one of them, goes on to
+    create 100 more: it keeps locking ids (making its shared lock on creation exclusive
+    would wait for the other, which waits for it: a deadlock), and the other is refused by
+    name once it commits."""
+    many = [TicketIn.model_validate(ticket_body(f"MORE-{i:04d}")) for i in range(150)]
+    first_flow, second_flow = _two_flows(engine, settings, clock)
+    first_flow.create_tickets(many[:50], SYSTEM)
+    racing, outcome = _racing_create(second_flow, many[10])
+    first_flow.create_tickets(many[50:], SYSTEM)
     _commit_then_join(first_flow, racing)
     assert outcome == [["external_id"]]
 
