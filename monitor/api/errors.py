@@ -41,6 +41,26 @@ def _server_error(exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL's codes for a lock not had within `lock_timeout` and for a deadlock (the
+# transaction was rolled back: retrying it is safe).
+_RETRYABLE = {"55P03", "40P01"}
+
+
+def _waited_too_long(orig: BaseException | None) -> bool:
+    if getattr(orig, "sqlstate", None) in _RETRYABLE:
+        return True
+    text = str(orig)  # SQLite: "database is locked", "database table is locked", "busy"
+    return "locked" in text or "busy" in text
+
+
+def _busy_answer() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the database is busy with another write; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     from monitor.api.idempotency import Replay  # idempotency answers with error_body
 
@@ -55,14 +75,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(sa.exc.OperationalError)
     async def _busy(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+        if _waited_too_long(exc.orig):
             log.warning("database busy: %s", exc.orig)
-            return JSONResponse(
-                {"detail": "the database is busy with another write; retry shortly"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
+            return _busy_answer()
         return _server_error(exc)
+
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _no_connection(_: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
+        # Every pooled connection is taken, e.g. by writes waiting for an import.
+        log.warning("no database connection free: %s", exc)
+        return _busy_answer()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -53,8 +53,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
-    """An engine with the durability settings the product relies on. On SQLite a writer
-    waits `busy_seconds` for another process's write lock before the request answers 503."""
+    """An engine with the durability settings the product relies on. A writer waits
+    `busy_seconds` for another's lock (SQLite's write lock; on PostgreSQL any lock, e.g. the
+    one an import holds on creating tickets or on the audit chain: `lock_timeout`) before
+    its statement fails and a request answers 503."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -63,7 +65,9 @@ def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": busy_seconds}, **kwargs)
         _tune_sqlite(engine, busy_seconds)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args = {"options": f"-c lock_timeout={int(busy_seconds * 1000)}"}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class _WriteQueue:

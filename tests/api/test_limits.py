@@ -17,7 +17,6 @@ from monitor.api.app import create_app
 from monitor.core.clock import FixedClock
 from monitor.core.db import make_engine
 from monitor.core.settings import Settings
-from tests.conftest import CONFIG
 from tests.helpers import ticket_body
 
 API = "/api/v1"
@@ -177,19 +176,20 @@ def test_an_over_limit_upload_is_refused_and_leaves_no_file(
     assert files == []
 
 
-def test_a_write_waiting_too_long_for_sqlites_lock_gets_503(
-    tmp_path: Path, sqlite_template: Path, clock: FixedClock
+def test_a_ticket_write_waiting_too_long_for_an_import_gets_503_then_goes_through(
+    db_url: str, settings: Settings, clock: FixedClock
 ) -> None:
-    import shutil
+    """While an import holds the creation of tickets (SQLite's write lock; on PostgreSQL
+    its lock on creation), a POST /tickets waits the busy timeout, then answers 503 with
+    Retry-After and writes nothing, rather than waiting without end and holding a pooled
+    connection; once the import ends, the retry is written."""
+    from sqlmodel import Session
 
     from monitor.auth.service import create_token
     from monitor.core.db import session_scope
+    from monitor.tickets.service import lock_creation
 
-    path = tmp_path / "busy.db"
-    shutil.copy(sqlite_template, path)
-    url = f"sqlite:///{path}"
-    engine = make_engine(url, busy_seconds=0.3)
-    settings = Settings(database_url=url, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+    engine = make_engine(db_url, busy_seconds=0.3)
     app = create_app(settings, clock=clock, engine=engine)
     with TestClient(app) as client:
         with session_scope(engine) as session:
@@ -201,10 +201,30 @@ def test_a_write_waiting_too_long_for_sqlites_lock_gets_503(
                 known_pools=["pool2"],
                 now=clock.now(),
             )
-        with make_engine(url).begin() as conn:  # another process holds the write lock
-            conn.exec_driver_sql("SELECT 1")
-            r = client.post(
-                f"{API}/tickets", json=ticket_body(), headers={"Authorization": f"Bearer {value}"}
-            )
-    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
-    assert "busy" in json.loads(r.text)["detail"]
+        headers = {"Authorization": f"Bearer {value}"}
+        elsewhere = make_engine(db_url)
+        with Session(elsewhere) as importer:  # another process's import
+            importer.connection()  # (SQLite: BEGIN IMMEDIATE, its write lock)
+            lock_creation(importer)
+            r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+            assert "busy" in json.loads(r.text)["detail"]
+            importer.rollback()
+        elsewhere.dispose()
+        assert client.get(f"{API}/tickets", headers=headers).json()["total"] == 0
+        r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        assert r.status_code == 201, r.text
+    engine.dispose()
+
+
+def test_a_request_finding_no_free_database_connection_gets_503(
+    db_url: str, settings: Settings, clock: FixedClock
+) -> None:
+    """Every pooled connection taken (writes waiting for an import hold theirs): a request
+    that cannot get one within the pool's timeout answers 503 with Retry-After, not 500."""
+    engine = make_engine(db_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    app = create_app(settings, clock=clock, engine=engine)
+    with TestClient(app) as client, engine.connect():  # the one connection, taken
+        r = client.get(f"{API}/tickets", headers={"Authorization": "Bearer x"})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    engine.dispose()
