@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
 import re
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -312,8 +314,7 @@ def import_rows(
             ]
         )
     lock_creation(session)  # before anything: no other writer creates a ticket meanwhile
-    parsed, problems = parse_rows(rows, ctx)
-    summary = create_parsed(flow, rows, parsed, problems, actor, progress)
+    summary = _create_chunks(flow, rows, _parsed_ahead(rows, ctx), actor, progress)
     summary.ignored_columns = ignored
     ids = [t.id for t in summary.created]
     for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
@@ -341,12 +342,72 @@ def create_parsed(
     """Create the parsed tickets in chunks, or raise InvalidInput naming every problem of
     every row (`problems`: those found while parsing; then nothing is created, the rows are
     only checked). `created` holds the tickets in the order of `parsed`."""
+    chunks: list[Parsed] = [(parsed[i : i + CHUNK], []) for i in range(0, len(parsed), CHUNK)]
+    return _create_chunks(flow, rows, [([], problems), *chunks], actor, progress)
+
+
+Parsed = tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]
+
+
+def _parsed_ahead(rows: Sequence[SourceRow], ctx: SlaContext) -> Iterator[Parsed]:
+    """`parse_rows` of each chunk of rows, parsed by a thread of its own one or two chunks
+    ahead of the caller: it runs while the writer waits for the database (SQLite's inserts
+    and PostgreSQL's answers let go of the interpreter), and only those chunks are held
+    parsed, not the whole file (100,000 tickets: 59 s and 0.66 GB, against 61 s and 1.07 GB
+    parsed whole first; 20,000: 5 % less time on both databases)."""
+    ahead: queue.Queue[Parsed | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()  # the caller is done, by an error or at the end
+
+    def parse() -> None:
+        try:
+            for start in range(0, len(rows), CHUNK):
+                item = parse_rows(list(rows[start : start + CHUNK]), ctx)
+                while not _put(ahead, item, stop):
+                    if stop.is_set():
+                        return
+            _put(ahead, None, stop)
+        except BaseException as exc:  # handed to the caller, which raises it
+            _put(ahead, exc, stop)
+
+    threading.Thread(target=parse, name="import-parse", daemon=True).start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _put(ahead: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            ahead.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _create_chunks(
+    flow: WriteFlow,
+    rows: Sequence[SourceRow],
+    chunks: Iterable[Parsed],
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Create each chunk's tickets, or once any row has a problem (found parsing or
+    checking) only check the rest, and raise InvalidInput naming every problem of every
+    row. `created` holds the tickets in the order of the chunks."""
     session, ctx = flow.session, flow.ctx
     to_codes = words(ctx).ticket_in
     taken: set[tuple[str, str]] = set()
     summary = ImportSummary()
-    for start in range(0, len(parsed), CHUNK):
-        chunk = parsed[start : start + CHUNK]
+    problems: list[Problem] = []
+    for chunk, found_parsing in chunks:
+        problems += found_parsing
+        if not chunk:
+            continue
         batch = [ticket_in for _, ticket_in in chunk]
         if problems:  # the import is refused already: only look for the other rows' problems
             batch = [to_codes(t) for t in batch]  # as the write would name them

@@ -217,6 +217,25 @@ def test_a_refused_json_names_only_its_bad_rows_when_good_ones_use_chinese_names
     assert [p.split(":")[0] for p in problems] == ["tickets[0].title"], problems
 
 
+def test_problems_in_a_later_chunk_refuse_what_the_earlier_ones_wrote(
+    session: Session, ctx: SlaContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are parsed a chunk at a time while earlier chunks are written: a bad row, or a
+    repeat of an earlier row's id, in the fourth chunk still refuses the whole file, names
+    every problem in row order as if the file had been checked whole, and writes nothing."""
+    from monitor.tickets import importer
+
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    rows = [{**SPEC_TICKET, "external_id": f"EX-{i}"} for i in range(9)]
+    rows[6] = {**rows[6], "title": ""}  # found parsing, in the fourth chunk
+    rows[7] = {**rows[7], "external_id": "EX-1"}  # a repeat of a row written before
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": rows}, ensure_ascii=False), encoding="utf-8")
+    problems = refused(session, ctx, path)
+    assert [p.split(":")[0] for p in problems] == ["tickets[6].title", "tickets[7].external_id"]
+    assert "appears twice" in problems[1]
+
+
 def test_a_duplicate_of_a_stored_ticket_is_refused(
     session: Session, ctx: SlaContext, tmp_path: Path
 ) -> None:
