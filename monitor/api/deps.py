@@ -33,7 +33,7 @@ from monitor.auth.service import Principal, authenticate_token
 from monitor.breaches.models import Breach
 from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import read_connection, read_scope, write_queue
+from monitor.core.db import limit_lock_waits, read_connection, read_scope, write_queue
 from monitor.core.errors import (
     DomainError,
     Forbidden,
@@ -185,6 +185,7 @@ class Write:
         queue.__enter__()
         session = Session(app.engine, expire_on_commit=False)
         try:
+            limit_lock_waits(session)
             claim = idempotency.claim(
                 session, self.who.key, self.key, self.request_hash, app.clock.now()
             )

@@ -41,13 +41,13 @@ def _server_error(exc: Exception) -> JSONResponse:
     )
 
 
-# PostgreSQL's codes for a lock not had within `lock_timeout` and for a deadlock (the
-# transaction was rolled back: retrying it is safe).
-_RETRYABLE = {"55P03", "40P01"}
+# PostgreSQL's codes for a lock not had within `lock_timeout` and for a deadlock (either
+# way the transaction was rolled back: retrying it is safe).
+LOCK_TIMEOUT, DEADLOCK = "55P03", "40P01"
 
 
 def _waited_too_long(orig: BaseException | None) -> bool:
-    if getattr(orig, "sqlstate", None) in _RETRYABLE:
+    if getattr(orig, "sqlstate", None) == LOCK_TIMEOUT:
         return True
     text = str(orig)  # SQLite: "database is locked", "database table is locked", "busy"
     return "locked" in text or "busy" in text
@@ -75,15 +75,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(sa.exc.OperationalError)
     async def _busy(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        if getattr(exc.orig, "sqlstate", None) == DEADLOCK:
+            # Safe to retry (rolled back), but a fault of lock order: logged whole.
+            log.error("deadlock, answered 503", exc_info=exc)
+            return _busy_answer()
         if _waited_too_long(exc.orig):
             log.warning("database busy: %s", exc.orig)
             return _busy_answer()
         return _server_error(exc)
 
     @app.exception_handler(sa.exc.TimeoutError)
-    async def _no_connection(_: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
-        # Every pooled connection is taken, e.g. by writes waiting for an import.
-        log.warning("no database connection free: %s", exc)
+    async def _no_connection(request: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
+        # Every pooled connection is taken, e.g. by writes waiting for an import (or leaked).
+        state = getattr(request.app.state, "monitor", None)
+        pool = state.engine.pool.status() if state is not None else "?"
+        log.warning("no database connection free (%s): %s", pool, exc)
         return _busy_answer()
 
     @app.exception_handler(Exception)

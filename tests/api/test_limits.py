@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,10 +207,20 @@ def test_a_ticket_write_waiting_too_long_for_an_import_gets_503_then_goes_throug
         with Session(elsewhere) as importer:  # another process's import
             importer.connection()  # (SQLite: BEGIN IMMEDIATE, its write lock)
             lock_creation(importer)
-            r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
-            assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+            answers: list[Any] = []
+            waiting = threading.Thread(
+                target=lambda: answers.append(
+                    client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+                )
+            )
+            waiting.start()
+            waiting.join(10)
+            importer.rollback()  # (lets a write that waits without end go on)
+            waiting.join(10)
+            assert len(answers) == 1
+            r = answers[0]
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
             assert "busy" in json.loads(r.text)["detail"]
-            importer.rollback()
         elsewhere.dispose()
         assert client.get(f"{API}/tickets", headers=headers).json()["total"] == 0
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
