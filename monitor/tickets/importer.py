@@ -364,10 +364,8 @@ def _parsed_ahead(rows: Sequence[SourceRow], ctx: SlaContext) -> Generator[Parse
     def parse() -> None:
         try:
             for start in range(0, len(rows), CHUNK):
-                item = parse_rows(list(rows[start : start + CHUNK]), ctx)
-                while not _put(ahead, item, stop):
-                    if stop.is_set():
-                        return
+                if not _put(ahead, parse_rows(list(rows[start : start + CHUNK]), ctx), stop):
+                    return  # the caller stopped
             _put(ahead, None, stop)
         except BaseException as exc:  # handed to the caller, which raises it
             _put(ahead, exc, stop)
@@ -383,6 +381,7 @@ def _parsed_ahead(rows: Sequence[SourceRow], ctx: SlaContext) -> Generator[Parse
 
 
 def _put(ahead: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Hand `item` on, unless the caller stops first (False)."""
     while not stop.is_set():
         try:
             ahead.put(item, timeout=0.1)
