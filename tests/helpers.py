@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -17,6 +17,8 @@ from monitor.sla.service import SlaContext
 from monitor.tickets.models import Event, Ticket
 from monitor.tickets.schemas import EventIn, TicketIn
 from monitor.tickets.service import Actor
+
+T = TypeVar("T")
 
 SH = ZoneInfo("Asia/Shanghai")
 OPERATOR2 = Actor("ctgd-ops", "operator", "operator", "pool2")
@@ -166,3 +168,27 @@ def ticket_body(
         ],
         **extra,
     }
+
+
+def while_an_import_runs(db_url: str, request: Callable[[], T]) -> T:
+    """`request`'s answer, sent while another process's import holds the creation of
+    tickets (on SQLite, its write lock). The import ends after 10 s at most, so a request
+    that would wait for it without end is answered then instead of hanging the test."""
+    import threading
+
+    from monitor.core.db import make_engine
+    from monitor.tickets.service import lock_creation
+
+    elsewhere = make_engine(db_url)
+    answers: list[T] = []
+    with Session(elsewhere) as importer:
+        importer.connection()  # (SQLite: BEGIN IMMEDIATE, its write lock)
+        lock_creation(importer)
+        waiting = threading.Thread(target=lambda: answers.append(request()))
+        waiting.start()
+        waiting.join(10)
+        importer.rollback()
+        waiting.join(10)
+    elsewhere.dispose()
+    assert len(answers) == 1, "the request did not come back"
+    return answers[0]

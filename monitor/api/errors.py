@@ -46,7 +46,9 @@ def _server_error(exc: Exception) -> JSONResponse:
 LOCK_TIMEOUT, DEADLOCK = "55P03", "40P01"
 
 
-def _waited_too_long(orig: BaseException | None) -> bool:
+def waited_too_long(orig: BaseException | None) -> bool:
+    """A database error that says another writer held what this one needed (a deadlock
+    aside): answered 503, retry shortly."""
     if getattr(orig, "sqlstate", None) == LOCK_TIMEOUT:
         return True
     text = str(orig)  # SQLite: "database is locked", "database table is locked", "busy"
@@ -79,7 +81,7 @@ def install(app: FastAPI) -> None:
             # Safe to retry (rolled back), but a fault of lock order: logged whole.
             log.error("deadlock, answered 503", exc_info=exc)
             return _busy_answer()
-        if _waited_too_long(exc.orig):
+        if waited_too_long(exc.orig):
             log.warning("database busy: %s", exc.orig)
             return _busy_answer()
         return _server_error(exc)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.api.models import IdempotencyKey
-from monitor.core.db import session_scope
+from monitor.core.db import limit_lock_waits, session_scope
 from monitor.core.errors import IdempotencyMismatch
 
 DONE = "done"
@@ -140,6 +140,7 @@ def remember_refusal(
 ) -> None:
     """Keep a refused request's answer, so a retry is refused the same way."""
     with session_scope(engine) as session:
+        limit_lock_waits(session)
         _insert_if_absent(
             session,
             {

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from monitor.api.deps import AppState, pool_scope, state
-from monitor.core.db import read_scope, session_scope
+from monitor.api.errors import waited_too_long
+from monitor.core.db import limit_lock_waits, read_scope, session_scope
 from monitor.core.errors import Forbidden, NotFound
 from monitor.judging.flow import WriteFlow, write_flow
 from monitor.web.render import render
 from monitor.web.sessions import SESSION_COOKIE, SignedIn, signed_in
+
+log = logging.getLogger("monitor")
 
 
 class LoginRequired(Exception):
@@ -51,6 +56,20 @@ class PageRoute(APIRoute):
                     "表单已失效",
                     "表单缺少有效的安全令牌，请返回上一页刷新后重新提交。",
                 )
+            except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:
+                busy = isinstance(exc, sa.exc.TimeoutError) or waited_too_long(exc.orig)
+                if not busy:
+                    raise
+                log.warning("page answered busy: %s", exc)
+                page = error_page(
+                    request,
+                    503,
+                    "系统繁忙",
+                    "另一项写入（例如批量导入）正在进行，本次操作没有保存。请稍候片刻，"
+                    "返回上一页后重新提交。",
+                )
+                page.headers["Retry-After"] = "5"
+                return page
 
         return page
 
@@ -110,14 +129,13 @@ Csrf = Depends(csrf_checked)
 
 @contextmanager
 def writing(request: Request) -> Iterator[WriteFlow]:
-    """One write transaction with the write flow, as the API's writers open it; a page's
-    refused input raises inside the block, so nothing of it is committed."""
+    """One write transaction with the write flow, its waits for a lock bounded as the API's
+    are; a page's refused input raises inside the block, so nothing of it is committed."""
     app: AppState = state(request)
-    with (
-        session_scope(app.engine) as session,
-        write_flow(session, app.contexts.get(session)) as flow,
-    ):
-        yield flow
+    with session_scope(app.engine) as session:
+        limit_lock_waits(session)
+        with write_flow(session, app.contexts.get(session)) as flow:
+            yield flow
 
 
 def scope_of(who: SignedIn) -> str | None:

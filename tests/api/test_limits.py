@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from monitor.api.app import create_app
 from monitor.core.clock import FixedClock
 from monitor.core.db import make_engine
 from monitor.core.settings import Settings
-from tests.helpers import ticket_body
+from tests.helpers import ticket_body, while_an_import_runs
 
 API = "/api/v1"
 AT = "2022-08-10T13:00:00+08:00"
@@ -184,11 +183,8 @@ def test_a_ticket_write_waiting_too_long_for_an_import_gets_503_then_goes_throug
     its lock on creation), a POST /tickets waits the busy timeout, then answers 503 with
     Retry-After and writes nothing, rather than waiting without end and holding a pooled
     connection; once the import ends, the retry is written."""
-    from sqlmodel import Session
-
     from monitor.auth.service import create_token
     from monitor.core.db import session_scope
-    from monitor.tickets.service import lock_creation
 
     engine = make_engine(db_url, busy_seconds=0.3)
     app = create_app(settings, clock=clock, engine=engine)
@@ -203,25 +199,11 @@ def test_a_ticket_write_waiting_too_long_for_an_import_gets_503_then_goes_throug
                 now=clock.now(),
             )
         headers = {"Authorization": f"Bearer {value}"}
-        elsewhere = make_engine(db_url)
-        with Session(elsewhere) as importer:  # another process's import
-            importer.connection()  # (SQLite: BEGIN IMMEDIATE, its write lock)
-            lock_creation(importer)
-            answers: list[Any] = []
-            waiting = threading.Thread(
-                target=lambda: answers.append(
-                    client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
-                )
-            )
-            waiting.start()
-            waiting.join(10)
-            importer.rollback()  # (lets a write that waits without end go on)
-            waiting.join(10)
-            assert len(answers) == 1
-            r = answers[0]
-            assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
-            assert "busy" in json.loads(r.text)["detail"]
-        elsewhere.dispose()
+        r = while_an_import_runs(
+            db_url, lambda: client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        )
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+        assert "busy" in json.loads(r.text)["detail"]
         assert client.get(f"{API}/tickets", headers=headers).json()["total"] == 0
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert r.status_code == 201, r.text

@@ -12,10 +12,11 @@ from sqlmodel import select
 
 from monitor.core.clock import FixedClock
 from monitor.core.db import read_scope, session_scope
+from monitor.core.settings import Settings
 from monitor.sla.service import SlaContext
 from monitor.tickets import search
 from monitor.tickets.models import Ticket
-from tests.helpers import ADMIN, OPERATOR2, local, make_ticket
+from tests.helpers import ADMIN, OPERATOR2, local, make_ticket, while_an_import_runs
 from tests.web.conftest import PASSWORD
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -261,3 +262,35 @@ def test_an_admin_loads_a_years_calendar(client: TestClient, people: dict[str, s
     )
     assert good.status_code == 200 and "2027-01-01(周五) 法定节假日（元旦）" in good.text
     assert "国务院办公厅通知" in good.text
+
+
+def test_a_form_posted_while_an_import_holds_the_writers_gets_a_chinese_busy_page(
+    people: dict[str, str], db_url: str, settings: Settings, clock: FixedClock
+) -> None:
+    """An operator's new ticket, posted while an import holds the creation of tickets (on
+    SQLite its write lock), waits the busy timeout and is then answered in Chinese with
+    503, nothing saved, instead of the API's English JSON or a wait without end."""
+    from monitor.api.app import create_app
+    from monitor.core.db import make_engine
+
+    engine = make_engine(db_url, busy_seconds=0.3)
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as client:
+        log_in(client, "op2-zhang")
+        token = csrf_of(client, "/tickets-new")
+        form = {
+            "csrf_token": token,
+            "pool": "pool2",
+            "external_id": "WEB-BUSY-1",
+            "severity": "major",
+            "source": "user_report",
+            "title": "导入期间新建",
+            "reported_at": "2026-11-28 10:00",
+        }
+        busy = while_an_import_runs(db_url, lambda: client.post("/tickets-new", data=form))
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "5", busy.text
+        assert "系统繁忙" in busy.text and "没有保存" in busy.text
+        with read_scope(engine) as session:
+            assert (
+                session.exec(select(Ticket).where(Ticket.external_id == "WEB-BUSY-1")).all() == []
+            )
+    engine.dispose()
