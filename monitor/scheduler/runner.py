@@ -200,6 +200,9 @@ class Runner:
                 )
             except Exception:
                 log.exception("breach sweep (%s) failed", why)
+                # Nothing is armed now: a deadline written next arms its wake (else every
+                # one later than this wake's instant waited for the safety sweep).
+                self.armed_at = None
                 return 0
             self.armed_at = None
             self._arm_next()

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -42,4 +44,39 @@ def test_a_write_elsewhere_rearms_the_leader(
     finally:
         wake.unsubscribe(runner._on_write)
         runner.receiver.stop()
+        runner.scheduler.shutdown(wait=False)
+
+
+def test_a_failed_sweep_leaves_later_deadlines_armed(
+    engine: Engine,
+    session: Session,
+    ctx: SlaContext,
+    settings: Settings,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wake whose sweep fails (the database away for a moment) must not keep its instant
+    as the one armed: a deadline written afterwards, later than it, was then ignored until
+    the safety sweep, a minute without detection."""
+    from monitor.scheduler import runner as runner_module
+
+    make_ticket(session, ctx, [("reported", NOW.isoformat())], external_id="A")
+    runner = Runner(engine, settings, clock, holder="leader")
+    assert runner.renew()  # takes the lease and sweeps at once, arming the first deadline
+    armed = runner.armed_at
+    assert armed == NOW + timedelta(minutes=24)
+    runner.scheduler.start(paused=True)
+    try:
+
+        def fails(*_: Any, **__: Any) -> Any:
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(runner_module, "run_job", fails)
+        clock.at = armed  # the wake comes due, and its sweep fails
+        assert runner.sweep() == 0
+        later = armed + timedelta(minutes=5)
+        runner.rearm(later)  # a write's new deadline, after the failed wake's instant
+        assert runner.armed_at == later
+        assert runner.scheduler.get_job("breach_wake") is not None
+    finally:
         runner.scheduler.shutdown(wait=False)
