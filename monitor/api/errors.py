@@ -46,13 +46,27 @@ def _server_error(exc: Exception) -> JSONResponse:
 LOCK_TIMEOUT, DEADLOCK = "55P03", "40P01"
 
 
-def waited_too_long(orig: BaseException | None) -> bool:
-    """A database error that says another writer held what this one needed (a deadlock
-    aside): answered 503, retry shortly."""
-    if getattr(orig, "sqlstate", None) == LOCK_TIMEOUT:
+def busy(request: Request, exc: Exception) -> bool:
+    """Whether a database error means another writer, or a pool with no connection free,
+    kept this request waiting too long: answered 503, retry shortly (the API's JSON, a
+    page's Chinese page). Logged here, for both: a deadlock as an error with its trace (a
+    fault of lock order, though safe to retry), the rest as warnings."""
+    if isinstance(exc, sa.exc.TimeoutError):  # e.g. writes waiting for an import (or leaked)
+        state = getattr(request.app.state, "monitor", None)
+        pool = state.engine.pool.status() if state is not None else "?"
+        log.warning("no database connection free (%s): %s", pool, exc)
         return True
-    text = str(orig)  # SQLite: "database is locked", "database table is locked", "busy"
-    return "locked" in text or "busy" in text
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    code, text = getattr(exc.orig, "sqlstate", None), str(exc.orig)
+    if code == DEADLOCK:
+        log.error("deadlock, answered 503", exc_info=exc)
+        return True
+    # SQLite: "database is locked", "database table is locked", "busy"
+    if code == LOCK_TIMEOUT or "locked" in text or "busy" in text:
+        log.warning("database busy: %s", exc.orig)
+        return True
+    return False
 
 
 def _busy_answer() -> JSONResponse:
@@ -76,23 +90,9 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
 
     @app.exception_handler(sa.exc.OperationalError)
-    async def _busy(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        if getattr(exc.orig, "sqlstate", None) == DEADLOCK:
-            # Safe to retry (rolled back), but a fault of lock order: logged whole.
-            log.error("deadlock, answered 503", exc_info=exc)
-            return _busy_answer()
-        if waited_too_long(exc.orig):
-            log.warning("database busy: %s", exc.orig)
-            return _busy_answer()
-        return _server_error(exc)
-
     @app.exception_handler(sa.exc.TimeoutError)
-    async def _no_connection(request: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
-        # Every pooled connection is taken, e.g. by writes waiting for an import (or leaked).
-        state = getattr(request.app.state, "monitor", None)
-        pool = state.engine.pool.status() if state is not None else "?"
-        log.warning("no database connection free (%s): %s", pool, exc)
-        return _busy_answer()
+    async def _busy(request: Request, exc: Exception) -> JSONResponse:
+        return _busy_answer() if busy(request, exc) else _server_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

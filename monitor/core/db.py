@@ -55,7 +55,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
     """An engine with the durability settings the product relies on. A writer waits
     `busy_seconds` for another's lock before the request answers 503: on SQLite every writer
-    (its write lock); on PostgreSQL an HTTP write (`limit_lock_waits`)."""
+    (its write lock); on PostgreSQL an API or web page's write (`limit_lock_waits`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

@@ -557,9 +557,7 @@ def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str
     A shared lock is never made exclusive later: that would wait for every other creator
     while holding what they wait for (a deadlock). Keyed on the innermost transaction: a
     savepoint's rollback releases the locks taken in it."""
-    transaction = _innermost(session)
-    held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
-    count = held[1] if held is not None and held[0] is transaction else 0
+    count = _ids_locked(session)
     if count == ALL_IDS:
         return
     if count == 0 and len(wanted) > MAX_ID_LOCKS:
@@ -569,7 +567,7 @@ def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str
         connection.execute(_SHARE_ALL, {"space": CREATORS_LOCK_SPACE})
     keys = [f"{p}\x1f{e}" for p, e in wanted]
     connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
-    session.info[_ID_LOCKS] = (transaction, count + len(keys))
+    session.info[_ID_LOCKS] = (_innermost(session), count + len(keys))
 
 
 def lock_creation(session: Session) -> None:
@@ -579,12 +577,16 @@ def lock_creation(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return
-    transaction = _innermost(session)
-    held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
-    if held is not None and held[0] is transaction:
+    if _ids_locked(session) != 0:
         return  # ids locked already (shared), or creation already held
     connection.execute(_LOCK_ALL, {"space": CREATORS_LOCK_SPACE})
-    session.info[_ID_LOCKS] = (transaction, ALL_IDS)
+    session.info[_ID_LOCKS] = (_innermost(session), ALL_IDS)
+
+
+def _ids_locked(session: Session) -> int:
+    """How many ids this transaction (or savepoint) has locked, or `ALL_IDS`."""
+    held: tuple[object, int] | None = session.info.get(_ID_LOCKS)
+    return held[1] if held is not None and held[0] is _innermost(session) else 0
 
 
 _TICKETS: sa.Table = Ticket.__table__  # type: ignore[attr-defined]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -15,14 +14,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from monitor.api.deps import AppState, pool_scope, state
-from monitor.api.errors import waited_too_long
+from monitor.api.errors import busy
 from monitor.core.db import limit_lock_waits, read_scope, session_scope
 from monitor.core.errors import Forbidden, NotFound
 from monitor.judging.flow import WriteFlow, write_flow
 from monitor.web.render import render
 from monitor.web.sessions import SESSION_COOKIE, SignedIn, signed_in
-
-log = logging.getLogger("monitor")
 
 
 class LoginRequired(Exception):
@@ -57,10 +54,8 @@ class PageRoute(APIRoute):
                     "表单缺少有效的安全令牌，请返回上一页刷新后重新提交。",
                 )
             except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:
-                busy = isinstance(exc, sa.exc.TimeoutError) or waited_too_long(exc.orig)
-                if not busy:
+                if not busy(request, exc):
                     raise
-                log.warning("page answered busy: %s", exc)
                 page = error_page(
                     request,
                     503,
