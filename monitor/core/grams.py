@@ -55,7 +55,9 @@ _char_token = functools.lru_cache(maxsize=1 << 16)(token)
 def fts_document(*parts: str | None) -> str:
     """What SQLite's trigger stores in the FTS5 index for a ticket. (Sorting the grams sorts
     their tokens: a token spells each character in six letters, in code point order.)"""
-    return " ".join("".join(_char_token(c) for c in gram) for gram in sorted(text_grams(*parts)))
+    tok = _char_token  # a gram is one character or two
+    grams = text_grams(*parts)
+    return " ".join(sorted([tok(g) if len(g) == 1 else tok(g[0]) + tok(g[1]) for g in grams]))
 
 
 def fts_query(words: str) -> str:
