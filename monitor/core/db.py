@@ -126,6 +126,16 @@ def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
         cursor.close()
         # The search index's trigger on `tickets` calls it (see core/grams.py).
         dbapi_connection.create_function("slamon_grams", 3, fts_document, deterministic=True)
+        # ... while this says so: true, unless a batch of new tickets indexes them itself
+        # (tickets/service.insert_tickets); an argument sets it, for this connection only.
+        by_trigger = [1]
+
+        def grams_by_trigger(*setting: int) -> int:
+            if setting:
+                by_trigger[0] = setting[0]
+            return by_trigger[0]
+
+        dbapi_connection.create_function("slamon_grams_by_trigger", -1, grams_by_trigger)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
