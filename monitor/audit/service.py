@@ -21,8 +21,14 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x5_1A_A0D17
 
 
+# One encoder for every record: `json.dumps` with these arguments builds a new one each call,
+# a quarter of its time on an audit payload.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """The record's JSON as the chain hashes it: keys sorted, no spaces, text as written."""
+    return _CANONICAL.encode(record)
 
 
 # A string as `canonical` writes it (json's own C function for ensure_ascii=False).
