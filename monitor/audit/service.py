@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.audit.models import AuditRecord
-from monitor.core.batch import JsonText, insert_rows
+from monitor.core.batch import JsonText, driver_rows, insert_rows
 from monitor.core.timeutil import utc
 
 GENESIS = "0" * 64
@@ -83,16 +83,15 @@ def _head_for_append(session: Session) -> tuple[int, str]:
     cached = session.info.get(_HEAD)
     if cached is not None and cached[0] is transaction and not session.in_nested_transaction():
         return cached[1], cached[2]
-    connection = session.connection()  # the records go in by Core too: nothing to flush
-    if session.get_bind().dialect.name == "postgresql":
-        connection.execute(_CHAIN_LOCK, {"k": CHAIN_LOCK})
-    row = connection.execute(_HEAD_ROW).first()
-    return (row.seq, row.hash) if row else (0, GENESIS)
+    if session.get_bind().dialect.name == "postgresql":  # by the driver: nothing to flush
+        driver_rows(session, _CHAIN_LOCK)
+    rows = driver_rows(session, _HEAD_ROW)
+    return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
 
 
 _LOG: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
-_CHAIN_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
-_HEAD_ROW = sa.select(_LOG.c.seq, _LOG.c.hash).order_by(_LOG.c.seq.desc()).limit(1)
+_CHAIN_LOCK = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
+_HEAD_ROW = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
 
 
 _PENDING = "audit.pending"  # session.info: (transaction, entries) not yet in the chain

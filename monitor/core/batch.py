@@ -140,6 +140,28 @@ def driver_of(session: Session) -> Any:
     return connection
 
 
+def driver_rows(session: Session, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows of a statement (parameters marked `?`) run by the driver in the session's
+    transaction: for the few small statements every write runs (its locks, the chain's
+    head, a POST's duplicate-id read), SQLAlchemy's execution cost more than the statement
+    (about 55 µs more each on PostgreSQL, 20 µs on SQLite, where the read itself takes 1 µs).
+    A driver's error is raised as SQLAlchemy raises it (e.g. a lock not had within
+    `lock_timeout` as `OperationalError`), so callers and the API's handlers see one kind."""
+    dialect = session.get_bind().dialect
+    postgres = dialect.name == "postgresql"
+    text = _driver_text(sql) if postgres else sql
+    try:
+        return list(driver_of(session).execute(text, params).fetchall())
+    except dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(text, params, exc, dialect.loaded_dbapi.Error) from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_text(sql: str) -> str:
+    """A statement's `?` marks as PostgreSQL's driver writes them."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
 def unplanned(session: Session, statement: sa.Executable, params: dict[str, Any]) -> list[Any]:
     """The rows of a read that PostgreSQL plans at each execution, by the tables as they are
     then. The driver prepares a statement it has run five times, and PostgreSQL may keep

@@ -82,7 +82,10 @@ def limit_lock_waits(session: Session) -> None:
     as it takes. (One statement more a write: about 70 µs, 35 µs of the client's CPU.)"""
     milliseconds = session.get_bind().get_execution_options().get(LOCK_WAIT_MS)
     if milliseconds is not None:  # (PostgreSQL: SQLite's engines have no such option)
-        session.connection().exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+        # By the driver: SQLAlchemy's execution cost 25 µs more than the statement.
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        driver.execute(f"SET LOCAL lock_timeout = {int(milliseconds)}")
 
 
 class _WriteQueue:

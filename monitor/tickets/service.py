@@ -19,6 +19,7 @@ from monitor.core.batch import (
     as_loaded,
     bound,
     driver_of,
+    driver_rows,
     insert_returning_ids,
     on_sqlite,
     rows_where,
@@ -537,11 +538,10 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
     wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
-    connection = session.connection()  # Core: a session's read would first flush it
-    if wanted and connection.dialect.name == "postgresql":
-        _lock_ids(session, connection, wanted)
+    if wanted and not on_sqlite(session):
+        _lock_ids(session, wanted)
     if len(ids) == 1:  # a POST: an expanding IN is rendered anew at every execution
-        rows = connection.execute(_TAKEN_ONE, {"id": ids[0]}).all()
+        rows = driver_rows(session, _TAKEN_ONE, ids[0])
         return {(p, e) for p, e in rows if (p, e) in wanted}
     for i in range(0, len(ids), 500):
         rows = unplanned(session, _TAKEN, {"ids": ids[i : i + 500]})
@@ -549,7 +549,7 @@ def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str
     return found
 
 
-def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str, str]]) -> None:
+def _lock_ids(session: Session, wanted: set[tuple[str, str]]) -> None:
     """Lock each new (pool, external id) for the transaction, after sharing the creators'
     lock; or, when a transaction's first ids are more than `MAX_ID_LOCKS` (an import's
     chunk), take the creators' lock alone, so that no other writer creates a ticket until it
@@ -557,17 +557,17 @@ def _lock_ids(session: Session, connection: sa.Connection, wanted: set[tuple[str
     the connections), and an import of 20,000 tickets locking each ran out of it and failed.
     A shared lock is never made exclusive later: that would wait for every other creator
     while holding what they wait for (a deadlock). Keyed on the innermost transaction: a
-    savepoint's rollback releases the locks taken in it."""
+    savepoint's rollback releases the locks taken in it. One statement: the creators' lock
+    (the first time), then the ids'."""
     count = _ids_locked(session)
     if count == ALL_IDS:
         return
     if count == 0 and len(wanted) > MAX_ID_LOCKS:
         lock_creation(session)
         return
-    if count == 0:  # before any id's lock: a writer waiting for it holds none of them
-        connection.execute(_SHARE_ALL, {"space": CREATORS_LOCK_SPACE})
     keys = [f"{p}\x1f{e}" for p, e in wanted]
-    connection.execute(_LOCK_IDS, {"space": ID_LOCK_SPACE, "keys": keys})
+    # Before any id's lock: a writer waiting for one of them holds none of them.
+    driver_rows(session, _LOCK_IDS, count == 0, keys)
     session.info[_ID_LOCKS] = (_innermost(session), count + len(keys))
 
 
@@ -575,12 +575,11 @@ def lock_creation(session: Session) -> None:
     """On PostgreSQL, hold the creation of tickets by every other writer until this
     transaction ends (an import does, before it writes anything). Nothing, once this
     transaction has locked ids of its own, or on SQLite, whose writers take turns."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if on_sqlite(session):
         return
     if _ids_locked(session) != 0:
         return  # ids locked already (shared), or creation already held
-    connection.execute(_LOCK_ALL, {"space": CREATORS_LOCK_SPACE})
+    driver_rows(session, _LOCK_ALL)
     session.info[_ID_LOCKS] = (_innermost(session), ALL_IDS)
 
 
@@ -605,15 +604,16 @@ CREATORS_LOCK_SPACE = 1319
 MAX_ID_LOCKS = MAX_TICKETS_PER_BATCH  # a batch's worth
 ALL_IDS = -1
 _ID_LOCKS = "tickets.id_locks"
-_LOCK_IDS = sa.text(
-    "SELECT pg_advisory_xact_lock(:space, h) FROM "
-    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+# The ids' locks in the order of their hashes, after the creators' shared lock when the first
+# parameter is true (its row, NULL, sorts first; the locks are taken as the rows come).
+_LOCK_IDS = (
+    f"SELECT CASE WHEN h IS NULL THEN pg_advisory_xact_lock_shared({CREATORS_LOCK_SPACE}, 0) "
+    f"ELSE pg_advisory_xact_lock({ID_LOCK_SPACE}, h) END FROM "
+    "(SELECT NULL::integer AS h WHERE CAST(? AS boolean) UNION ALL "
+    "SELECT DISTINCT hashtext(k) FROM unnest(CAST(? AS text[])) AS k ORDER BY 1 NULLS FIRST) AS s"
 )
-_SHARE_ALL = sa.text("SELECT pg_advisory_xact_lock_shared(:space, 0)")
-_LOCK_ALL = sa.text("SELECT pg_advisory_xact_lock(:space, 0)")
-_TAKEN_ONE = sa.select(_TICKETS.c.pool, _TICKETS.c.external_id).where(
-    _TICKETS.c.external_id == sa.bindparam("id")
-)
+_LOCK_ALL = f"SELECT pg_advisory_xact_lock({CREATORS_LOCK_SPACE}, 0)"
+_TAKEN_ONE = "SELECT pool, external_id FROM tickets WHERE external_id = ?"
 
 
 @dataclass
