@@ -83,15 +83,16 @@ def _head_for_append(session: Session) -> tuple[int, str]:
     cached = session.info.get(_HEAD)
     if cached is not None and cached[0] is transaction and not session.in_nested_transaction():
         return cached[1], cached[2]
-    if session.get_bind().dialect.name == "postgresql":  # by the driver: nothing to flush
-        driver_rows(session, _CHAIN_LOCK)
-    rows = driver_rows(session, _HEAD_ROW)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows = driver_rows(session, _LOCKED_HEAD if postgres else _HEAD_ROW)  # nothing to flush
     return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
 
 
 _LOG: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
-_CHAIN_LOCK = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
 _HEAD_ROW = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+# PostgreSQL: the chain's lock, then its head read afresh, in one round trip (migration
+# a8e4c2d6f913).
+_LOCKED_HEAD = f"SELECT seq, hash FROM slamon_chain_head({CHAIN_LOCK})"
 
 
 _PENDING = "audit.pending"  # session.info: (transaction, entries) not yet in the chain

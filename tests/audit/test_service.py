@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.audit.service import Entry, append, append_many, record_hash
+from monitor.audit.service import Entry, append, append_many, flush, record_hash
 from monitor.audit.verify import verify
 from tests.helpers import tamper
 
@@ -81,6 +83,42 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
+
+
+def test_a_writer_waiting_for_the_chain_appends_after_the_one_it_waited_for(
+    engine: Engine, session: Session
+) -> None:
+    """The chain's head is read once its lock is had: a writer that waited for another reads
+    the head the other committed, not the one it would have seen before waiting."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    append(session, at=now, actor="t", action="start", entity="x", entity_id=0, payload={})
+    session.commit()
+    first, second = Session(engine), Session(engine)
+    append_many(first, [Entry(now, "a", "first", "x", 1, {})])
+    flush(first)  # in the chain, holding it until it commits
+    outcome: list[str] = []
+
+    def write() -> None:
+        try:
+            append_many(second, [Entry(now, "b", "second", "x", 2, {})])
+            second.commit()  # waits for the chain
+            outcome.append("written")
+        except Exception as exc:  # what the test is about: reported, not raised
+            outcome.append(repr(exc))
+        finally:
+            second.close()
+
+    waiting = threading.Thread(target=write)
+    waiting.start()
+    time.sleep(0.5)  # it reaches the chain's lock (SQLite: the write lock) and waits
+    first.commit()
+    first.close()
+    waiting.join(30)
+    assert outcome == ["written"]
+    result = verify(session)
+    assert result.ok and result.checked == 3
+    actions = session.execute(sa.text("SELECT action FROM audit_log ORDER BY seq")).scalars()
+    assert list(actions) == ["start", "first", "second"]
 
 
 @settings(max_examples=300, deadline=None)
