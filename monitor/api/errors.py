@@ -48,9 +48,10 @@ LOCK_TIMEOUT, DEADLOCK = "55P03", "40P01"
 
 def busy(request: Request, exc: Exception) -> bool:
     """Whether a database error means another writer, or a pool with no connection free,
-    kept this request waiting too long: answered 503, retry shortly (the API's JSON, a
-    page's Chinese page). Logged here, for both: a deadlock as an error with its trace (a
-    fault of lock order, though safe to retry), the rest as warnings."""
+    kept this request waiting too long, or its connection was lost: answered 503, retry
+    shortly (the API's JSON, a page's Chinese page). Logged here, for both: a deadlock as an
+    error with its trace (a fault of lock order, though safe to retry), the rest as
+    warnings."""
     if isinstance(exc, sa.exc.TimeoutError):  # e.g. writes waiting for an import (or leaked)
         state = getattr(request.app.state, "monitor", None)
         pool = state.engine.pool.status() if state is not None else "?"
@@ -58,6 +59,9 @@ def busy(request: Request, exc: Exception) -> bool:
         return True
     if not isinstance(exc, sa.exc.OperationalError):
         return False
+    if exc.connection_invalidated:  # the server dropped it: a restart, a failover
+        log.warning("database connection lost: %s", exc.orig)
+        return True
     code, text = getattr(exc.orig, "sqlstate", None), str(exc.orig)
     if code == DEADLOCK:
         log.error("deadlock, answered 503", exc_info=exc)

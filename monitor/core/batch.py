@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, instrumentation, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from monitor.core.db import stored_instant
+from monitor.core.db import as_sqlalchemy_error, stored_instant
 
 T = TypeVar("T")
 
@@ -150,10 +150,11 @@ def driver_rows(session: Session, sql: str, *params: Any) -> list[tuple[Any, ...
     dialect = session.get_bind().dialect
     postgres = dialect.name == "postgresql"
     text = _driver_text(sql) if postgres else sql
+    driver = driver_of(session)
     try:
-        return list(driver_of(session).execute(text, params).fetchall())
+        return list(driver.execute(text, params).fetchall())
     except dialect.loaded_dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(text, params, exc, dialect.loaded_dbapi.Error) from exc
+        raise as_sqlalchemy_error(dialect, driver, text, params, exc) from exc
 
 
 @functools.lru_cache(maxsize=256)

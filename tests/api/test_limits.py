@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from monitor.api.app import create_app
 from monitor.core.clock import FixedClock
 from monitor.core.db import make_engine
 from monitor.core.settings import Settings
+from tests.conftest import APP_URL, CONFIG, _truncate
 from tests.helpers import ticket_body, while_an_import_runs
 
 API = "/api/v1"
@@ -220,4 +222,50 @@ def test_a_request_finding_no_free_database_connection_gets_503(
     with TestClient(app) as client, engine.connect():  # the one connection, taken
         r = client.get(f"{API}/tickets", headers={"Authorization": "Bearer x"})
     assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    engine.dispose()
+
+
+def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_works(
+    pg_engine: Engine, tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends a request's connection under it (a restart, a failover): the request
+    answers 503 with Retry-After, not 500; the connection leaves the pool, and the retry is
+    answered on a new one."""
+    from monitor.api import deps
+    from monitor.auth.service import create_token
+    from monitor.core.db import DriverReader, session_scope
+
+    _truncate(pg_engine)
+    settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+    engine = make_engine(APP_URL)
+    app = create_app(settings, clock=clock, engine=engine)
+    read_token = deps.authenticate_token
+    dropped: list[int] = []
+
+    def dropped_first(reader: DriverReader, value: str, now: datetime) -> Any:
+        if not dropped:  # the server ends this connection before the token is read
+            row = reader.first("SELECT pg_backend_pid()")
+            assert row is not None
+            with pg_engine.begin() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(row[0])})")
+            dropped.append(row[0])
+        return read_token(reader, value, now)
+
+    with TestClient(app) as client:
+        with session_scope(engine) as session:
+            _, value = create_token(
+                session,
+                name="o",
+                role="operator",
+                pool="pool2",
+                known_pools=["pool2"],
+                now=clock.now(),
+            )
+        headers = {"Authorization": f"Bearer {value}"}
+        monkeypatch.setattr(deps, "authenticate_token", dropped_first)
+        r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+        assert dropped
+        r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        assert r.status_code == 201, r.text
     engine.dispose()
