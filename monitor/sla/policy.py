@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -19,6 +20,7 @@ UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 ID = r"^[a-z][a-z0-9_]*$"
 
 
+@functools.lru_cache(maxsize=256)  # a policy has a few durations, read at every judgement
 def parse_duration(text: str) -> tuple[int, str]:
     match = DURATION.match(text)
     if not match:
