@@ -48,20 +48,16 @@ LOCK_TIMEOUT, DEADLOCK = "55P03", "40P01"
 
 def busy(request: Request, exc: Exception) -> bool:
     """Whether a database error means another writer, or a pool with no connection free,
-    kept this request waiting too long, or its connection was lost: answered 503, retry
-    shortly (the API's JSON, a page's Chinese page). Logged here, for both: a deadlock as an
-    error with its trace (a fault of lock order, though safe to retry), the rest as
-    warnings."""
+    kept this request waiting too long: answered 503, retry shortly, nothing written (the
+    API's JSON, a page's Chinese page). Logged here, for both: a deadlock as an error with
+    its trace (a fault of lock order, though safe to retry), the rest as warnings."""
     if isinstance(exc, sa.exc.TimeoutError):  # e.g. writes waiting for an import (or leaked)
         state = getattr(request.app.state, "monitor", None)
         pool = state.engine.pool.status() if state is not None else "?"
         log.warning("no database connection free (%s): %s", pool, exc)
         return True
-    if not isinstance(exc, sa.exc.OperationalError):
+    if not isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
         return False
-    if exc.connection_invalidated:  # the server dropped it: a restart, a failover
-        log.warning("database connection lost: %s", exc.orig)
-        return True
     code, text = getattr(exc.orig, "sqlstate", None), str(exc.orig)
     if code == DEADLOCK:
         log.error("deadlock, answered 503", exc_info=exc)
@@ -73,9 +69,30 @@ def busy(request: Request, exc: Exception) -> bool:
     return False
 
 
+def lost(exc: Exception) -> bool:
+    """Whether the request's database connection was lost under it (PostgreSQL restarting
+    or failing over): answered 503, but unlike `busy` a write's outcome is unknown (the
+    connection may have dropped after its COMMIT reached the server). Logged here."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        log.warning("database connection lost: %s", exc.orig)
+        return True
+    return False
+
+
 def _busy_answer() -> JSONResponse:
     return JSONResponse(
         {"detail": "the database is busy with another write; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+def _lost_answer() -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": "the database connection was lost; a write may or may not have been "
+            "saved: retry it with the same Idempotency-Key, or read before writing again"
+        },
         status_code=503,
         headers={"Retry-After": "5"},
     )
@@ -96,7 +113,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.TimeoutError)
     async def _busy(request: Request, exc: Exception) -> JSONResponse:
-        return _busy_answer() if busy(request, exc) else _server_error(exc)
+        if busy(request, exc):
+            return _busy_answer()
+        return _lost_answer() if lost(exc) else _server_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -85,7 +85,11 @@ def limit_lock_waits(session: Session) -> None:
         # By the driver: SQLAlchemy's execution cost 25 µs more than the statement.
         driver = session.connection().connection.driver_connection
         assert driver is not None
-        driver.execute(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+        sql = f"SET LOCAL lock_timeout = {int(milliseconds)}"
+        try:
+            driver.execute(sql)
+        except session.get_bind().dialect.loaded_dbapi.Error as exc:
+            raise as_sqlalchemy_error(session.get_bind().dialect, driver, sql, (), exc) from exc
 
 
 class _WriteQueue:
@@ -130,7 +134,7 @@ def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
         # The search index's trigger on `tickets` calls it (see core/grams.py).
         dbapi_connection.create_function("slamon_grams", 3, fts_document, deterministic=True)
         # ... while this says so: true, unless a batch of new tickets indexes them itself
-        # (tickets/service.insert_tickets); an argument sets it, for this connection only.
+        # (tickets/service._insert_tickets); an argument sets it, for this connection only.
         by_trigger = [1]
 
         def grams_by_trigger(*setting: int) -> int:
@@ -247,7 +251,10 @@ def read_connection(engine: Engine) -> Iterator[DriverReader]:
                 driver.rollback()
             raise
         if postgres:
-            driver.commit()
+            try:
+                driver.commit()
+            except engine.dialect.loaded_dbapi.Error as exc:
+                raise as_sqlalchemy_error(engine.dialect, driver, "COMMIT", (), exc) from exc
     finally:
         if _lost(driver):
             pooled.invalidate()

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from monitor.api.deps import AppState, pool_scope, state
-from monitor.api.errors import busy
+from monitor.api.errors import busy, lost
 from monitor.core.db import limit_lock_waits, read_scope, session_scope
 from monitor.core.errors import Forbidden, NotFound
 from monitor.judging.flow import WriteFlow, write_flow
@@ -54,15 +54,25 @@ class PageRoute(APIRoute):
                     "表单缺少有效的安全令牌，请返回上一页刷新后重新提交。",
                 )
             except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:
-                if not busy(request, exc):
+                if busy(request, exc):
+                    page = error_page(
+                        request,
+                        503,
+                        "系统繁忙",
+                        "另一项写入（例如批量导入）正在进行，本次操作没有保存。请稍候片刻，"
+                        "返回上一页后重新提交。",
+                    )
+                elif lost(exc):
+                    page = error_page(
+                        request,
+                        503,
+                        "数据库连接中断",
+                        "与数据库的连接中断（例如数据库正在重启）。如果这是一次提交，"
+                        "它可能已经保存，也可能没有：请稍候片刻，先打开相关页面查看，"
+                        "再决定是否重新提交。",
+                    )
+                else:
                     raise
-                page = error_page(
-                    request,
-                    503,
-                    "系统繁忙",
-                    "另一项写入（例如批量导入）正在进行，本次操作没有保存。请稍候片刻，"
-                    "返回上一页后重新提交。",
-                )
                 page.headers["Retry-After"] = "5"
                 return page
 

@@ -265,6 +265,7 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
         monkeypatch.setattr(deps, "authenticate_token", dropped_first)
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+        assert "may or may not have been saved" in r.json()["detail"]
         assert dropped
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert r.status_code == 201, r.text

@@ -223,3 +223,22 @@ def test_a_ticket_written_after_a_failed_batch_is_still_indexed(
     monkeypatch.undo()
     alone = make_ticket(session, ctx, [("reported", local(2024, 4, 1, 9).isoformat())])
     assert ids(search_tickets(session, q="重要业务")) == [alone.id]
+
+
+def test_a_batch_the_size_of_an_imports_chunk_is_found_ticket_by_ticket(
+    session: Session, ctx: SlaContext
+) -> None:
+    """25 tickets in one batch: on PostgreSQL they go in by COPY (20 or more), whose one
+    statement indexes them all; on SQLite by one statement after the insert."""
+    at = local(2024, 5, 1, 9).isoformat()
+    drafts = [
+        make_ticket_in([("reported", at)], external_id=f"BULK-{k:02d}", title=f"批量{k:02d}号故障")
+        for k in range(25)
+    ]
+    with write_flow(session, ctx) as flow:
+        written = [t.id for t in flow.create_tickets(drafts, ADMIN)]
+    session.commit()
+    for k, ticket_id in enumerate(written):
+        assert ids(search_tickets(session, q=f"批量{k:02d}号")) == [ticket_id]
+        assert ids(search_tickets(session, q=f"bulk-{k:02d}")) == [ticket_id]
+    assert search_tickets(session, q="批量").total == 25

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from monitor.core.clock import FixedClock
 from monitor.core.db import read_scope, session_scope
@@ -293,4 +293,57 @@ def test_a_form_posted_while_an_import_holds_the_writers_gets_a_chinese_busy_pag
             assert (
                 session.exec(select(Ticket).where(Ticket.external_id == "WEB-BUSY-1")).all() == []
             )
+    engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_form_whose_database_connection_is_lost_gets_a_chinese_page_saying_so(
+    people: dict[str, str],
+    db_url: str,
+    settings: Settings,
+    clock: FixedClock,
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server ends a form's connection as its write begins (PostgreSQL restarting): the
+    operator reads in Chinese that the connection was lost and to look before submitting
+    again (a write's outcome would be unknown), not a 500 nor "nothing saved"; the next
+    submission goes through on a new connection."""
+    from monitor.api.app import create_app
+    from monitor.core.db import make_engine
+    from monitor.web import deps
+
+    bound = deps.limit_lock_waits
+
+    def dropped_once(session: Session) -> None:
+        if not dropped:
+            pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with pg_engine.begin() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            dropped.append(pid)
+        bound(session)
+
+    dropped: list[int] = []
+    engine = make_engine(db_url)
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as client:
+        log_in(client, "op2-zhang")
+        form = {
+            "csrf_token": csrf_of(client, "/tickets-new"),
+            "pool": "pool2",
+            "external_id": "WEB-LOST-1",
+            "severity": "major",
+            "source": "user_report",
+            "title": "连接中断时新建",
+            "reported_at": "2026-11-28 10:00",
+        }
+        monkeypatch.setattr(deps, "limit_lock_waits", dropped_once)
+        lost = client.post("/tickets-new", data=form)
+        assert lost.status_code == 503 and lost.headers["Retry-After"] == "5", lost.text
+        assert "数据库连接中断" in lost.text and "先打开相关页面查看" in lost.text
+        assert "没有保存" not in lost.text
+        again = client.post("/tickets-new", data=form, follow_redirects=False)
+        assert again.status_code == 303, again.text
+    with read_scope(engine) as session:
+        saved = session.exec(select(Ticket).where(Ticket.external_id == "WEB-LOST-1")).all()
+        assert len(saved) == 1
     engine.dispose()

@@ -11,7 +11,7 @@ savepoint, one small segment a ticket.
 - SQLite has no statement triggers. Its trigger now runs only while
   `slamon_grams_by_trigger()` is true, which `core/db.make_engine` registers on every
   connection (true unless the connection's writer says otherwise, see
-  `tickets/service.insert_tickets`): a batch of tickets turns it off, inserts, indexes its
+  `tickets/service._insert_tickets`): a batch of tickets turns it off, inserts, indexes its
   tickets in one statement and turns it on again.
 
 Revision ID: f7d3b9a2c461
