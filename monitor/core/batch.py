@@ -147,14 +147,24 @@ def driver_rows(session: Session, sql: str, *params: Any) -> list[tuple[Any, ...
     (about 55 µs more each on PostgreSQL, 20 µs on SQLite, where the read itself takes 1 µs).
     A driver's error is raised as SQLAlchemy raises it (e.g. a lock not had within
     `lock_timeout` as `OperationalError`), so callers and the API's handlers see one kind."""
+    text = sql if on_sqlite(session) else _driver_text(sql)
+    with driver_errors(session, text) as driver:
+        return list(driver.execute(text, params).fetchall())
+
+
+@contextmanager
+def driver_errors(session: Session, statement: str) -> Iterator[Any]:
+    """The driver's connection (`driver_of`), its errors inside the block raised as
+    SQLAlchemy raises them: of the matching class (a lock timeout an `OperationalError`),
+    and marked when the connection was lost, which the API answers 503 (`api/errors.lost`);
+    a driver's own error was a 500. Every statement this module runs by the driver goes
+    through it."""
     dialect = session.get_bind().dialect
-    postgres = dialect.name == "postgresql"
-    text = _driver_text(sql) if postgres else sql
     driver = driver_of(session)
     try:
-        return list(driver.execute(text, params).fetchall())
+        yield driver
     except dialect.loaded_dbapi.Error as exc:
-        raise as_sqlalchemy_error(dialect, driver, text, params, exc) from exc
+        raise as_sqlalchemy_error(dialect, driver, statement, (), exc) from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -194,7 +204,9 @@ def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
             .scalars()
         )
         return list(drawn)
-    last = driver_of(session).execute(f'SELECT max(id) FROM "{table.name}"').fetchone()[0] or 0
+    sql = f'SELECT max(id) FROM "{table.name}"'
+    with driver_errors(session, sql) as driver:
+        last = driver.execute(sql).fetchone()[0] or 0
     return list(range(last + 1, last + 1 + count))
 
 
@@ -206,14 +218,15 @@ def _insert(
     if not postgres:
         sql, values = _plan(table, tuple(rows[0]), "insert", postgres=False)
         tuples = [values(row) for row in rows]
-        if not returning:
-            driver_of(session).executemany(sql, tuples)
-            return []
-        return [int(driver_of(session).execute(sql, t).lastrowid) for t in tuples]  # row ids
+        with driver_errors(session, sql) as driver:
+            if not returning:
+                driver.executemany(sql, tuples)
+                return []
+            return [int(driver.execute(sql, t).lastrowid) for t in tuples]  # row ids
     kind = f"insert {len(rows)} returning" if returning else f"insert {len(rows)}"
     sql, values = _plan(table, tuple(rows[0]), kind, postgres=True)
     params = [value for row in rows for value in values(row)]
-    with driver_of(session).cursor() as cursor:
+    with driver_errors(session, sql) as driver, driver.cursor() as cursor:
         cursor.execute(sql, params)
         # The sequence gives each row its id as the INSERT reaches it, in VALUES order, so
         # the ids in ascending order are the rows' order, whatever order RETURNING lists them.
@@ -230,7 +243,8 @@ def update_rows(
     for row in rows:
         names = (*(n for n in row if n not in key), *key)
         sql, values = _plan(table, names, f"update {len(key)}", postgres=postgres)
-        driver_of(session).execute(sql, values(row))
+        with driver_errors(session, sql) as driver:
+            driver.execute(sql, values(row))
 
 
 def expire_loaded(session: Session, model: type[Any], keys: list[Any]) -> None:
@@ -262,9 +276,10 @@ def add_rows(
     conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
     if on_sqlite(session):
         sql, values = _plan(table, names, "insert", postgres=False)
-        driver_of(session).executemany(sql + conflict, [values(row) for row in rows])
+        with driver_errors(session, sql) as driver:
+            driver.executemany(sql + conflict, [values(row) for row in rows])
         return
-    with driver_of(session).cursor() as cursor:
+    with driver_errors(session, f"upsert {table.name}") as driver, driver.cursor() as cursor:
         for at in range(0, len(rows), UPSERT_PAGE):
             page = rows[at : at + UPSERT_PAGE]
             sql, values = _plan(table, names, f"insert {len(page)}", postgres=True)
@@ -307,7 +322,8 @@ def select_rows(
         loads = [(i, c) for i, n in enumerate(names) if (c := _loader(table.c[n].type, postgres))]
         plan = _READS[key] = (text, loads)
     text, loads = plan
-    rows = [list(row) for row in driver_of(session).execute(text, tuple(params)).fetchall()]
+    with driver_errors(session, text) as driver:
+        rows = [list(row) for row in driver.execute(text, tuple(params)).fetchall()]
     for i, load in loads:
         for row in rows:
             row[i] = load(row[i])
@@ -348,7 +364,7 @@ def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> 
         _insert(session, table, rows, returning=False)
         return
     sql, values = _plan(table, tuple(rows[0]), "copy", postgres=True)
-    with driver_of(session).cursor() as cursor, cursor.copy(sql) as copy:
+    with driver_errors(session, sql) as driver, driver.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(values(row))
 

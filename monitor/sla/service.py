@@ -14,7 +14,7 @@ from monitor.calendars.calendar import WorkCalendar
 from monitor.calendars.models import CalendarLoad
 from monitor.calendars.service import current_calendar
 from monitor.catalog.models import Catalog, load_catalog
-from monitor.core.batch import driver_of
+from monitor.core.batch import driver_rows
 from monitor.core.clock import Clock
 from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
@@ -144,8 +144,8 @@ class ContextCache:
         # By the driver, on the session's connection: every request asks, and the ORM's path
         # (with its flush of whatever the session holds), then SQLAlchemy's statement
         # machinery, cost more than the read.
-        row = driver_of(session).execute(_CALENDAR_VERSION).fetchone()
-        return None if row is None else row[0]
+        rows = driver_rows(session, _CALENDAR_VERSION)
+        return rows[0][0] if rows else None
 
 
 _CALENDAR_VERSION = f"SELECT max(id) FROM {CalendarLoad.__tablename__}"

@@ -225,31 +225,46 @@ def test_a_request_finding_no_free_database_connection_gets_503(
     engine.dispose()
 
 
+@pytest.mark.parametrize("where", ["token read", "ticket insert"])
 def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_works(
-    pg_engine: Engine, tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    pg_engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
 ) -> None:
-    """The server ends a request's connection under it (a restart, a failover): the request
-    answers 503 with Retry-After, not 500; the connection leaves the pool, and the retry is
-    answered on a new one."""
+    """The server ends a request's connection under it (a restart, a failover), as it reads
+    the caller's token or as it inserts the ticket (a statement the driver runs): the request
+    answers 503 with Retry-After saying a write's outcome is unknown, not 500; the connection
+    leaves the pool, and the retry is answered on a new one."""
     from monitor.api import deps
     from monitor.auth.service import create_token
     from monitor.core.db import DriverReader, session_scope
+    from monitor.tickets import service
 
     _truncate(pg_engine)
     settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
     engine = make_engine(APP_URL)
     app = create_app(settings, clock=clock, engine=engine)
-    read_token = deps.authenticate_token
     dropped: list[int] = []
 
-    def dropped_first(reader: DriverReader, value: str, now: datetime) -> Any:
-        if not dropped:  # the server ends this connection before the token is read
-            row = reader.first("SELECT pg_backend_pid()")
-            assert row is not None
+    def drop(pid: int) -> None:
+        if not dropped:
             with pg_engine.begin() as conn:
-                conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(row[0])})")
-            dropped.append(row[0])
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            dropped.append(pid)
+
+    read_token, insert = deps.authenticate_token, service._insert_tickets
+
+    def dropped_at_read(reader: DriverReader, value: str, now: datetime) -> Any:
+        row = reader.first("SELECT pg_backend_pid()")
+        assert row is not None
+        drop(row[0])
         return read_token(reader, value, now)
+
+    def dropped_at_insert(session: Any, tickets: Any) -> list[int]:
+        drop(session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        return insert(session, tickets)
 
     with TestClient(app) as client:
         with session_scope(engine) as session:
@@ -262,11 +277,54 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
                 now=clock.now(),
             )
         headers = {"Authorization": f"Bearer {value}"}
-        monkeypatch.setattr(deps, "authenticate_token", dropped_first)
+        if where == "token read":
+            monkeypatch.setattr(deps, "authenticate_token", dropped_at_read)
+        else:
+            monkeypatch.setattr(service, "_insert_tickets", dropped_at_insert)
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
         assert "may or may not have been saved" in r.json()["detail"]
         assert dropped
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        assert r.status_code == 201, r.text
+    engine.dispose()
+
+
+def test_a_write_waiting_too_long_inside_a_driver_statement_gets_503(
+    pg_engine: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Another transaction holds the running totals' rows (as an import does from its last
+    chunk to its commit): a POST /tickets waits in the totals' upsert, a statement the
+    driver runs, at most the busy timeout, then answers 503 "busy" (a lock timeout there was
+    the driver's own error, a 500), writing nothing; once the rows are free it is written."""
+    from monitor.auth.service import create_token
+    from monitor.core.db import session_scope
+
+    _truncate(pg_engine)
+    settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+    engine = make_engine(APP_URL, busy_seconds=0.3)
+    app = create_app(settings, clock=clock, engine=engine)
+    with TestClient(app) as client:
+        with session_scope(engine) as session:
+            _, value = create_token(
+                session,
+                name="o",
+                role="operator",
+                pool="pool2",
+                known_pools=["pool2"],
+                now=clock.now(),
+            )
+        headers = {"Authorization": f"Bearer {value}"}
+        first = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
+        assert first.status_code == 201, first.text
+        second = ticket_body(external_id="EX-0002")
+        with pg_engine.connect() as holder:
+            holder.exec_driver_sql("SELECT * FROM metric_totals FOR UPDATE").all()
+            r = client.post(f"{API}/tickets", json=second, headers=headers)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+            assert "busy" in r.json()["detail"]
+            holder.rollback()
+        assert client.get(f"{API}/tickets", headers=headers).json()["total"] == 1
+        r = client.post(f"{API}/tickets", json=second, headers=headers)
         assert r.status_code == 201, r.text
     engine.dispose()
