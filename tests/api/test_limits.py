@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from monitor.api.app import create_app
+from monitor.auth.service import create_token
 from monitor.core.clock import FixedClock
-from monitor.core.db import make_engine
+from monitor.core.db import make_engine, session_scope
 from monitor.core.settings import Settings
 from tests.conftest import APP_URL, CONFIG, _truncate
 from tests.helpers import ticket_body, while_an_import_runs
@@ -33,6 +34,20 @@ def created(client: TestClient, auth: Any) -> int:
 
 def count(client: TestClient, auth: Any) -> int:
     return int(client.get(f"{API}/tickets", headers=auth["admin"]).json()["total"])
+
+
+def operator_headers(engine: Engine, clock: FixedClock) -> dict[str, str]:
+    """An operator of pool2's bearer token, for an app built on `engine`."""
+    with session_scope(engine) as session:
+        _, value = create_token(
+            session,
+            name="o",
+            role="operator",
+            pool="pool2",
+            known_pools=["pool2"],
+            now=clock.now(),
+        )
+    return {"Authorization": f"Bearer {value}"}
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-12:00"])
@@ -185,22 +200,10 @@ def test_a_ticket_write_waiting_too_long_for_an_import_gets_503_then_goes_throug
     its lock on creation), a POST /tickets waits the busy timeout, then answers 503 with
     Retry-After and writes nothing, rather than waiting without end and holding a pooled
     connection; once the import ends, the retry is written."""
-    from monitor.auth.service import create_token
-    from monitor.core.db import session_scope
-
     engine = make_engine(db_url, busy_seconds=0.3)
     app = create_app(settings, clock=clock, engine=engine)
     with TestClient(app) as client:
-        with session_scope(engine) as session:
-            _, value = create_token(
-                session,
-                name="o",
-                role="operator",
-                pool="pool2",
-                known_pools=["pool2"],
-                now=clock.now(),
-            )
-        headers = {"Authorization": f"Bearer {value}"}
+        headers = operator_headers(engine, clock)
         r = while_an_import_runs(
             db_url, lambda: client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         )
@@ -238,8 +241,7 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
     answers 503 with Retry-After saying a write's outcome is unknown, not 500; the connection
     leaves the pool, and the retry is answered on a new one."""
     from monitor.api import deps
-    from monitor.auth.service import create_token
-    from monitor.core.db import DriverReader, session_scope
+    from monitor.core.db import DriverReader
     from monitor.tickets import service
 
     _truncate(pg_engine)
@@ -267,16 +269,7 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
         return insert(session, tickets)
 
     with TestClient(app) as client:
-        with session_scope(engine) as session:
-            _, value = create_token(
-                session,
-                name="o",
-                role="operator",
-                pool="pool2",
-                known_pools=["pool2"],
-                now=clock.now(),
-            )
-        headers = {"Authorization": f"Bearer {value}"}
+        headers = operator_headers(engine, clock)
         if where == "token read":
             monkeypatch.setattr(deps, "authenticate_token", dropped_at_read)
         else:
@@ -297,24 +290,12 @@ def test_a_write_waiting_too_long_inside_a_driver_statement_gets_503(
     chunk to its commit): a POST /tickets waits in the totals' upsert, a statement the
     driver runs, at most the busy timeout, then answers 503 "busy" (a lock timeout there was
     the driver's own error, a 500), writing nothing; once the rows are free it is written."""
-    from monitor.auth.service import create_token
-    from monitor.core.db import session_scope
-
     _truncate(pg_engine)
     settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
     engine = make_engine(APP_URL, busy_seconds=0.3)
     app = create_app(settings, clock=clock, engine=engine)
     with TestClient(app) as client:
-        with session_scope(engine) as session:
-            _, value = create_token(
-                session,
-                name="o",
-                role="operator",
-                pool="pool2",
-                known_pools=["pool2"],
-                now=clock.now(),
-            )
-        headers = {"Authorization": f"Bearer {value}"}
+        headers = operator_headers(engine, clock)
         first = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert first.status_code == 201, first.text
         second = ticket_body(external_id="EX-0002")
