@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, instrumentation, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from monitor.core.db import as_sqlalchemy_error, stored_instant
+from monitor.core.db import driver_errors, driver_of, stored_instant
 
 T = TypeVar("T")
 
@@ -133,13 +133,6 @@ def _core(session: Session) -> sa.Connection:
     return session.connection()
 
 
-def driver_of(session: Session) -> Any:
-    """The driver's own connection under the session's, in its transaction."""
-    connection = _core(session).connection.driver_connection
-    assert connection is not None
-    return connection
-
-
 def driver_rows(session: Session, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """The rows of a statement (parameters marked `?`) run by the driver in the session's
     transaction: for the few small statements every write runs (its locks, the chain's
@@ -150,30 +143,6 @@ def driver_rows(session: Session, sql: str, *params: Any) -> list[tuple[Any, ...
     text = sql if on_sqlite(session) else _driver_text(sql)
     with driver_errors(session, text) as driver:
         return list(driver.execute(text, params).fetchall())
-
-
-class driver_errors:  # (named as used: `with driver_errors(session, sql) as driver`)
-    """The driver's connection (`driver_of`), its errors inside the block raised as
-    SQLAlchemy raises them: of the matching class (a lock timeout an `OperationalError`),
-    and marked when the connection was lost, which the API answers 503 (`api/errors.lost`);
-    a driver's own error was a 500. Every statement this module runs by the driver goes
-    through it. (A class: `contextlib.contextmanager` cost 1 % of a write's instructions.)"""
-
-    __slots__ = ("_driver", "_session", "_statement")
-
-    def __init__(self, session: Session, statement: str) -> None:
-        self._session, self._statement = session, statement
-
-    def __enter__(self) -> Any:
-        self._driver = driver_of(self._session)
-        return self._driver
-
-    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
-        if exc is None:
-            return
-        dialect = self._session.get_bind().dialect
-        if isinstance(exc, dialect.loaded_dbapi.Error):
-            raise as_sqlalchemy_error(dialect, self._driver, self._statement, (), exc) from exc
 
 
 @functools.lru_cache(maxsize=256)

@@ -18,7 +18,6 @@ from monitor.breaches.findings import seeks as finding_seeks
 from monitor.core.batch import (
     as_loaded,
     bound,
-    driver_of,
     driver_rows,
     insert_returning_ids,
     on_sqlite,
@@ -26,6 +25,7 @@ from monitor.core.batch import (
     select_rows,
     unplanned,
 )
+from monitor.core.db import driver_of
 from monitor.core.errors import InvalidInput, NotFound, Problem, TicketNotFound
 from monitor.core.timeutil import iso, show
 from monitor.evidence.models import EvidenceLink

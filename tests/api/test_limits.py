@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -48,6 +49,16 @@ def operator_headers(engine: Engine, clock: FixedClock) -> dict[str, str]:
             now=clock.now(),
         )
     return {"Authorization": f"Bearer {value}"}
+
+
+def served_on_postgresql(
+    owner: Engine, tmp_path: Path, clock: FixedClock, **engine_options: Any
+) -> tuple[Engine, FastAPI]:
+    """An app on the emptied test database, as the app role, and its engine."""
+    _truncate(owner)
+    settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+    engine = make_engine(APP_URL, **engine_options)
+    return engine, create_app(settings, clock=clock, engine=engine)
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-12:00"])
@@ -244,10 +255,7 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
     from monitor.core.db import DriverReader
     from monitor.tickets import service
 
-    _truncate(pg_engine)
-    settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
-    engine = make_engine(APP_URL)
-    app = create_app(settings, clock=clock, engine=engine)
+    engine, app = served_on_postgresql(pg_engine, tmp_path, clock)
     dropped: list[int] = []
 
     def drop(pid: int) -> None:
@@ -290,10 +298,7 @@ def test_a_write_waiting_too_long_inside_a_driver_statement_gets_503(
     chunk to its commit): a POST /tickets waits in the totals' upsert, a statement the
     driver runs, at most the busy timeout, then answers 503 "busy" (a lock timeout there was
     the driver's own error, a 500), writing nothing; once the rows are free it is written."""
-    _truncate(pg_engine)
-    settings = Settings(database_url=APP_URL, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
-    engine = make_engine(APP_URL, busy_seconds=0.3)
-    app = create_app(settings, clock=clock, engine=engine)
+    engine, app = served_on_postgresql(pg_engine, tmp_path, clock, busy_seconds=0.3)
     with TestClient(app) as client:
         headers = operator_headers(engine, clock)
         first = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
