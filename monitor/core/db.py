@@ -325,17 +325,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def schema_state(engine: Engine) -> tuple[str | None, str]:
-    """(current revision, head revision) of the database."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+# The newest migration's revision: the schema this code needs. `tests/core/test_db.py` checks
+# that it is alembic's head, so a new migration that does not update it fails the tests.
+# Knowing it here spares every start (each CLI command, the server, each /readyz probe)
+# importing alembic and reading every migration file: 0.25 s of a CLI command, 11 ms a probe.
+SCHEMA_HEAD = "a8e4c2d6f913"
 
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(False)))
+
+def schema_state(engine: Engine) -> tuple[str | None, str]:
+    """(current revision, head revision) of the database: the current one as alembic keeps
+    it, in its one-row table `alembic_version` (none on a database never migrated)."""
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    head = script.get_current_head()
-    assert head is not None
-    return current, head
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None, SCHEMA_HEAD
+        current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return current, SCHEMA_HEAD
 
 
 def ensure_schema(engine: Engine) -> None:

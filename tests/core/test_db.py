@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -15,17 +16,31 @@ from monitor.audit.service import append
 from monitor.audit.verify import verify
 from monitor.calendars.models import CalendarLoad
 from monitor.core.db import (
+    SCHEMA_HEAD,
     alembic_config,
     ensure_schema,
     make_engine,
     read_connection,
     read_scope,
+    schema_state,
 )
 
 
 def test_the_models_and_the_migrations_agree(db_url: str) -> None:
     # alembic check raises when autogenerate would produce a new migration.
     command.check(alembic_config(db_url))
+
+
+def test_the_schema_the_code_needs_is_the_newest_migration(db_url: str) -> None:
+    # The code knows its schema's revision without alembic; a new migration must update it.
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config(db_url)).get_current_head() == SCHEMA_HEAD
+    engine = make_engine(db_url)
+    try:
+        assert schema_state(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)
+    finally:
+        engine.dispose()
 
 
 def test_instants_come_back_aware_utc(session: Session) -> None:
@@ -65,7 +80,16 @@ def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: obje
     engine = make_engine(url)
     ensure_schema(engine)
     assert "tickets" in sa.inspect(engine).get_table_names()
+    assert schema_state(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)
+    command.downgrade(alembic_config(url), "-1")
+    with engine.connect() as conn:
+        older = MigrationContext.configure(conn).get_current_revision()
+    assert older not in (None, SCHEMA_HEAD)
+    assert schema_state(engine) == (older, SCHEMA_HEAD)
+    with pytest.raises(RuntimeError, match=f"at {older}, the code needs {SCHEMA_HEAD}"):
+        ensure_schema(engine)
     command.downgrade(alembic_config(url), "base")
+    assert schema_state(engine) == (None, SCHEMA_HEAD)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE unrelated (x int)")
     with pytest.raises(RuntimeError, match="sla-monitor db upgrade"):

@@ -1,0 +1,36 @@
+"""/readyz: what a load balancer or an orchestrator asks before sending a replica requests."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from monitor.api.app import create_app
+from monitor.core.clock import FixedClock
+from monitor.core.db import SCHEMA_HEAD, alembic_config
+from monitor.core.settings import Settings
+
+
+def test_a_replica_is_ready_on_a_current_schema(
+    settings: Settings, engine: Engine, clock: FixedClock
+) -> None:
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as client:
+        r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["migrations"] == "current" and r.json()["status"] == "ready"
+
+
+# Only SQLite: the serving role on PostgreSQL may not change the schema, and the other tests
+# share that database's schema.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_replica_whose_database_went_back_a_migration_is_not_ready(
+    settings: Settings, engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as client:
+        command.downgrade(alembic_config(db_url), "-1")
+        r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "not ready"
+    assert r.json()["migrations"].endswith(f", code needs {SCHEMA_HEAD}")
+    assert r.json()["migrations"] != f"at {SCHEMA_HEAD}, code needs {SCHEMA_HEAD}"
