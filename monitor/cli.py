@@ -24,6 +24,7 @@ from monitor.auth.service import create_token, create_user, list_tokens, revoke_
 from monitor.breaches.findings import KINDS, list_findings
 from monitor.breaches.service import get_breach, list_breaches, overrun
 from monitor.calendars.loader import read_calendar_file
+from monitor.core.batch import collector_paused
 from monitor.core.clock import Clock, FixedClock, SystemClock
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope, upgrade
 from monitor.core.errors import ConfigError, DomainError, InvalidInput
@@ -170,7 +171,11 @@ def import_cmd(
 
     summary = None
     try:
-        with writing() as flow:
+        # The collector waits for the whole import: the file's rows live until it ends, and
+        # its passes over them (several full ones, and one over each chunk's objects when
+        # the chunk ended) were 9 % of a 20,000-ticket import, which makes ~0.1 cyclic
+        # garbage object a ticket (measured: 1,926 objects left for the collector after one).
+        with collector_paused(), writing() as flow:
             rows = read_rows(file)
             progress = Progress(
                 "[progress.description]{task.description}",
