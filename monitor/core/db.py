@@ -338,8 +338,9 @@ def schema_state(engine: Engine) -> tuple[str | None, str]:
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             return None, SCHEMA_HEAD
-        current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    return current, SCHEMA_HEAD
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    # Two rows would be two heads (a branch alembic refuses to name one of): not current.
+    return (", ".join(sorted(rows)) or None), SCHEMA_HEAD
 
 
 def ensure_schema(engine: Engine) -> None:

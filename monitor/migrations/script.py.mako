@@ -14,6 +14,7 @@ from alembic import op
 import monitor.core.db
 ${imports if imports else ""}
 
+# The code's schema is now this revision: set `SCHEMA_HEAD` in monitor/core/db.py to it.
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}

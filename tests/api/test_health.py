@@ -33,4 +33,3 @@ def test_a_replica_whose_database_went_back_a_migration_is_not_ready(
         r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["status"] == "not ready"
     assert r.json()["migrations"].endswith(f", code needs {SCHEMA_HEAD}")
-    assert r.json()["migrations"] != f"at {SCHEMA_HEAD}, code needs {SCHEMA_HEAD}"

@@ -81,6 +81,14 @@ def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: obje
     ensure_schema(engine)
     assert "tickets" in sa.inspect(engine).get_table_names()
     assert schema_state(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)
+    # A second row would be a second head, which alembic refuses to name: not current.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0000aaaa0000')")
+    assert schema_state(engine) == (f"0000aaaa0000, {SCHEMA_HEAD}", SCHEMA_HEAD)
+    with pytest.raises(RuntimeError, match="sla-monitor db upgrade"):
+        ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alembic_version WHERE version_num = '0000aaaa0000'")
     command.downgrade(alembic_config(url), "-1")
     with engine.connect() as conn:
         older = MigrationContext.configure(conn).get_current_revision()
