@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.api.app import create_app
 from monitor.core.clock import FixedClock
-from monitor.core.db import SCHEMA_HEAD, alembic_config
+from monitor.core.db import SCHEMA_HEAD, alembic_config, make_engine
 from monitor.core.settings import Settings
 
 
@@ -33,3 +33,22 @@ def test_a_replica_whose_database_went_back_a_migration_is_not_ready(
         r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["status"] == "not ready"
     assert r.json()["migrations"].endswith(f", code needs {SCHEMA_HEAD}")
+
+
+def test_a_replica_whose_database_is_unreachable_is_not_ready(
+    settings: Settings, engine: Engine, clock: FixedClock
+) -> None:
+    # Nothing listens on port 1: the database's connection fails as a lost server's would.
+    unreachable = make_engine(
+        "postgresql+psycopg://slamon@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    app = create_app(settings, clock=clock, engine=engine)
+    try:
+        with TestClient(app) as client:
+            app.state.monitor.engine = unreachable
+            r = client.get("/readyz")
+            app.state.monitor.engine = engine
+    finally:
+        unreachable.dispose()
+    assert r.status_code == 503 and r.json()["status"] == "not ready"
+    assert r.json()["database"] == "unreachable: OperationalError"
