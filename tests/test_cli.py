@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -357,3 +360,24 @@ def test_check_says_next_years_calendar_is_missing(env: str) -> None:
     assert code == 0 and "calendar_missing" in out and "2027" in out
     code, out, _ = invoke("findings", "--open")
     assert "calendar_missing" in out
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_command_leaves_no_database_connection_open(env: str, pg_engine: Engine) -> None:
+    # A command's connections close with it, not when Python's collector finds its engine:
+    # a process that goes on (a test run, a script calling the commands) kept one each.
+    others = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with pg_engine.connect() as conn:
+        before = conn.execute(others).scalar()
+    gc.disable()  # (the collector would close them too, some time later)
+    try:
+        code, _, err = invoke("tickets", "list")
+        assert code == 0, err
+        with pg_engine.connect() as conn:
+            after = conn.execute(others).scalar()
+    finally:
+        gc.enable()
+    assert after == before
