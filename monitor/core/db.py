@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import weakref
@@ -63,7 +65,7 @@ def make_engine(url: str, *, busy_seconds: float = 30, **kwargs: Any) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": busy_seconds}, **kwargs)
-        _tune_sqlite(engine, busy_seconds)
+        _tune_sqlite(engine, busy_seconds, database)
         return engine
     options = {LOCK_WAIT_MS: int(busy_seconds * 1000), **kwargs.pop("execution_options", {})}
     return sa.create_engine(url, pool_pre_ping=True, execution_options=options, **kwargs)
@@ -90,20 +92,52 @@ def limit_lock_waits(session: Session) -> None:
 
 
 class _WriteQueue:
-    """One process's SQLite writers, queued on a lock that wakes the next at once. Without
-    it they wait in SQLite's busy handler, which sleeps between tries (up to 100 ms each), so
-    a few concurrent writers spend most of their time asleep while the lock is free."""
+    """The SQLite writers of every server process, queued so the next is let in at once.
+    Without it they wait in SQLite's busy handler, which sleeps between tries (up to 100 ms
+    each), so a few concurrent writers spend most of their time asleep while the lock is free.
 
-    def __init__(self, busy_seconds: float) -> None:
+    A process's writers take turns on a lock of the process (waiting at most the busy
+    timeout); the one whose turn it is then takes a file lock beside the database
+    (`<file>-writers`, `flock`), for which the writers of the other server processes on the
+    same file (`serve --workers`) wait, and which the kernel releases if its process dies.
+    That wait has no timeout of its own: the holder is one write, which waits at most the
+    busy timeout for SQLite's lock (held by, say, an import) and then ends. Measured with two
+    processes and 4 clients posting tickets: 986 and 1,054 events/s, p99 27–29 ms; with
+    SQLite's busy handler alone between the processes 679 and 934 events/s, p99 174–256 ms;
+    polling the file lock (0.2–2 ms apart, so that its wait could be bounded) 710 and 793
+    events/s, p99 116–140 ms."""
+
+    def __init__(self, busy_seconds: float, database: str | None) -> None:
         self.lock, self.busy_seconds = threading.Lock(), busy_seconds
+        self.path = f"{database}-writers" if database and database != ":memory:" else None
+        self.fd: int | None = None
 
     def __enter__(self) -> None:
         if not self.lock.acquire(timeout=self.busy_seconds):
-            locked = sqlite3.OperationalError("database is locked")
-            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, locked)
+            raise _locked()
+        try:
+            if self.path is not None:
+                if self.fd is None:  # opened by the first writer (the lock is held here)
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                    weakref.finalize(self, os.close, self.fd)  # with the engine
+                fcntl.flock(self.fd, fcntl.LOCK_EX)  # (lets go of the interpreter meanwhile)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, *_: object) -> None:
-        self.lock.release()  # may be another thread than the one that entered (FastAPI)
+        try:
+            if self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.lock.release()  # may be another thread than the one that entered (FastAPI)
+
+
+def _locked() -> sa.exc.OperationalError:
+    """What SQLite's busy timeout raises, so the API answers it alike (503)."""
+    return sa.exc.OperationalError(
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+    )
 
 
 _QUEUES: weakref.WeakKeyDictionary[Engine, _WriteQueue] = weakref.WeakKeyDictionary()
@@ -115,8 +149,8 @@ def write_queue(engine: Engine) -> AbstractContextManager[None]:
     return _QUEUES.get(engine) or nullcontext()
 
 
-def _tune_sqlite(engine: Engine, busy_seconds: float) -> None:
-    _QUEUES[engine] = _WriteQueue(busy_seconds)
+def _tune_sqlite(engine: Engine, busy_seconds: float, database: str | None) -> None:
+    _QUEUES[engine] = _WriteQueue(busy_seconds, database)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +27,7 @@ from monitor.core.db import (
     read_connection,
     read_scope,
     schema_state,
+    write_queue,
 )
 
 
@@ -73,6 +78,50 @@ def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: object) ->
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+HOLD_THE_WRITERS = """
+import sys, time
+from monitor.core.db import make_engine, write_queue
+with write_queue(make_engine(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_writers_of_two_server_processes_take_turns_on_one_sqlite_file(
+    tmp_path: Path,
+) -> None:
+    """Another process's writer holds the queue: this one waits (no busy error, no sleeping
+    through SQLite's busy handler) and goes in as soon as that process is gone, even killed."""
+    url = f"sqlite:///{tmp_path}/x.db"
+    engine = make_engine(url, busy_seconds=0.2)
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_WRITERS, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "held\n"
+        assert (tmp_path / "x.db-writers").exists()
+        entered = threading.Event()
+
+        def write() -> None:
+            with write_queue(engine), engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE turn (n INTEGER)")
+                entered.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        # Well past this process's busy timeout (0.2 s): it waits for the other's write.
+        assert not entered.wait(1.0)
+        other.kill()
+        assert entered.wait(5.0)
+        writer.join()
+    finally:
+        other.kill()
+        other.wait()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM turn").scalar() == 0
+    engine.dispose()
 
 
 def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: object) -> None:
