@@ -147,7 +147,9 @@ class Runner:
         self.rearmed = threading.Event()  # set whenever a wake is armed (tests wait on it)
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
-        self.receiver = wake.Receiver(engine, self._on_write)
+        self.receiver = wake.Receiver(
+            engine, self._on_write, self._on_commit, lambda: self.is_leader
+        )
         self.sender = Worker(
             lambda: run_job(engine, settings, clock, "send_notifications", self.holder),
             lambda: self.is_leader,
@@ -280,6 +282,17 @@ class Runner:
             self.sender.kick()  # not a deadline: a notice was written (or a retry asked for)
         else:
             self.rearm(instant)
+
+    def _on_commit(self) -> None:
+        """Another connection committed to the SQLite file (another server process, a CLI
+        command): it may have written an earlier deadline, or a notice to send."""
+        if not (self.is_leader and self.scheduler.running):
+            return
+        try:
+            self._arm_next()
+        except Exception:
+            log.exception("reading the next wake failed; the safety sweep stays armed")
+        self.sender.kick()
 
     def stop(self) -> None:
         wake.unsubscribe(self._on_write)
