@@ -140,17 +140,18 @@ def admin_token(env: dict[str, str]) -> str:
 
 @contextmanager
 def replicas(
-    env: dict[str, str], ports: list[int], log_dir: Path, app: str = ""
+    env: dict[str, str], ports: list[int], log_dir: Path, app: str = "", workers: int = 1
 ) -> Iterator[list[Replica]]:
     """Start one server per port and wait until each answers; stop the survivors after.
-    `app` serves that application factory by uvicorn instead of `sla-monitor serve`."""
+    `app` serves that application factory by uvicorn instead of `sla-monitor serve`;
+    `workers` is `serve --workers`."""
     started = []
     for port in ports:
         log = (log_dir / f"serve-{port}.log").open("wb")
         command = (
             ["-m", "uvicorn", "--factory", app, "--port", str(port), "--no-access-log"]
             if app
-            else ["-m", "monitor", "serve", "--port", str(port)]
+            else ["-m", "monitor", "serve", "--port", str(port), "--workers", str(workers)]
         )
         proc = subprocess.Popen(
             [sys.executable, *command],
@@ -334,6 +335,97 @@ def run(
             shutil.rmtree(work, ignore_errors=True)
 
 
+def workers_run(
+    url: str, *, port: int, workers: int = 2, writers: int = 4, write_seconds: float = 4.0
+) -> Outcome:
+    """One `serve --workers` on an empty database (SQLite or PostgreSQL): `writers` clients
+    post through its one port, the kernel handing their connections to either process, while
+    tickets' clocks run out 2–4 s after each post. Every worker must answer, one of them
+    lead, and the breaches be those of a one-process replay, each detected once and in time,
+    whichever process wrote its ticket."""
+    work = Path(tempfile.mkdtemp(prefix="slamon-workers-"))
+    config = config_dir(work)
+    env = environment(url, config, work, 15)
+    engine = make_engine(url)
+    ensure_schema(engine)
+    token = admin_token(env)
+    try:
+        with replicas(env, [port], work, workers=workers) as group:
+            server = group[0]
+            leaders = _each_worker(server, workers, timeout=30)
+            load = Writers([server] * writers, token)
+            load.start()
+            time.sleep(write_seconds)
+            load.stop()
+            # The last clocks run out ≤ 4 s after the last post; give detection 3 s more.
+            time.sleep(7)
+            # Then, with nothing else due, clocks written only by a process that does not
+            # lead: the leader learns of them from the database alone.
+            planted = {f"F-{k}": time.time() + 2 + k for k in range(2)}
+            for ref, deadline in planted.items():
+                _through_follower(server, token, ref, deadline, load.acked_at)
+            time.sleep(max(planted.values()) - time.time() + 3)
+            leaders_after = _each_worker(server, workers, timeout=30)
+        outcome = Outcome(
+            lease_seconds=15,
+            leaders_before=leaders,
+            killed_at=0.0,
+            takeover_seconds=0.0,
+            leaders_after=leaders_after,
+            acknowledged=sorted([*load.acknowledged, *planted]),
+            planted=list(planted),
+        )
+        collect(engine, outcome, load.acked_at)
+        outcome.replayed = replay(engine, config, work)
+        return outcome
+    finally:
+        engine.dispose()
+        if not os.environ.get("SLAMON_BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _through_follower(
+    server: Replica, token: str, ref: str, deadline: float, acked_at: dict[str, float]
+) -> None:
+    """Post a ticket whose clock runs out at `deadline` over a connection that a process not
+    leading answers (its /readyz says so on the same connection)."""
+    reported = datetime.fromtimestamp(deadline, UTC) - CLOCK_SPAN
+    body = {
+        "external_id": ref,
+        "pool": "pool2",
+        "severity": "major",
+        "title": "follower",
+        "events": [{"type": "reported", "at": reported.isoformat()}],
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(200):
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            if client.get("/readyz").json()["scheduler"]["leader"]:
+                continue  # the leader took this connection: another one
+            r = client.post("/api/v1/tickets", json=body)
+            r.raise_for_status()
+            acked_at[ref] = time.time()
+            return
+    raise RuntimeError("no connection reached a process that does not lead")
+
+
+def _each_worker(server: Replica, workers: int, timeout: float) -> list[bool | None]:
+    """Whether each of the server's processes leads, asked over new connections until every
+    process has answered one (the kernel gives each connection to one of them)."""
+    seen: dict[str, bool] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < workers and time.monotonic() < deadline:
+        try:
+            scheduler = httpx.get(f"{server.url}/readyz", timeout=5).json()["scheduler"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            time.sleep(0.05)
+            continue
+        seen[scheduler["holder"]] = bool(scheduler["leader"])
+        if len(seen) < workers:
+            time.sleep(0.01)
+    return [seen[h] for h in sorted(seen)]
+
+
 def lease_holder(engine: sa.Engine) -> str:
     with engine.connect() as conn:
         found = conn.execute(
@@ -354,7 +446,8 @@ def collect(engine: sa.Engine, outcome: Outcome, acked_at: dict[str, float]) -> 
                 "WHERE b.cleared_at IS NULL ORDER BY t.external_id, b.target"
             )
         ).all()
-        for ref, target, deadline, detected in sorted(rows):
+        for ref, target, stored_deadline, stored_detected in sorted(rows):
+            deadline, detected = _instant(stored_deadline), _instant(stored_detected)
             outcome.breaches.append((ref, target, deadline))
             # Detection latency counts the clocks that ran out after their ticket was
             # acknowledged: before that, the write itself was late, not the scheduler.
@@ -372,6 +465,13 @@ def collect(engine: sa.Engine, outcome: Outcome, acked_at: dict[str, float]) -> 
         ).one()
     outcome.detected_records, outcome.distinct_detected = int(detected), int(distinct)
     outcome.breach_rows = int(rows_all)
+
+
+def _instant(value: datetime | str) -> datetime:
+    """An instant as read by plain SQL: aware on PostgreSQL, UTC text on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def replay(engine: sa.Engine, config: Path, work: Path) -> list[tuple[str, str, datetime]]:

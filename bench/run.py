@@ -76,13 +76,21 @@ class Run:
     """One database's benchmarks; every result is printed the moment it is measured."""
 
     def __init__(
-        self, url: str, results: list[Result], work: Path, port: int, servers: int = 1
+        self,
+        url: str,
+        results: list[Result],
+        work: Path,
+        port: int,
+        servers: int = 1,
+        workers: int = 1,
     ) -> None:
         self.url, self.results, self.work, self.port = url, results, work, port
         self.engine = make_engine(url)
         self.database = self.engine.dialect.name
-        # SQLite is served by one process (README: Running at scale); PostgreSQL by `servers`.
+        # Replicas on ports of their own share only PostgreSQL (README: Running at scale);
+        # `serve --workers` shares one port, on either database.
         self.servers = servers if self.database == "postgresql" else 1
+        self.workers = workers
         self.settings = Settings(
             database_url=url, config_dir=CONFIG, evidence_dir=work / "evidence"
         )
@@ -260,7 +268,7 @@ class Run:
         token = admin_token(env)
         headers = {"Authorization": f"Bearer {token}"}
         ports = [self.port + i for i in range(self.servers)]
-        with replicas(env, ports, self.work) as group:
+        with replicas(env, ports, self.work, workers=self.workers) as group:
             bases = [f"{server.url}/api/v1" for server in group]
             base = bases[0]
             with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
@@ -361,6 +369,8 @@ class Run:
         name = f"http.{what}.{clients}_client{'s' if clients > 1 else ''}"
         if self.servers > 1 and what.startswith("post_tickets"):
             name += f".{self.servers}_servers"
+        if self.workers > 1 and what.startswith("post_tickets"):
+            name += f".{self.workers}_workers"
         self.report(f"{name}.tickets_per_s", tickets / seconds, "tickets/s", tickets)
         self.report(f"{name}.events_per_s", sum(events) / seconds, "events/s", tickets, raw)
         self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", len(every))
@@ -452,6 +462,7 @@ def bench_database(
     only: set[str] | None = None,
     filled: int = 0,
     servers: int = 1,
+    workers: int = 1,
 ) -> dict[str, float]:
     """Everything for one database (or `only` some groups); returns how long the history took
     to write. With `filled`, the database already holds that many generated tickets."""
@@ -462,7 +473,7 @@ def bench_database(
     work = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
     if not filled:
         empty(url)
-    run = Run(url, results, work, port, servers)
+    run = Run(url, results, work, port, servers, workers)
     took = {}
     score_base = wake_base = None
     for size in [filled] if filled else plan.sizes:
@@ -540,6 +551,12 @@ def main() -> None:
         help="PostgreSQL: serve the HTTP figures from this many server processes (ports "
         "--port, --port+1, …); SQLite always from one",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve the HTTP figures by `sla-monitor serve --workers` this many (both databases)",
+    )
     parser.add_argument("--sizes", help="history sizes, e.g. 10000,100000")
     parser.add_argument("--seconds", type=float, help="length of each throughput run")
     parser.add_argument("--import-tickets", type=int)
@@ -586,7 +603,7 @@ def main() -> None:
     for url in urls:
         name = make_engine(url).dialect.name
         filled[name] = bench_database(
-            url, plan, results, args.port, only, args.filled, args.servers
+            url, plan, results, args.port, only, args.filled, args.servers, args.workers
         )
     replica_url = os.environ.get("SLAMON_BENCH_REPLICAS_URL")
     replica_note = []

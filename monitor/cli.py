@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from monitor.reports.sheets import csv_bytes
 from monitor.scheduler.runner import Runner, run_job
 from monitor.scoring import exporters
 from monitor.scoring.feed import scoring_feed
-from monitor.sla.service import SlaContext, load_context
+from monitor.sla.service import ContextCache, SlaContext, load_context
 from monitor.sla.vocab import CorrectionState, Review
 from monitor.sla.words import words
 from monitor.tickets.importer import import_rows, read_rows
@@ -406,6 +407,11 @@ def serve_banner(host: str, port: int, metrics_token: bool) -> list[str]:
     ]
 
 
+# Processes `serve --workers` may start: each takes a core, a pool of database connections
+# and (PostgreSQL) a listener connection.
+MAX_WORKERS = 16
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
@@ -416,17 +422,52 @@ def serve_cmd(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="serve only; another process runs the jobs")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            help="server processes sharing the port, one core each (README: Running at scale)",
+        ),
+    ] = 1,
 ) -> None:
-    """API, health checks and the scheduler in one process."""
+    """API, health checks and the scheduler in one process (or in --workers processes)."""
     import uvicorn
 
-    from monitor.api.app import create_app
+    from monitor.api.app import WORKER_OPTIONS, AppState, create_app, prepare
 
     with runtime() as (settings, engine, clock):
         # Refuse a bad catalog, policy or calendar file here, with its message, not a traceback.
         with read_scope(engine) as session:
             load_context(session, settings, clock, write=False)
         loopback = host in ("127.0.0.1", "::1", "localhost")
+        if not loopback and not settings.metrics_token:
+            err.print(
+                f"/metrics is closed on {host}: set SLAMON_METRICS_TOKEN and give Prometheus "
+                "the same token (README: Security)",
+                highlight=False,
+            )
+        if workers > 1:
+            # Once, here, before the workers start (they would each do it, and race): the
+            # schema, the policy and calendar versions, the demo year.
+            contexts = ContextCache(settings, clock)
+            prepare(AppState(settings, engine, clock, contexts), demo)
+            engine.dispose()  # each worker opens its own
+            options = {"scheduler": not no_scheduler, "metrics_open": loopback}
+            os.environ[WORKER_OPTIONS] = json.dumps(options)
+            for line in serve_banner(host, port, settings.metrics_token is not None):
+                err.print(line, highlight=False, markup=False, soft_wrap=True)
+            uvicorn.run(
+                "monitor.api.app:worker_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=settings.access_log,
+            )
+            return
         application = create_app(
             settings,
             clock=clock,
@@ -435,12 +476,6 @@ def serve_cmd(
             demo=demo,
             metrics_open=loopback,
         )
-        if not loopback and not settings.metrics_token:
-            err.print(
-                f"/metrics is closed on {host}: set SLAMON_METRICS_TOKEN and give Prometheus "
-                "the same token (README: Security)",
-                highlight=False,
-            )
         for line in serve_banner(host, port, settings.metrics_token is not None):
             err.print(line, highlight=False, markup=False, soft_wrap=True)
         # What is built by now (modules, the app, its routes and schemas) lives as long as the

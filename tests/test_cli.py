@@ -290,6 +290,18 @@ def test_serve_logs_each_request_only_when_asked(
     assert ran["access_log"] is (setting == "true")
 
 
+@pytest.mark.parametrize("workers", ["0", "17", "two"])
+def test_serve_refuses_a_number_of_workers_it_cannot_start(
+    env: str, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    import uvicorn
+
+    ran: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.append(app))
+    code, _, err = invoke("serve", "--port", "1", "--workers", workers)
+    assert code == 2 and "--workers" in err and not ran
+
+
 @pytest.mark.parametrize(
     ("variable", "value"), [("SLAMON_ACCESS_LOG", "maybe"), ("SLAMON_LEASE_SECONDS", "-1")]
 )

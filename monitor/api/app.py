@@ -1,8 +1,12 @@
-"""The application factory: API, health checks and (optionally) the scheduler in one process."""
+"""The application factory: API, health checks and (optionally) the scheduler in one process;
+and the one `serve --workers` starts in each of its processes."""
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -32,11 +36,9 @@ API_PREFIX = "/api/v1"
 log = logging.getLogger("monitor")
 
 
-@asynccontextmanager
-async def lifespan(
-    _: FastAPI, *, app_state: AppState, demo: bool, scheduler: bool
-) -> AsyncIterator[None]:
-    """Schema and policy versions first (and the demo year); then the scheduler, if asked."""
+def prepare(app_state: AppState, demo: bool) -> None:
+    """Schema and policy versions first (and the demo year): what a server does once before
+    it serves (`serve --workers` once, in the process that starts the workers)."""
     ensure_schema(app_state.engine)
     with session_scope(app_state.engine) as session:
         ctx = app_state.contexts.get(session)  # stores new policy versions once
@@ -48,6 +50,15 @@ async def lifespan(
         if loaded:
             for line in demo_tokens(session, ctx) + demo_users(session, ctx):
                 log.warning(line)
+
+
+@asynccontextmanager
+async def lifespan(
+    _: FastAPI, *, app_state: AppState, demo: bool, scheduler: bool, prepared: bool
+) -> AsyncIterator[None]:
+    """`prepare` (unless done already); then the scheduler, if asked."""
+    if not prepared:
+        prepare(app_state, demo)
     if scheduler:
         app_state.runner = Runner(app_state.engine, app_state.settings, app_state.clock)
         app_state.runner.start()
@@ -66,9 +77,10 @@ def create_app(
     scheduler: bool = False,
     demo: bool = False,
     metrics_open: bool = True,
+    prepared: bool = False,
 ) -> FastAPI:
     """The application. `metrics_open` False closes /metrics unless SLAMON_METRICS_TOKEN is
-    set: `serve` passes it for any address beyond loopback."""
+    set: `serve` passes it for any address beyond loopback. `prepared`: `prepare` has run."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     clock = clock or SystemClock()
@@ -80,7 +92,9 @@ def create_app(
         title="SLA Monitor",
         version="0.1.0",
         summary="Fault tickets against the contract SLA: deadlines, breaches, review, scoring.",
-        lifespan=partial(lifespan, app_state=app_state, demo=demo, scheduler=scheduler),
+        lifespan=partial(
+            lifespan, app_state=app_state, demo=demo, scheduler=scheduler, prepared=prepared
+        ),
         docs_url=None,  # served by the web UI with vendored assets, so they work offline
         redoc_url=None,
     )
@@ -102,4 +116,22 @@ def create_app(
     app.state.registry = make_registry(engine, settings)
     app.state.metrics_open = metrics_open
     app.include_router(ops.router)
+    return app
+
+
+# What `serve --workers` hands each of its processes: they start from nothing (uvicorn spawns
+# them), with the environment, so the settings come as they came to `serve`.
+WORKER_OPTIONS = "SLAMON_SERVE_WORKER"
+
+
+def worker_app() -> FastAPI:
+    """The application of one `serve --workers` process; uvicorn calls it in each."""
+    options = json.loads(os.environ[WORKER_OPTIONS])
+    app = create_app(
+        scheduler=options["scheduler"], metrics_open=options["metrics_open"], prepared=True
+    )
+    # As `serve` does for one process: what lives as long as the process is left out of the
+    # collector's full passes.
+    gc.collect()
+    gc.freeze()
     return app
