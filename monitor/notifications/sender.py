@@ -163,13 +163,19 @@ def send_due(
         else:
             report.errors += 1
     with Session(engine) as session:
-        report.next_due = session.exec(
-            select(sa.func.min(Delivery.next_attempt_at)).where(
-                Delivery.status == DeliveryStatus.PENDING
-            )
-        ).one()
+        report.next_due = next_due(session)
         session.commit()  # a read: COMMIT keeps the driver's prepared statements (db.read_scope)
     return report
+
+
+def next_due(session: Session) -> datetime | None:
+    """When the next pending delivery is due (it may be now, or past), or None."""
+    due = session.exec(
+        select(sa.func.min(Delivery.next_attempt_at)).where(
+            Delivery.status == DeliveryStatus.PENDING
+        )
+    ).one()
+    return None if due is None else _aware(due)
 
 
 class Worker:

@@ -28,7 +28,7 @@ from monitor.judging.flow import write_flow
 from monitor.judging.jobs import detect_breaches, refresh_findings
 from monitor.metrics.jobs import reconcile_metrics
 from monitor.notifications.jobs import notify_review_due, send_notifications
-from monitor.notifications.sender import Worker
+from monitor.notifications.sender import Worker, next_due
 from monitor.scheduler.lease import acquire, release
 from monitor.scheduler.models import JobRun
 from monitor.scheduler.wake import next_wake
@@ -285,14 +285,20 @@ class Runner:
 
     def _on_commit(self) -> None:
         """Another connection committed to the SQLite file (another server process, a CLI
-        command): it may have written an earlier deadline, or a notice to send."""
+        command): it may have written an earlier deadline, or a notice to send now. Both are
+        read (no write lock), and the sender is woken only for a notice due."""
         if not (self.is_leader and self.scheduler.running):
             return
         try:
-            self._arm_next()
+            with read_scope(self.engine) as session:
+                instant, notice = next_wake(session), next_due(session)
         except Exception:
             log.exception("reading the next wake failed; the safety sweep stays armed")
-        self.sender.kick()
+            return
+        if instant is not None:
+            self.rearm(instant)
+        if notice is not None and notice <= self.clock.now():
+            self.sender.kick()
 
     def stop(self) -> None:
         wake.unsubscribe(self._on_write)

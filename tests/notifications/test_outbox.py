@@ -3,6 +3,7 @@ back-off, and a failed one can be retried by hand."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -13,11 +14,12 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from monitor.cli import app as cli_app
+from monitor.core import wake
 from monitor.core.clock import FixedClock
 from monitor.core.settings import Settings
 from monitor.notifications.models import Delivery, DeliveryAttempt, Notice
 from monitor.notifications.sender import send_due
-from monitor.scheduler.runner import run_job
+from monitor.scheduler.runner import Runner, run_job
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
 from tests.helpers import make_ticket
@@ -75,6 +77,36 @@ def test_at_risk_then_breached_each_once(
     assert "已超时：1秒" in breached
     assert f"查看：{PUBLIC_URL}/tickets/{ticket_id}" in breached
     assert "资源池：政务二云 (第二资源池)" in breached and "严重程度：重大故障" in breached
+
+
+def test_a_notice_written_by_another_process_is_sent_by_the_leader_at_once(
+    engine: Engine,
+    session: Session,
+    ctx: SlaContext,
+    settings: Settings,
+    clock: FixedClock,
+    receiver: Receiver,
+) -> None:
+    """The writer is another process (`serve --workers`, a replica, a CLI command): only the
+    database tells the leader, by NOTIFY on PostgreSQL and by the commit itself on SQLite.
+    The notice goes out at once, not at the sender's next poll (30 s)."""
+    runner = Runner(engine, settings, clock, holder="leader")
+    assert runner.renew()
+    wake.unsubscribe(runner._on_write)  # (no call within this process reaches the runner)
+    passes = threading.Semaphore(0)
+    send = runner.sender.run
+    runner.sender.run = lambda: (send(), passes.release())[0]  # type: ignore[method-assign]
+    runner.scheduler.start(paused=True)
+    runner.receiver.start()
+    runner.sender.start()
+    try:
+        assert runner.receiver.listening.wait(10)
+        assert passes.acquire(timeout=30)  # its first pass, at start: nothing to send
+        passes.acquire(timeout=1)  # and the one the lease's kick asked for, if not the same
+        at_risk_ticket(session, ctx)
+        assert [m["title"] for m in receiver.wait_for(1, timeout=10)] == [ARRIVAL_AT_RISK]
+    finally:
+        runner.stop()
 
 
 def test_a_rolled_back_change_leaves_no_notice(
