@@ -56,6 +56,7 @@ def readyz(app: App) -> JSONResponse:
             ready = False
     except sa.exc.SQLAlchemyError as exc:
         body["database"] = f"unreachable: {type(exc).__name__}"
+        body["migrations"] = "unknown"  # (not read: the database did not answer)
         ready = False
     runner = app.runner
     body["scheduler"] = runner.describe() if runner else {"running": False, "disabled": True}

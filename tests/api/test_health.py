@@ -52,3 +52,4 @@ def test_a_replica_whose_database_is_unreachable_is_not_ready(
         unreachable.dispose()
     assert r.status_code == 503 and r.json()["status"] == "not ready"
     assert r.json()["database"] == "unreachable: OperationalError"
+    assert r.json()["migrations"] == "unknown"
