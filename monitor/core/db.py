@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from monitor.core.grams import fts_document
+
+if sys.platform != "win32":
+    import fcntl  # the file lock `serve --workers` queues SQLite's writers on (none on Windows)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -109,7 +112,8 @@ class _WriteQueue:
 
     def __init__(self, busy_seconds: float, database: str | None) -> None:
         self.lock, self.busy_seconds = threading.Lock(), busy_seconds
-        self.path = f"{database}-writers" if database and database != ":memory:" else None
+        local = database and database != ":memory:" and sys.platform != "win32"
+        self.path = f"{database}-writers" if local else None  # (no flock on Windows)
         self.fd: int | None = None
 
     def __enter__(self) -> None:
