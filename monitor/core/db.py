@@ -373,8 +373,9 @@ SCHEMA_HEAD = "a8e4c2d6f913"
 
 def schema_state(engine: Engine) -> tuple[str | None, str]:
     """(current revision, head revision) of the database: the current one as alembic keeps
-    it, in its one-row table `alembic_version` (none on a database never migrated)."""
-    with engine.connect() as conn:
+    it, in its one-row table `alembic_version` (none on a database never migrated). A read:
+    a readiness probe must not wait for SQLite's write lock (an import holds it throughout)."""
+    with readonly(engine).connect() as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             return None, SCHEMA_HEAD
         rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()

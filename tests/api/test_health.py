@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
@@ -20,6 +22,26 @@ def test_a_replica_is_ready_on_a_current_schema(
         r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["migrations"] == "current" and r.json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_replica_is_ready_while_a_writer_holds_the_sqlite_file(
+    settings: Settings, engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    """An import holds SQLite's write lock for its whole length: the probe only reads, so it
+    answers at once instead of waiting out the busy timeout and calling the file lost."""
+    engine = make_engine(db_url, busy_seconds=2)
+    writer = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    with TestClient(create_app(settings, clock=clock, engine=engine)) as client:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            r = client.get("/readyz")  # (before: 503 "unreachable" after the busy timeout)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    engine.dispose()
+    assert r.status_code == 200, r.text
+    assert r.json()["database"] == "ok" and r.json()["migrations"] == "current"
 
 
 # Only SQLite: the serving role on PostgreSQL may not change the schema, and the other tests
