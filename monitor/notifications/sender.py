@@ -169,11 +169,15 @@ def send_due(
 
 
 def next_due(session: Session) -> datetime | None:
-    """When the next pending delivery is due (it may be now, or past), or None."""
+    """When a sender can next take a pending delivery, or None: its next attempt, or, while
+    a sender holds it (one that died holds it until its claim lapses), the claim's end. (A
+    sender woken for a held delivery only finds nothing to take, over and over.)"""
+    free_at = sa.case(
+        (col(Delivery.claimed_until) > col(Delivery.next_attempt_at), col(Delivery.claimed_until)),
+        else_=col(Delivery.next_attempt_at),
+    )
     due = session.exec(
-        select(sa.func.min(Delivery.next_attempt_at)).where(
-            Delivery.status == DeliveryStatus.PENDING
-        )
+        select(sa.func.min(free_at)).where(Delivery.status == DeliveryStatus.PENDING)
     ).one()
     return None if due is None else _aware(due)
 

@@ -18,7 +18,7 @@ from monitor.core import wake
 from monitor.core.clock import FixedClock
 from monitor.core.settings import Settings
 from monitor.notifications.models import Delivery, DeliveryAttempt, Notice
-from monitor.notifications.sender import send_due
+from monitor.notifications.sender import claim_next, next_due, send_due
 from monitor.scheduler.runner import Runner, run_job
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
@@ -167,6 +167,21 @@ def test_a_receiver_failing_three_times_gets_the_notice_once_after_back_off(
     assert "500" in tries[0].error
     [delivery] = deliveries(engine)
     assert (delivery.status, delivery.attempts) == ("sent", 4)
+
+
+def test_a_notice_a_dead_sender_holds_is_due_when_its_claim_lapses(
+    engine: Engine, session: Session, ctx: SlaContext, clock: FixedClock
+) -> None:
+    """A sender that died while sending holds its delivery until the claim lapses: the next
+    sender is told to come back then, not at once (it would find nothing, 20 times a second)."""
+    at_risk_ticket(session, ctx)
+    with Session(engine) as s:
+        assert next_due(s) == clock.now()  # due at once
+        claimed = claim_next(s, clock.now(), timedelta(seconds=60))
+        assert claimed is not None
+        s.commit()  # ... and its sender dies here
+    with Session(engine) as s:
+        assert next_due(s) == clock.now() + timedelta(seconds=60)
 
 
 def test_a_receiver_that_never_answers_leaves_a_failed_notice_that_retry_sends(
