@@ -123,6 +123,9 @@ def record_success(session: Session, name: str, holder: str, now: datetime, chan
     session.add(row)
 
 
+RETRY_AFTER_FAILURE = timedelta(seconds=5)
+
+
 class Runner:
     """Runs the job table inside a server process while it holds the leader lease."""
 
@@ -147,6 +150,10 @@ class Runner:
         self.rearmed = threading.Event()  # set whenever a wake is armed (tests wait on it)
         self.last_latency: timedelta | None = None
         self._lock = threading.Lock()
+        self._arming = threading.Lock()  # (writes, the SQLite receiver and sweeps all re-arm)
+        # After a failed sweep, a wake already due waits this long instead of running again at
+        # once: every commit seen on SQLite would otherwise re-arm it, four times a second.
+        self._retry_at: datetime | None = None
         self.receiver = wake.Receiver(
             engine, self._on_write, self._on_commit, lambda: self.is_leader
         )
@@ -205,8 +212,9 @@ class Runner:
                 # Nothing is armed now: a deadline written next arms its wake (else every
                 # one later than this wake's instant waited for the safety sweep).
                 self.armed_at = None
+                self._retry_at = self.clock.now() + RETRY_AFTER_FAILURE
                 return 0
-            self.armed_at = None
+            self.armed_at, self._retry_at = None, None
             self._arm_next()
             return len(changes)
 
@@ -222,12 +230,17 @@ class Runner:
             self.rearm(instant)
 
     def rearm(self, instant: datetime) -> None:
-        """Wake at `instant` unless an earlier wake is already armed."""
+        """Wake at `instant` unless an earlier wake is already armed (or, after a failed
+        sweep, not before `RETRY_AFTER_FAILURE` has passed)."""
+        with self._arming:
+            self._rearm(instant)
+
+    def _rearm(self, instant: datetime) -> None:
         if self.armed_at is not None and self.armed_at <= instant:
             return
         self.armed_at = instant
         self.rearmed.set()
-        run_at = max(instant, self.clock.now())
+        run_at = max(instant, self.clock.now(), self._retry_at or instant)
         # A wake may come due while the sweep that armed it is still finishing (deadlines pass
         # during a slow sweep): it then waits for the lock instead of being skipped, which would
         # leave nothing armed until the safety sweep.
@@ -243,8 +256,15 @@ class Runner:
 
     # Lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        with session_scope(self.engine) as session:
-            self.contexts.get(session)  # loaded now, so a takeover does not wait for it
+        try:
+            with session_scope(self.engine) as session:
+                self.contexts.get(session)  # loaded now, so a takeover does not wait for it
+        except Exception:
+            # A busy or unreachable database must not stop the server from starting (with
+            # `serve --workers` the supervisor would stop every worker): the first sweep loads it.
+            log.warning(
+                "scheduler %s starts without the SLA rules loaded", self.holder, exc_info=True
+            )
         renew_every = self.lease_ttl.total_seconds() / 3
         self.scheduler.add_job(
             self.renew, "interval", seconds=renew_every, id="lease", next_run_time=datetime.now(UTC)

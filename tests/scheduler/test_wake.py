@@ -4,6 +4,7 @@ the leader sees that another connection committed to the file."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,9 @@ from sqlmodel import Session
 
 from monitor.core import wake
 from monitor.core.clock import FixedClock
+from monitor.core.db import make_engine
 from monitor.core.settings import Settings
-from monitor.scheduler.runner import Runner
+from monitor.scheduler.runner import RETRY_AFTER_FAILURE, Runner
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
 from tests.helpers import make_ticket
@@ -75,5 +77,32 @@ def test_a_failed_sweep_leaves_later_deadlines_armed(
         runner.rearm(later)  # a write's new deadline, after the failed wake's instant
         assert runner.armed_at == later
         assert runner.scheduler.get_job("breach_wake") is not None
+        # The failed wake's own instant, re-armed at once (as every commit seen on SQLite
+        # would), runs again only once the retry pause has passed, not in a loop.
+        runner.rearm(armed)
+        job = runner.scheduler.get_job("breach_wake")
+        assert job is not None and job.next_run_time == armed + RETRY_AFTER_FAILURE
     finally:
         runner.scheduler.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_scheduler_starts_while_another_writer_holds_the_database(
+    settings: Settings, clock: FixedClock, db_url: str
+) -> None:
+    """An import holds SQLite's write lock for its whole length. A server (or a worker that
+    `serve --workers` replaces) starting meanwhile must still start: before, loading the
+    rules at the scheduler's start waited the busy timeout and failed the start, and the
+    supervisor then stopped every worker."""
+    engine = make_engine(db_url, busy_seconds=0.3)
+    writer = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    runner = Runner(engine, settings, clock, holder="starting")
+    try:
+        runner.start()
+        assert runner.scheduler.running
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        runner.stop()
+        engine.dispose()
