@@ -92,36 +92,46 @@ with write_queue(make_engine(sys.argv[1])):
 def test_the_writers_of_two_server_processes_take_turns_on_one_sqlite_file(
     tmp_path: Path,
 ) -> None:
-    """Another process's writer holds the queue: this one waits (no busy error, no sleeping
-    through SQLite's busy handler) and goes in as soon as that process is gone, even killed."""
+    """Another process's writer holds the turn: a writer here waits at most its busy timeout
+    and is then refused as SQLite refuses (503), writing nothing; one with time left goes in
+    as soon as that process is gone, even killed, without sleeping through SQLite's busy
+    handler."""
     url = f"sqlite:///{tmp_path}/x.db"
-    engine = make_engine(url, busy_seconds=0.2)
     other = subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_WRITERS, url], stdout=subprocess.PIPE, text=True
     )
+    impatient, patient = make_engine(url, busy_seconds=0.3), make_engine(url, busy_seconds=30)
+    entered = threading.Event()
+    failed: list[BaseException] = []
+
+    def write(engine: Engine, table: str) -> None:
+        try:
+            with write_queue(engine), engine.begin() as conn:
+                conn.exec_driver_sql(f"CREATE TABLE {table} (n INTEGER)")
+                entered.set()
+        except sa.exc.OperationalError as exc:
+            failed.append(exc)
+
     try:
         assert other.stdout is not None and other.stdout.readline() == "held\n"
         assert (tmp_path / "x.db-writers").exists()
-        entered = threading.Event()
-
-        def write() -> None:
-            with write_queue(engine), engine.begin() as conn:
-                conn.exec_driver_sql("CREATE TABLE turn (n INTEGER)")
-                entered.set()
-
-        writer = threading.Thread(target=write)
+        write(impatient, "refused")
+        assert len(failed) == 1 and "database is locked" in str(failed[0])
+        writer = threading.Thread(target=write, args=(patient, "turn"))
         writer.start()
-        # Well past this process's busy timeout (0.2 s): it waits for the other's write.
-        assert not entered.wait(1.0)
+        assert not entered.wait(1.0)  # well past the other's busy timeout: it waits
         other.kill()
         assert entered.wait(5.0)
         writer.join()
     finally:
         other.kill()
         other.wait()
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM turn").scalar() == 0
-    engine.dispose()
+    assert len(failed) == 1
+    with patient.connect() as conn:
+        tables = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert [name for (name,) in tables] == ["turn"]
+    impatient.dispose()
+    patient.dispose()
 
 
 def test_an_empty_database_is_created_and_an_outdated_one_refused(tmp_path: object) -> None:
