@@ -102,6 +102,8 @@ def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Cloc
             err.print(f"[red]error:[/red] {problem}", highlight=False)
         err.print("nothing was written", highlight=False)
         raise typer.Exit(1) from None
+    except typer.Exit:
+        raise  # (a RuntimeError too: said already, by `fail`)
     except (DomainError, ConfigError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     finally:
@@ -458,15 +460,7 @@ def serve_cmd(
             os.environ[WORKER_OPTIONS] = json.dumps(options)
             for line in serve_banner(host, port, settings.metrics_token is not None):
                 err.print(line, highlight=False, markup=False, soft_wrap=True)
-            uvicorn.run(
-                "monitor.api.app:worker_app",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level="info",
-                access_log=settings.access_log,
-            )
+            _supervise(workers, host, port, settings.access_log)
             return
         application = create_app(
             settings,
@@ -495,6 +489,38 @@ def serve_cmd(
             )
         finally:
             gc.unfreeze()
+
+
+# The application factory each `serve --workers` process starts from.
+WORKER_APP = "monitor.api.app:worker_app"
+
+
+def _supervise(workers: int, host: str, port: int, access_log: bool) -> None:
+    """uvicorn's supervisor over `workers` processes on one socket, as `uvicorn --workers`
+    runs it; it replaces a worker that dies. When a worker fails to start, the supervisor
+    stops the others and returns as if asked to: then exit 1, so that whatever runs the
+    server (systemd's `Restart=on-failure`, an orchestrator) sees the failure."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        WORKER_APP,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+    )
+    sock = config.bind_socket()
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise fail("a worker could not start (see its log above); the others were stopped")
 
 
 @app.command("scheduler")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,9 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from tests.conftest import CONFIG
+from tests.conftest import CONFIG, ROOT
 from tests.helpers import SPEC_TICKET
+from tests.test_durability import free_port
 
 runner = CliRunner()
 
@@ -79,6 +82,7 @@ def test_calendar_show_and_load(env: str, tmp_path: Path) -> None:
     assert "2024-02-04(周日) 调休上班" in out and "working day" in out
     code, _, err = invoke("calendar", "show", "2027")
     assert code == 1 and "2027 is not loaded" in err
+    assert err.count("error:") == 1, err  # (it was followed by a second line, "error: 1")
     path = tmp_path / "2027.yaml"
     path.write_text(
         "years:\n  2027:\n    source: 国务院办公厅通知\n    holidays:\n"
@@ -300,6 +304,33 @@ def test_serve_refuses_a_number_of_workers_it_cannot_start(
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.append(app))
     code, _, err = invoke("serve", "--port", "1", "--workers", workers)
     assert code == 2 and "--workers" in err and not ran
+
+
+# A worker that cannot start (an install changed under the running server, met when a worker
+# is replaced): its supervisor stops the other workers, and `serve` must then not exit 0, or
+# whatever restarts failed services never restarts it.
+SERVE_WITH_A_BROKEN_WORKER = """
+import sys
+import monitor.cli as cli
+cli.WORKER_APP = "monitor.api.app:no_such_application"
+cli.app(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_serve_with_workers_exits_1_when_a_worker_cannot_start(env: str) -> None:
+    port = free_port()
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_WITH_A_BROKEN_WORKER, "serve", "--workers", "2", "--port"]
+        + [str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no_such_application" in done.stderr  # uvicorn's own line, from the worker
+    assert "error: a worker could not start" in done.stderr
 
 
 @pytest.mark.parametrize(

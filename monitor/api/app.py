@@ -13,6 +13,7 @@ from functools import partial
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
+from uvicorn.config import STARTUP_FAILURE
 
 from monitor.api import errors, ops
 from monitor.api.deps import AppState
@@ -127,9 +128,15 @@ WORKER_OPTIONS = "SLAMON_SERVE_WORKER"
 def worker_app() -> FastAPI:
     """The application of one `serve --workers` process; uvicorn calls it in each."""
     options = json.loads(os.environ[WORKER_OPTIONS])
-    app = create_app(
-        scheduler=options["scheduler"], metrics_open=options["metrics_open"], prepared=True
-    )
+    try:
+        app = create_app(
+            scheduler=options["scheduler"], metrics_open=options["metrics_open"], prepared=True
+        )
+    except Exception:
+        # uvicorn's supervisor would start it again and again: said as a failed start, it
+        # stops the server instead, and `serve` exits 1.
+        log.exception("this worker cannot start")
+        raise SystemExit(STARTUP_FAILURE) from None
     # As `serve` does for one process: what lives as long as the process is left out of the
     # collector's full passes.
     gc.collect()
