@@ -319,10 +319,9 @@ cli.app(sys.argv[1:])
 
 @pytest.mark.slow
 def test_serve_with_workers_exits_1_when_a_worker_cannot_start(env: str) -> None:
-    port = free_port()
+    serve = ["serve", "--workers", "2", "--port", str(free_port())]
     done = subprocess.run(
-        [sys.executable, "-c", SERVE_WITH_A_BROKEN_WORKER, "serve", "--workers", "2", "--port"]
-        + [str(port)],
+        [sys.executable, "-c", SERVE_WITH_A_BROKEN_WORKER, *serve],
         capture_output=True,
         text=True,
         timeout=120,
