@@ -504,6 +504,8 @@ def _supervise(workers: int, host: str, port: int, access_log: bool) -> None:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
+    from monitor.api.app import WORKER_OPTIONS
+
     config = uvicorn.Config(
         WORKER_APP,
         factory=True,
@@ -519,6 +521,7 @@ def _supervise(workers: int, host: str, port: int, access_log: bool) -> None:
         supervisor.run()
     finally:
         sock.close()
+        os.environ.pop(WORKER_OPTIONS, None)  # (for a caller that goes on, as the tests do)
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise fail("a worker could not start (see its log above); the others were stopped")
 
