@@ -194,6 +194,18 @@ def await_leaders(group: list[Replica], timeout: float) -> list[bool | None]:
         time.sleep(0.05)
 
 
+def due_ticket(ref: str, deadline: float, title: str) -> dict[str, Any]:
+    """A major fault whose arrival clock runs out at `deadline` (a Unix time)."""
+    reported = datetime.fromtimestamp(deadline, UTC) - CLOCK_SPAN
+    return {
+        "external_id": ref,
+        "pool": "pool2",
+        "severity": "major",
+        "title": title,
+        "events": [{"type": "reported", "at": reported.isoformat()}],
+    }
+
+
 class Writers:
     """One writer per replica; a writer whose replica dies moves to the next live one, as a
     load balancer would send it. Every ticket's clock runs out 2–4 s after it is posted."""
@@ -232,15 +244,7 @@ class Writers:
 
     def due_at(self, ref: str, deadline: float, start: int) -> None:
         """One ticket whose clock runs out at `deadline` (a Unix time)."""
-        reported = datetime.fromtimestamp(deadline, UTC) - CLOCK_SPAN
-        body = {
-            "external_id": ref,
-            "pool": "pool2",
-            "severity": "major",
-            "title": "takeover",
-            "events": [{"type": "reported", "at": reported.isoformat()}],
-        }
-        r = self._post(start, "/tickets", body)
+        r = self._post(start, "/tickets", due_ticket(ref, deadline, "takeover"))
         if r is not None and r.status_code == 201:
             with self._lock:
                 self.acknowledged.append(ref)
@@ -273,17 +277,39 @@ class Writers:
             self._stop.wait(0.05)
 
 
-def run(
-    url: str, *, ports: list[int], lease_seconds: float = 1.0, write_seconds: float = 12.0
-) -> Outcome:
-    """The whole scenario on an empty PostgreSQL database."""
+@contextmanager
+def scenario(
+    url: str, lease_seconds: float
+) -> Iterator[tuple[Path, Path, dict[str, str], sa.Engine, str]]:
+    """A scenario's folder, config, environment, engine and admin token on an empty
+    database; the folder is removed after (unless SLAMON_BENCH_KEEP is set)."""
     work = Path(tempfile.mkdtemp(prefix="slamon-replicas-"))
     config = config_dir(work)
     env = environment(url, config, work, lease_seconds)
     engine = make_engine(url)
     ensure_schema(engine)
-    token = admin_token(env)
     try:
+        yield work, config, env, engine, admin_token(env)
+    finally:
+        engine.dispose()
+        if not os.environ.get("SLAMON_BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def judged(
+    outcome: Outcome, engine: sa.Engine, config: Path, work: Path, acked_at: dict[str, float]
+) -> Outcome:
+    """The outcome with what the database holds and what one process would have found."""
+    collect(engine, outcome, acked_at)
+    outcome.replayed = replay(engine, config, work)
+    return outcome
+
+
+def run(
+    url: str, *, ports: list[int], lease_seconds: float = 1.0, write_seconds: float = 12.0
+) -> Outcome:
+    """The whole scenario on an empty PostgreSQL database."""
+    with scenario(url, lease_seconds) as (work, config, env, engine, token):
         with replicas(env, ports, work) as group:
             leaders_before = await_leaders(group, timeout=10 * lease_seconds + 10)
             writers = Writers(group, token)
@@ -326,13 +352,7 @@ def run(
             acknowledged=sorted(writers.acknowledged),
             planted=planted,
         )
-        collect(engine, outcome, writers.acked_at)
-        outcome.replayed = replay(engine, config, work)
-        return outcome
-    finally:
-        engine.dispose()
-        if not os.environ.get("SLAMON_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        return judged(outcome, engine, config, work, writers.acked_at)
 
 
 def workers_run(
@@ -343,13 +363,7 @@ def workers_run(
     tickets' clocks run out 2–4 s after each post. Every worker must answer, one of them
     lead, and the breaches be those of a one-process replay, each detected once and in time,
     whichever process wrote its ticket."""
-    work = Path(tempfile.mkdtemp(prefix="slamon-workers-"))
-    config = config_dir(work)
-    env = environment(url, config, work, 15)
-    engine = make_engine(url)
-    ensure_schema(engine)
-    token = admin_token(env)
-    try:
+    with scenario(url, 15) as (work, config, env, engine, token):
         with replicas(env, [port], work, workers=workers) as group:
             server = group[0]
             leaders = _each_worker(server, workers, timeout=30)
@@ -375,13 +389,7 @@ def workers_run(
             acknowledged=sorted([*load.acknowledged, *planted]),
             planted=list(planted),
         )
-        collect(engine, outcome, load.acked_at)
-        outcome.replayed = replay(engine, config, work)
-        return outcome
-    finally:
-        engine.dispose()
-        if not os.environ.get("SLAMON_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        return judged(outcome, engine, config, work, load.acked_at)
 
 
 def _through_follower(
@@ -389,14 +397,7 @@ def _through_follower(
 ) -> None:
     """Post a ticket whose clock runs out at `deadline` over a connection that a process not
     leading answers (its /readyz says so on the same connection)."""
-    reported = datetime.fromtimestamp(deadline, UTC) - CLOCK_SPAN
-    body = {
-        "external_id": ref,
-        "pool": "pool2",
-        "severity": "major",
-        "title": "follower",
-        "events": [{"type": "reported", "at": reported.isoformat()}],
-    }
+    body = due_ticket(ref, deadline, "follower")
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(200):
         with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
