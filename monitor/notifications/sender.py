@@ -223,7 +223,7 @@ class Worker:
                 try:
                     report = self.run()
                     if report.next_due is not None:
-                        due = _aware(report.next_due) - self.clock.now()
+                        due = report.next_due - self.clock.now()  # (aware)
                         wait = min(wait, max(0.05, due.total_seconds()))
                 except Exception:
                     log.exception("sending notices failed; trying again shortly")
