@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -105,7 +106,19 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
                     stderr=subprocess.DEVNULL,
                 )
             )
-            # Scraped at 0 before the deadline, so the breach is an increase Prometheus sees.
+
+            # Scraped at 0 before the deadline, so the breach is an increase Prometheus sees:
+            # the ticket is written once Prometheus has scraped the server (on a loaded machine
+            # its start took longer than the clock's 8 s, and the first sample was already 1).
+            def scraped() -> bool:
+                up = httpx.get(
+                    f"http://127.0.0.1:{prom_port}/api/v1/query",
+                    params={"query": 'up{job="sla-monitor"}'},
+                    timeout=5,
+                ).json()["data"]["result"]
+                return bool(up) and up[0]["value"][1] == "1"
+
+            wait_for(scraped, "Prometheus's first scrape of the server", seconds=60)
             about_to_breach(port, headers, "AM-1", seconds=8)
 
             def breach_alerts() -> dict[str, dict[str, str]]:
