@@ -343,7 +343,11 @@ class DriverReader:
         self._driver, self._dialect = driver, dialect
 
     def first(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        """The first row of `sql`, whose parameters are written `?`."""
+        """The first row of `sql`, whose parameters are written `?`: a SELECT, since the read
+        is a transaction of its own that nothing rolls back (anything else is refused before
+        it reaches the database)."""
+        if not sql.lstrip()[:7].upper().startswith(("SELECT ", "SELECT\n")):
+            raise ValueError(f"a read runs a SELECT only, not {sql[:40]!r}")
         if self._dialect.name == "postgresql":
             sql = sql.replace("?", "%s")
         try:
@@ -355,35 +359,31 @@ class DriverReader:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[DriverReader]:
-    """`read_scope` without SQLAlchemy's connection: see `DriverReader`. On PostgreSQL the
-    driver is told READ ONLY (sent with the BEGIN its first read opens; SQLAlchemy's option
-    does not reach a raw connection) and told again to forget it before the connection goes
-    back to the pool; the read ends by COMMIT, as `read_scope`'s does. A connection the read
-    found lost goes out of the pool (the next checkout opens a new one)."""
+    """`read_scope` without SQLAlchemy's connection: see `DriverReader`. Each read is a
+    transaction of its own: on PostgreSQL the driver is put in autocommit for the read and
+    back before the connection returns to the pool (a local setting, no round trip), so the
+    read is one round trip where a BEGIN READ ONLY, the read and a COMMIT were three (every
+    request makes this read); SQLite's driver begins no transaction for a read. A connection
+    the read found lost goes out of the pool (the next checkout opens a new one)."""
     pooled = readonly(engine).raw_connection()
     driver = pooled.driver_connection
     assert driver is not None
     postgres = engine.dialect.name == "postgresql"
     try:
         if postgres:
-            driver.read_only = True
+            driver.autocommit = True
         try:
             yield DriverReader(driver, engine.dialect)
         except BaseException:
             if not _lost(driver):
                 driver.rollback()
             raise
-        if postgres:
-            try:
-                driver.commit()
-            except engine.dialect.loaded_dbapi.Error as exc:
-                raise as_sqlalchemy_error(engine.dialect, driver, "COMMIT", (), exc) from exc
     finally:
         if _lost(driver):
             pooled.invalidate()
         elif postgres:
-            driver.read_only = None  # (idle again: a local setting, no round trip)
-        pooled.close()  # back to the pool (SQLite's reads here begin no transaction)
+            driver.autocommit = False  # the next user of the connection opens transactions
+        pooled.close()  # back to the pool
 
 
 def _lost(driver: Any) -> bool:

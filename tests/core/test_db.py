@@ -188,14 +188,38 @@ def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
     try:
         with read_scope(engine) as session, pytest.raises(sa.exc.InternalError, match="read-only"):
             session.execute(sa.text(update))
-        with read_connection(engine) as reader:
-            assert reader.first("SHOW transaction_read_only") == ("on",)
-        with pytest.raises(Exception, match="read-only"), read_connection(engine) as reader:
+        # The driver's read is a transaction of its own: only a SELECT gets to the database.
+        with pytest.raises(ValueError, match="SELECT only"), read_connection(engine) as reader:
             reader.first(update)
-        # The same pooled connection writes again for a writer.
-        with engine.begin() as conn:
-            assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
-            conn.exec_driver_sql(update)
+    finally:
+        engine.dispose()
+
+
+def test_the_drivers_read_leaves_no_transaction_and_the_connection_transactional(
+    db_url: str,
+) -> None:
+    # Every request reads its token this way: one round trip, no BEGIN and COMMIT around it
+    # on PostgreSQL. The connection then goes back to the pool for a writer, whose
+    # transaction must still be one (a rollback undoes what it wrote).
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    count = "SELECT count(*) FROM calendar_loads WHERE year = 2032"
+    try:
+        with read_connection(engine) as reader:
+            assert reader.first(count) == (0,)
+            driver = reader._driver
+            if engine.dialect.name == "postgresql":
+                status = driver.info.transaction_status
+                assert status == type(status).IDLE  # nothing open, nothing to commit
+            else:
+                assert not driver.in_transaction
+        with engine.connect() as conn:  # the same pooled connection
+            conn.exec_driver_sql(
+                "INSERT INTO calendar_loads (year, source, body, loaded_at, loaded_by) "
+                "VALUES (2032, 'x', '{}', '2026-01-01 00:00:00+00', 't')"
+            )
+            conn.rollback()
+        with read_connection(engine) as reader:
+            assert reader.first(count) == (0,)
     finally:
         engine.dispose()
 
