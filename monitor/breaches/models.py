@@ -18,7 +18,7 @@ class Breach(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("ticket_id", "target"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    ticket_id: int = Field(foreign_key="tickets.id")  # by the unique (ticket_id, target)
     target: str = Field(max_length=64)
     pool: str = Field(max_length=32, index=True)
     severity: str = Field(max_length=32, index=True)

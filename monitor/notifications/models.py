@@ -78,7 +78,7 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    notice_id: int = Field(foreign_key="notices.id", index=True)
+    notice_id: int = Field(foreign_key="notices.id")  # by the unique (notice_id, ...)
     channel: str = Field(max_length=64)
     # A digest of the address (addresses carry secrets and live only in the environment),
     # and the address with its secrets masked, for people.

@@ -29,7 +29,7 @@ class Ticket(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    pool: str = Field(max_length=32, index=True)
+    pool: str = Field(max_length=32)  # found by the unique (pool, external_id) index
     # Indexed alone too: the search box finds an external id without knowing its pool.
     external_id: str | None = Field(default=None, max_length=128, index=True)
     severity: str = Field(max_length=32, description="severity the ticket was reported with")
@@ -40,7 +40,7 @@ class Ticket(SQLModel, table=True):
     units: list[str] = json_list()
     systems: list[str] = json_list()
     policy_version: str = Field(max_length=64)
-    status: TicketStatus = Field(sa_type=AutoString(length=16), index=True)
+    status: TicketStatus = Field(sa_type=AutoString(length=16))  # by ix_tickets_metrics_open
     reported_at: datetime = instant(index=True)
     created_at: datetime = instant()
     updated_at: datetime = instant()
