@@ -424,7 +424,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 # Knowing it here spares every start (each CLI command, the server, each /readyz probe)
 # importing alembic and reading every migration file: about 0.2 s of a CLI command (4.30 →
 # 3.82 G instructions), 16 ms a probe on SQLite (bench/RESULTS.md, "Ninth round").
-SCHEMA_HEAD = "b6d1e8f3a274"
+SCHEMA_HEAD = "c9e2f4a6b815"
 
 
 def schema_state(engine: Engine) -> tuple[str | None, str]:
