@@ -270,29 +270,34 @@ def measure_target(
     deadline = after_active(start, allowed, pauses)
     paused_for = paused_total(pauses, end)
     elapsed = (end - start) - paused_for
-    risk_at = after_active(start, allowed * target.warn_at, pauses)
-    base = Measure(
-        TargetStatus.PAUSED,  # with the clock frozen: no deadline until it resumes
+    risk_at = None
+    if deadline is None:
+        status = TargetStatus.PAUSED  # with the clock frozen: no deadline until it resumes
+    elif stop is not None:
+        status = TargetStatus.MET if stop <= deadline else TargetStatus.BREACHED
+    elif now > deadline:
+        status = TargetStatus.BREACHED
+    else:
+        status = (
+            TargetStatus.AT_RISK if elapsed >= allowed * target.warn_at else TargetStatus.RUNNING
+        )
+        risk_at = after_active(start, allowed * target.warn_at, pauses)
+    # Built once (a frozen dataclass built and then replaced cost 2 % of an import).
+    return Measure(
+        status,
         start_ev=start_ev,
         start_reopen=start_reopen,
         stop_ev=stop_ev,
         stop_reopen=stop_reopen,
         count=count,
         allowed=allowed,
+        deadline=deadline,
+        risk_at=risk_at,
         pauses=tuple(pauses),
         ignored_pause=ignored,
         paused=paused_for,
         elapsed=elapsed,
     )
-    if deadline is None:
-        return base
-    if stop is not None:
-        status = TargetStatus.MET if stop <= deadline else TargetStatus.BREACHED
-        return replace(base, status=status, deadline=deadline)
-    if now > deadline:
-        return replace(base, status=TargetStatus.BREACHED, deadline=deadline)
-    status = TargetStatus.AT_RISK if elapsed >= allowed * target.warn_at else TargetStatus.RUNNING
-    return replace(base, status=status, deadline=deadline, risk_at=risk_at)
 
 
 def explain_target(

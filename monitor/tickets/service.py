@@ -371,9 +371,11 @@ def check_new_ticket(
     actor: Actor,
     taken: set[tuple[str, str]] | None = None,
     existing: set[tuple[str, str]] | None = None,
+    names: tuple[dict[str, str], dict[str, str]] | None = None,
 ) -> tuple[Policy | None, list[Problem], tuple[list[TimelineEvent], list[Effective]]]:
     """Every problem with a new ticket (locations relative to the ticket); writes nothing.
-    `existing`: the ids already held, when the caller looked them up for a whole batch.
+    `existing`: the ids already held, when the caller looked them up for a whole batch;
+    `names`: `_lookup(ctx)`, when the caller checks a batch.
     Also the timeline its events make and its corrected form, for the write to reuse."""
     problems: list[Problem] = []
     foreign = actor.pool is not None and data.pool != actor.pool
@@ -417,7 +419,7 @@ def check_new_ticket(
             )
         if taken is not None:
             taken.add(key)
-    units, systems = _lookup(ctx)
+    units, systems = names or _lookup(ctx)
     problems += _resolve_names(data.units, units, "units", "user unit")[1]
     problems += _resolve_names(data.systems, systems, "systems", "business system")[1]
 
@@ -641,11 +643,11 @@ def write_tickets(
     for the tickets and one for their events; or raise InvalidTickets, writing nothing."""
     existing = taken_ids(session, batch)
     taken = set() if taken is None else taken  # two with one id: the second is refused
-    checked = [check_new_ticket(session, ctx, d, actor, taken, existing) for d in batch]
+    units, systems = names = _lookup(ctx)
+    checked = [check_new_ticket(session, ctx, d, actor, taken, existing, names) for d in batch]
     if any(problems for _, problems, _ in checked):
         raise InvalidTickets([problems for _, problems, _ in checked])
     now = ctx.now()
-    units, systems = _lookup(ctx)
     tickets: list[dict[str, Any]] = []
     timelines, effectives = [], []
     for k, (data, (policy, _, (timeline, effective))) in enumerate(
