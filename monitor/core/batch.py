@@ -171,21 +171,16 @@ def unplanned(session: Session, statement: sa.Executable, params: dict[str, Any]
 
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     if not on_sqlite(session):
-        drawn = (
-            _core(session)
-            .execute(
-                sa.text(
-                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
-                ),
-                {"t": table.name, "n": count},
-            )
-            .scalars()
-        )
-        return list(drawn)
+        # By the driver: SQLAlchemy's result machinery took 4 % of an import to hand back
+        # the ids one row at a time.
+        return [row[0] for row in driver_rows(session, _DRAW_IDS, table.name, count)]
     sql = f'SELECT max(id) FROM "{table.name}"'
     with driver_errors(session, sql) as driver:
         last = driver.execute(sql).fetchone()[0] or 0
     return list(range(last + 1, last + 1 + count))
+
+
+_DRAW_IDS = "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)"
 
 
 def _insert(
