@@ -343,11 +343,7 @@ class DriverReader:
         self._driver, self._dialect = driver, dialect
 
     def first(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        """The first row of `sql`, whose parameters are written `?`: a SELECT, since the read
-        is a transaction of its own that nothing rolls back (anything else is refused before
-        it reaches the database)."""
-        if not sql.lstrip()[:7].upper().startswith(("SELECT ", "SELECT\n")):
-            raise ValueError(f"a read runs a SELECT only, not {sql[:40]!r}")
+        """The first row of `sql`, whose parameters are written `?`."""
         if self._dialect.name == "postgresql":
             sql = sql.replace("?", "%s")
         try:
@@ -359,19 +355,17 @@ class DriverReader:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[DriverReader]:
-    """`read_scope` without SQLAlchemy's connection: see `DriverReader`. Each read is a
-    transaction of its own: on PostgreSQL the driver is put in autocommit for the read and
-    back before the connection returns to the pool (a local setting, no round trip), so the
-    read is one round trip where a BEGIN READ ONLY, the read and a COMMIT were three (every
-    request makes this read); SQLite's driver begins no transaction for a read. A connection
-    the read found lost goes out of the pool (the next checkout opens a new one)."""
-    pooled = readonly(engine).raw_connection()
+    """`read_scope` without SQLAlchemy's connection: see `DriverReader`. On PostgreSQL from
+    a pool of its own (`_reader`) whose connections are read-only for the server and in the
+    driver's autocommit: each read is one round trip where a BEGIN READ ONLY, the read and
+    a COMMIT were three (every request makes this read), and still cannot write. On SQLite
+    from the engine's pool: its driver begins no transaction for a read, and one for a
+    write that the pool rolls back. A connection the read found lost goes out of the pool
+    (the next checkout opens a new one)."""
+    pooled = _reader(engine).raw_connection()
     driver = pooled.driver_connection
     assert driver is not None
-    postgres = engine.dialect.name == "postgresql"
     try:
-        if postgres:
-            driver.autocommit = True
         try:
             yield DriverReader(driver, engine.dialect)
         except BaseException:
@@ -381,9 +375,47 @@ def read_connection(engine: Engine) -> Iterator[DriverReader]:
     finally:
         if _lost(driver):
             pooled.invalidate()
-        elif postgres:
-            driver.autocommit = False  # the next user of the connection opens transactions
         pooled.close()  # back to the pool
+
+
+# The token reads' pool on PostgreSQL: small, since a read holds its connection for one
+# round trip (2 kept, 3 more under load).
+READER_POOL = {"pool_size": 2, "max_overflow": 3}
+_READER_LOCK = threading.Lock()
+
+
+def _reader(engine: Engine) -> Engine:
+    """The engine `read_connection` reads by: on PostgreSQL one with a pool of its own,
+    made once per engine and disposed with it, whose connections the server keeps read-only
+    (`default_transaction_read_only`) and the driver in autocommit; on SQLite `readonly`."""
+    if engine.dialect.name != "postgresql":
+        return readonly(engine)
+    made: Engine | None = engine.__dict__.get("_slamon_reader")
+    if made is not None:
+        return made
+    with _READER_LOCK:
+        made = engine.__dict__.get("_slamon_reader")
+        if made is None:
+            made = engine.__dict__["_slamon_reader"] = _read_only_pool(engine)
+    return made
+
+
+def _read_only_pool(engine: Engine) -> Engine:
+    given = engine.url.query.get("options")  # the URL's own, kept
+    options = f"{given} " if isinstance(given, str) else ""
+    made = sa.create_engine(
+        engine.url,
+        pool_pre_ping=True,
+        connect_args={"options": options + "-c default_transaction_read_only=on"},
+        **READER_POOL,
+    )
+    sa.event.listen(made, "connect", _autocommit)
+    sa.event.listen(engine, "engine_disposed", lambda _: made.dispose())
+    return made
+
+
+def _autocommit(driver: Any, _record: Any) -> None:
+    driver.autocommit = True
 
 
 def _lost(driver: Any) -> bool:

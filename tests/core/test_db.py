@@ -175,45 +175,62 @@ def test_reads_keep_the_postgresql_drivers_prepared_statements(pg_engine: Engine
                 assert reader.first(query, 0) == (0,)
             with read_scope(engine) as session:
                 session.execute(sa.text("SELECT count(*) FROM tickets WHERE id > :i"), {"i": 0})
-        with read_connection(engine) as reader:
-            prepared = reader.first("SELECT count(*) FROM pg_prepared_statements")
-        assert prepared is not None and prepared[0] >= 2
+        held = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE ?"
+        with read_connection(engine) as reader:  # the token reads' own pool
+            assert reader.first(held, "%FROM findings%") == (1,)
+        with read_scope(engine) as session:
+            prepared = session.execute(
+                sa.text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :s"),
+                {"s": "%FROM tickets%"},
+            ).scalar()
+        assert prepared == 1
     finally:
         engine.dispose()
 
 
 def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
-    # A read ends by COMMIT (to keep those statements): it must be one that cannot write.
+    # A read ends by COMMIT (to keep those statements), and the token read is a transaction
+    # of its own: neither may be one that can write.
     engine = make_engine(pg_engine.url.render_as_string(hide_password=False))
     update = "UPDATE findings SET detail = detail WHERE id < 0"
     try:
         with read_scope(engine) as session, pytest.raises(sa.exc.InternalError, match="read-only"):
             session.execute(sa.text(update))
-        # The driver's read is a transaction of its own: only a SELECT gets to the database.
-        with pytest.raises(ValueError, match="SELECT only"), read_connection(engine) as reader:
-            reader.first(update)
+        with read_connection(engine) as reader:
+            assert reader.first("SHOW transaction_read_only") == ("on",)
+        with pytest.raises(sa.exc.InternalError, match="read-only"), read_connection(engine) as r:
+            r.first(update)
+        with pytest.raises(sa.exc.InternalError, match="read-only"), read_connection(engine) as r:
+            r.first("SELECT 1; INSERT INTO findings (kind) VALUES ('x')")  # several statements
+        with pytest.raises(sa.exc.InternalError, match="read-only"), read_connection(engine) as r:
+            r.first("SELECT nextval('findings_id_seq')")
+        # The engine's own connections write for a writer.
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
+            conn.exec_driver_sql(update)
     finally:
         engine.dispose()
 
 
-def test_the_drivers_read_leaves_no_transaction_and_the_connection_transactional(
+def test_the_drivers_read_leaves_no_transaction_and_the_writers_pool_transactional(
     db_url: str,
 ) -> None:
     # Every request reads its token this way: one round trip, no BEGIN and COMMIT around it
-    # on PostgreSQL. The connection then goes back to the pool for a writer, whose
-    # transaction must still be one (a rollback undoes what it wrote).
+    # on PostgreSQL. A writer's transaction after it is still one (a rollback undoes what it
+    # wrote), on the one connection the engine's pool holds.
     engine = make_engine(db_url, pool_size=1, max_overflow=0)
     count = "SELECT count(*) FROM calendar_loads WHERE year = 2032"
     try:
-        with read_connection(engine) as reader:
-            assert reader.first(count) == (0,)
-            driver = reader._driver
-            if engine.dialect.name == "postgresql":
-                status = driver.info.transaction_status
-                assert status == type(status).IDLE  # nothing open, nothing to commit
-            else:
-                assert not driver.in_transaction
-        with engine.connect() as conn:  # the same pooled connection
+        for _ in range(3):
+            with read_connection(engine) as reader:
+                assert reader.first(count) == (0,)
+                driver = reader._driver
+                if engine.dialect.name == "postgresql":
+                    status = driver.info.transaction_status
+                    assert status == type(status).IDLE  # nothing open, nothing to commit
+                else:
+                    assert not driver.in_transaction
+        with engine.connect() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO calendar_loads (year, source, body, loaded_at, loaded_by) "
                 "VALUES (2032, 'x', '{}', '2026-01-01 00:00:00+00', 't')"
@@ -223,6 +240,8 @@ def test_the_drivers_read_leaves_no_transaction_and_the_connection_transactional
             assert reader.first(count) == (0,)
     finally:
         engine.dispose()
+    if engine.dialect.name == "postgresql":  # the reads' own pool goes with the engine
+        assert engine.__dict__["_slamon_reader"].pool.checkedin() == 0
 
 
 def test_a_read_on_sqlite_keeps_nothing_it_wrote(tmp_path: object) -> None:
