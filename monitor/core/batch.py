@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, instrumentation, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -88,7 +89,11 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 # statement text per batch size, which the driver parsed placeholder by placeholder: 3 s of a
 # 5,000-ticket import); fewer rows by one INSERT of that many VALUES (one round trip; a
 # statement text per row count and column set, which the driver caches and prepares once it
-# has seen one often, keeping the 100 it used last). Not the
+# has seen one often, keeping the 100 it used last; sent by a raw cursor, whose `$k` marks
+# the driver does not parse: it parses a `%s` statement of more than 50 parameters anew at
+# every execution, a POST's events, states and audit records, 4 % of a PostgreSQL server's
+# CPU under POSTs; an INSERT of arrays by `unnest` instead cost more, in the driver's
+# dumping of the lists, than it saved). Not the
 # driver's executemany: its pipeline polls the socket while it waits for the answer, and cost
 # 2.4x the CPU of a plain INSERT of the same 4 rows. SQLite takes every batch by one
 # executemany (a loop in C). Nothing
@@ -199,7 +204,7 @@ def _insert(
     kind = f"insert {len(rows)} returning" if returning else f"insert {len(rows)}"
     sql, values = _plan(table, tuple(rows[0]), kind, postgres=True)
     params = [value for row in rows for value in values(row)]
-    with driver_errors(session, sql) as driver, driver.cursor() as cursor:
+    with driver_errors(session, sql) as driver, psycopg.RawCursor(driver) as cursor:
         cursor.execute(sql, params)
         # The sequence gives each row its id as the INSERT reaches it, in VALUES order, so
         # the ids in ascending order are the rows' order, whatever order RETURNING lists them.
@@ -252,7 +257,10 @@ def add_rows(
         with driver_errors(session, sql) as driver:
             driver.executemany(sql + conflict, [values(row) for row in rows])
         return
-    with driver_errors(session, f"upsert {table.name}") as driver, driver.cursor() as cursor:
+    with (
+        driver_errors(session, f"upsert {table.name}") as driver,
+        psycopg.RawCursor(driver) as cursor,
+    ):
         for at in range(0, len(rows), UPSERT_PAGE):
             page = rows[at : at + UPSERT_PAGE]
             sql, values = _plan(table, names, f"insert {len(page)}", postgres=True)
@@ -349,7 +357,8 @@ _PLANS: dict[tuple[sa.Table, tuple[str, ...], str, bool], _Plan] = {}
 def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool) -> _Plan:
     """The driver's statement for rows with these columns, and how a row's values are bound;
     made once per table, columns and `kind`: "copy", "insert" (one row's VALUES, for
-    executemany), "insert N" (N rows' VALUES), optionally with " returning" their ids, or
+    executemany), "insert N" (PostgreSQL: N rows' VALUES, its parameters numbered `$k` for a
+    `psycopg.RawCursor`), optionally with " returning" their ids, or
     "update K" (the columns before the last K set on the row the last K name)."""
     found = _PLANS.get((table, names, kind, postgres))
     if found is not None:
@@ -363,12 +372,18 @@ def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool)
         sql = f'UPDATE "{table.name}" SET {assign} WHERE {where}'
     elif kind == "copy":
         sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
-    else:
-        group = "(" + ", ".join(mark for _ in names) + ")"
-        count = int(kind.split()[1]) if kind != "insert" else 1
-        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ' + ", ".join([group] * count)
+    elif postgres:  # "insert N": numbered as the server numbers them, for a raw cursor
+        count, width = int(kind.split()[1]), len(names)
+        groups = (
+            "(" + ", ".join(f"${k * width + i}" for i in range(1, width + 1)) + ")"
+            for k in range(count)
+        )
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ' + ", ".join(groups)
         if kind.endswith(" returning"):
             sql += " RETURNING id"
+    else:  # "insert": one row's VALUES, for SQLite's executemany
+        group = "(" + ", ".join(mark for _ in names) + ")"
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES {group}'
     get = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     # Only the columns whose values the ORM would convert are touched.
     convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]

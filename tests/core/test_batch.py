@@ -105,6 +105,21 @@ def test_rows_written_in_bulk_read_back_as_rows_written_by_sqlalchemy(
         assert [r[1:] for r in bulk] == [r[1:] for r in single]
 
 
+def test_a_value_longer_than_its_column_is_never_stored_cut(session: Session) -> None:
+    # PostgreSQL refuses a request's few rows as it refuses SQLAlchemy's own INSERT; SQLite
+    # keeps text whole, whatever the declared length.
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    rows = _ticket_rows("LONG", 2)
+    rows[1]["title"] = "长" * 501  # the column holds 500
+    if session.get_bind().dialect.name == "postgresql":
+        with pytest.raises(sa.exc.DataError, match="too long"):
+            insert_returning_ids(session, table, rows)
+        return
+    ids = insert_returning_ids(session, table, rows)
+    stored = session.execute(sa.select(table.c.title).where(table.c.id == ids[1])).scalar_one()
+    assert stored == "长" * 501
+
+
 def test_a_naive_instant_is_refused_in_bulk_as_one_at_a_time(session: Session) -> None:
     rows = _ticket_rows("N", BULK_FROM)
     rows[-1]["created_at"] = datetime(2026, 3, 1)  # noqa: DTZ001 - the point of the test
