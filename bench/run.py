@@ -376,7 +376,11 @@ class Run:
         self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", len(every))
 
     # Import --------------------------------------------------------------------------------
-    def import_file(self, count: int, raw: float) -> None:
+    def import_file(self, count: int, raw: float, *, into_empty: bool = False) -> None:
+        """`sla-monitor import` of `count` generated tickets into the database as the run
+        left it; then, with `into_empty`, the same file into the database emptied, as a
+        province's history goes into a new installation (the run's last step: it drops
+        what the run wrote)."""
         source = self.work / "import.json"
         events = 0
         tickets = [history.draft(history.SEED, 40_000_000 + n, history.NOW) for n in range(count)]
@@ -384,6 +388,15 @@ class Run:
             t["external_id"] = "IMP-" + t["external_id"]
             events += len(t["events"])
         source.write_text(json.dumps({"tickets": tickets}, ensure_ascii=False), encoding="utf-8")
+        self.report("import.events_per_s", events / self._import(source), "events/s", count, raw)
+        if into_empty:
+            self.engine.dispose()
+            empty(self.url)
+            took = self._import(source)
+            self.report("import.empty_database.events_per_s", events / took, "events/s", count, raw)
+
+    def _import(self, source: Path) -> float:
+        """Seconds `sla-monitor import` of the file took, the process's start included."""
         env = {**os.environ, "SLAMON_DATABASE_URL": self.url, "SLAMON_CONFIG_DIR": str(CONFIG)}
         began = time.perf_counter()
         done = subprocess.run(
@@ -396,7 +409,7 @@ class Run:
         took = time.perf_counter() - began
         if done.returncode != 0:
             raise RuntimeError(done.stdout + done.stderr)
-        self.report("import.events_per_s", events / took, "events/s", count, raw)
+        return took
 
 
 # The generated tickets each client cycles through (a new external id on every POST), and the
@@ -446,6 +459,11 @@ def _threads(target: Callable[[int], None], count: int) -> None:
 
 
 def empty(url: str) -> None:
+    """The database with its schema and nothing else (an SQLite file is made anew)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            name.unlink(missing_ok=True)
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
@@ -502,7 +520,8 @@ def bench_database(
     if wanted("http"):
         run.http(plan.seconds, raw)
     if wanted("import"):
-        run.import_file(plan.import_tickets, raw[1])
+        # Into an empty database too, unless it was filled beforehand (kept for the next run).
+        run.import_file(plan.import_tickets, raw[1], into_empty=not filled)
     run.engine.dispose()
     return took
 
