@@ -90,10 +90,13 @@ def cli_settings() -> Settings:
 
 
 @contextmanager
-def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Clock]]:
-    """Settings, a ready database and a clock, with domain errors turned into messages."""
+def runtime(
+    clock: Clock | None = None, *, bulk: bool = False
+) -> Iterator[tuple[Settings, Engine, Clock]]:
+    """Settings, a ready database and a clock, with domain errors turned into messages.
+    `bulk`: the command writes one large transaction (`make_engine`)."""
     settings = cli_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, bulk=bulk)
     try:
         ensure_schema(engine)
         yield settings, engine, clock or SystemClock()
@@ -113,16 +116,18 @@ def runtime(clock: Clock | None = None) -> Iterator[tuple[Settings, Engine, Cloc
 
 
 @contextmanager
-def unit_of_work(clock: Clock | None = None) -> Iterator[tuple[Session, SlaContext]]:
+def unit_of_work(
+    clock: Clock | None = None, *, bulk: bool = False
+) -> Iterator[tuple[Session, SlaContext]]:
     """A write transaction, for writes outside the ticket flow (tokens, users)."""
-    with runtime(clock) as (settings, engine, clk), session_scope(engine) as session:
+    with runtime(clock, bulk=bulk) as (settings, engine, clk), session_scope(engine) as session:
         yield session, load_context(session, settings, clk)
 
 
 @contextmanager
-def writing(clock: Clock | None = None) -> Iterator[WriteFlow]:
+def writing(clock: Clock | None = None, *, bulk: bool = False) -> Iterator[WriteFlow]:
     """A write transaction through the write flow (tickets, reviews, calendar loads)."""
-    with unit_of_work(clock) as (session, ctx), write_flow(session, ctx) as flow:
+    with unit_of_work(clock, bulk=bulk) as (session, ctx), write_flow(session, ctx) as flow:
         yield flow
 
 
@@ -183,7 +188,7 @@ def import_cmd(
         # live until it ends, and its passes over them (233 young ones while a JSON file of
         # 20,000 tickets was read, then between chunks) were 9 % of such an import. An import
         # makes little cyclic garbage, and not by its size (about 2,000 objects, measured).
-        with collector_paused(), writing() as flow:
+        with collector_paused(), writing(bulk=True) as flow:
             rows = read_rows(file)
             if file.suffix.lower() == ".xlsx":
                 gc.collect()  # a workbook is a cycle holding its shared strings: freed here

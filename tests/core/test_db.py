@@ -81,6 +81,22 @@ def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: object) ->
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
+def test_an_imports_sqlite_connection_keeps_its_undo_in_memory_and_a_large_cache(
+    tmp_path: object,
+) -> None:
+    # A command writing one large transaction (an import): its statement journal in memory,
+    # not a temporary file, and a page cache its indexes fit in; as durable as any other.
+    # The server's connections keep SQLite's defaults (their sorts stay on disk).
+    for bulk, temp_store, cache_size in ((True, 2, -65536), (False, 0, -2000)):
+        engine = make_engine(f"sqlite:///{tmp_path}/bulk-{bulk}.db", bulk=bulk)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == temp_store
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == cache_size
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        engine.dispose()
+
+
 HOLD_THE_WRITERS = """
 import sys, time
 from monitor.core.db import make_engine, write_queue
