@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -456,8 +456,23 @@ def check_new_ticket(
     return policy, problems, (timeline, effective)
 
 
+class _Owner(NamedTuple):
+    """What an event's row and audit record take from its ticket, read from the ticket once
+    (each field of an ORM object is a descriptor call) rather than once an event."""
+
+    id: int
+    entity_id: str
+    pool: str
+    external_id: str | None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> _Owner:
+        assert ticket.id is not None
+        return cls(ticket.id, str(ticket.id), ticket.pool, ticket.external_id)
+
+
 def _event_values(
-    ticket: Ticket,
+    owner: _Owner,
     seq: int,
     ev: EventIn,
     tl: TimelineEvent,
@@ -466,9 +481,8 @@ def _event_values(
     corrected: StoredEvent | None,
 ) -> tuple[dict[str, Any], audit.Entry]:
     """An event's row and its audit record."""
-    assert ticket.id is not None
     values = {
-        "ticket_id": ticket.id,
+        "ticket_id": owner.id,
         "seq": seq,
         "client_id": ev.id,
         "type": ev.type,
@@ -488,10 +502,10 @@ def _event_values(
         actor=actor.name,
         action="event.recorded",
         entity="ticket",
-        entity_id=str(ticket.id),
+        entity_id=owner.entity_id,
         payload={
-            "pool": ticket.pool,
-            "external_id": ticket.external_id,
+            "pool": owner.pool,
+            "external_id": owner.external_id,
             "seq": seq,
             "event_id": ev.id,
             "type": ev.type,
@@ -690,13 +704,14 @@ def write_tickets(
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
         recorded = recorded_at[k] if recorded_at is not None else None
+        owner = _Owner.of(done.ticket)
         for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
             at = recorded[i] if recorded is not None else now
             if tl.corrects is not None and tl.corrects > len(done.events):
                 _insert_events(session, pending)  # it corrects one of them: ids first
                 pending = []
             corrected = done.events[tl.corrects - 1] if tl.corrects is not None else None
-            values, entry = _event_values(done.ticket, i + 1, ev, tl, actor, at, corrected)
+            values, entry = _event_values(owner, i + 1, ev, tl, actor, at, corrected)
             pending.append((done, values))
             done.entries.append(entry)
     _insert_events(session, pending)  # every ticket's events in one statement
@@ -830,7 +845,8 @@ def append_event(
     now = ctx.now()
     tl = timeline[-1]
     corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
-    values, entry = _event_values(ticket, seq, data, tl, actor, recorded_at or now, corrected)
+    owner = _Owner.of(ticket)
+    values, entry = _event_values(owner, seq, data, tl, actor, recorded_at or now, corrected)
     # By one INSERT, as new tickets' events go in: the ORM's flush cost more than the insert.
     (event_id,) = insert_returning_ids(session, _EVENTS, [values])
     (row,) = as_loaded(session, Event, [{"id": event_id, **values}])
