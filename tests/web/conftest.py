@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ def people(engine: Engine, clock: FixedClock) -> dict[str, str]:
 
 @pytest.fixture
 def live(app: FastAPI) -> Iterator[str]:
-    """The application served by uvicorn on a socket bound before it starts: no waiting loop,
-    requests queue in the backlog until the server is up."""
+    """The application served by uvicorn on a socket bound before it starts (requests queue in
+    the backlog until the server is up), once its start-up has written what it writes: the
+    test's own fixtures (`ctx`) store the same policy versions, and must not race it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -61,6 +63,10 @@ def live(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
