@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from monitor.auth import service as auth_service
 from monitor.auth.service import create_user
 from monitor.core.clock import FixedClock
 from monitor.core.db import session_scope
@@ -32,10 +33,31 @@ PEOPLE = {
 }
 
 
+class _HashedOnce:
+    """The password hasher with PASSWORD's hash made once: argon2id costs about 0.2 s a hash by
+    design, and `people` made five before each of some forty tests. The hash is the real one
+    (the library's defaults, as the product makes it), so logging in still verifies it."""
+
+    def __init__(self) -> None:
+        self.real = auth_service._hasher
+        self.hashed = self.real.hash(PASSWORD)
+
+    def hash(self, password: str) -> str:
+        return self.hashed if password == PASSWORD else self.real.hash(password)
+
+
+@pytest.fixture(scope="session")
+def hashed_once() -> _HashedOnce:
+    return _HashedOnce()
+
+
 @pytest.fixture
-def people(engine: Engine, clock: FixedClock) -> dict[str, str]:
+def people(
+    engine: Engine, clock: FixedClock, hashed_once: _HashedOnce, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """One account per role; name → password."""
-    with session_scope(engine) as session:
+    with session_scope(engine) as session, monkeypatch.context() as patched:
+        patched.setattr(auth_service, "_hasher", hashed_once)  # only while they are made
         for name, (role, pool) in PEOPLE.items():
             create_user(
                 session,
