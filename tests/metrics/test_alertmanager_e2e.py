@@ -76,9 +76,9 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
             f"  - job_name: sla-monitor\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n",
             encoding="utf-8",
         )
-        headers = admin_headers(env)
         try:
-            procs.append(start(env, port))
+            # Prometheus first: it takes up a new target only some 5 s after it starts (its
+            # scrape manager's reload interval), time the token and the server's start fill.
             procs.append(
                 subprocess.Popen(
                     [
@@ -106,10 +106,14 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
                     stderr=subprocess.DEVNULL,
                 )
             )
+            headers = admin_headers(env)
+            procs.append(start(env, port))
 
             # Scraped at 0 before the deadline, so the breach is an increase Prometheus sees:
-            # the ticket is written once Prometheus has scraped the server (on a loaded machine
-            # its start took longer than the clock's 8 s, and the first sample was already 1).
+            # the ticket is written once Prometheus has scraped the server (every pool's
+            # target is exported at 0 from the start), and its clock runs out 2 s later (on a
+            # loaded machine, Prometheus's start took longer than a clock of 8 s posted at
+            # once, and the first sample was already 1).
             def scraped() -> bool:
                 up = httpx.get(
                     f"http://127.0.0.1:{prom_port}/api/v1/query",
@@ -119,7 +123,7 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
                 return bool(up) and up[0]["value"][1] == "1"
 
             wait_for(scraped, "Prometheus's first scrape of the server", seconds=60)
-            about_to_breach(port, headers, "AM-1", seconds=8)
+            about_to_breach(port, headers, "AM-1", seconds=2)
 
             def breach_alerts() -> dict[str, dict[str, str]]:
                 found = {}

@@ -29,7 +29,7 @@ def wait_for(check: Any, what: str, seconds: float = 60) -> Any:
                 return result
         except (httpx.HTTPError, ValueError):  # not up yet, or not answering JSON yet
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -43,7 +43,6 @@ def test_prometheus_scrapes_the_demo_and_every_query_runs(db_url: str, tmp_path:
         "SLAMON_EVIDENCE_DIR": str(tmp_path / "evidence"),
     }
     port, prom_port = free_port(), free_port()
-    server = start_with_demo(env, port)
     shutil.copy(DASHBOARDS / "alerts.yml", tmp_path / "alerts.yml")
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -52,6 +51,8 @@ def test_prometheus_scrapes_the_demo_and_every_query_runs(db_url: str, tmp_path:
         f"  - job_name: sla-monitor\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n",
         encoding="utf-8",
     )
+    # Prometheus first: it takes up a new target only some 5 s after it starts (its scrape
+    # manager's reload interval), time the loading of the demo year fills.
     prom = subprocess.Popen(
         [
             prometheus,
@@ -65,6 +66,12 @@ def test_prometheus_scrapes_the_demo_and_every_query_runs(db_url: str, tmp_path:
     )
     base = f"http://127.0.0.1:{prom_port}/api/v1"
     try:
+        server = start_with_demo(env, port)
+    except BaseException:
+        prom.send_signal(signal.SIGTERM)
+        prom.wait(timeout=20)
+        raise
+    try:
 
         def run(expr: str) -> dict[str, Any]:
             data: dict[str, Any] = httpx.get(
@@ -72,9 +79,10 @@ def test_prometheus_scrapes_the_demo_and_every_query_runs(db_url: str, tmp_path:
             ).json()
             return data
 
-        # Range functions need at least two samples: wait until Prometheus has them.
+        # Range functions need at least two samples: wait until Prometheus has them (up is 1
+        # for a scrape that succeeded; the first may have come before the server was up).
         wait_for(
-            lambda: run('count_over_time(up{job="sla-monitor"}[5m]) >= 2')["data"]["result"],
+            lambda: run('sum_over_time(up{job="sla-monitor"}[5m]) >= 2')["data"]["result"],
             "two successful scrapes",
         )
         failures = []
