@@ -308,11 +308,13 @@ def test_serve_refuses_a_number_of_workers_it_cannot_start(
 
 # A worker that cannot start (an install changed under the running server, met when a worker
 # is replaced): its supervisor stops the other workers, and `serve` must then not exit 0, or
-# whatever restarts failed services never restarts it.
+# whatever restarts failed services never restarts it. The factory is missing from a module
+# that imports at once: a worker failing only after the second the application's imports
+# take was often caught with uvicorn's health check unanswered, which waits 5 s.
 SERVE_WITH_A_BROKEN_WORKER = """
 import sys
 import monitor.cli as cli
-cli.WORKER_APP = "monitor.api.app:no_such_application"
+cli.WORKER_APP = "monitor:no_such_application"
 cli.app(sys.argv[1:])
 """
 
