@@ -40,10 +40,29 @@ class SlaContext:
         return self.clock.now()
 
 
+# On PostgreSQL this advisory lock (a space and key of their own) serializes the storing of
+# policy versions: two replicas starting on a new database both found a version missing, and
+# the second's insert failed on the unique version (its start with it).
+POLICY_LOCK = (1320, 0)
+
+
 def sync_policies(session: Session, settings: Settings, now: datetime) -> PolicySet:
-    """Store each configured policy version the first time it is seen; refuse silent edits."""
+    """Store each configured policy version the first time it is seen; refuse silent edits.
+    Only when one is missing or differs is the policies' lock taken (PostgreSQL; SQLite's
+    writers take turns already) and what is stored read again under it."""
     configured = load_policy_file(settings.config_dir).policies
     stored = {p.version: p for p in session.exec(select(PolicyVersion)).all()}
+    if (
+        any(
+            stored.get(p.version) is None or stored[p.version].digest != p.digest()
+            for p in configured
+        )
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        driver_rows(session, f"SELECT pg_advisory_xact_lock{POLICY_LOCK}")
+        # What the other writer stored, now committed, read afresh (rows read above too).
+        again = select(PolicyVersion).execution_options(populate_existing=True)
+        stored = {p.version: p for p in session.exec(again).all()}
     for policy in configured:
         body = policy.model_dump(mode="json")
         digest = policy.digest()

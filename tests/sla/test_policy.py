@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from monitor.audit.models import AuditRecord
 from monitor.core.clock import FixedClock
 from monitor.core.db import read_scope, session_scope
 from monitor.core.errors import ConfigError
@@ -117,3 +120,38 @@ def test_a_read_stores_no_policy_and_the_first_writer_does(
         stored = [p.version for p in session.exec(select(PolicyVersion)).all()]
         assert cache.get(session) is kept
     assert "contract-2019" in stored
+
+
+def test_two_servers_starting_on_a_new_database_store_each_policy_version_once(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    # Two replicas started at once each load their context as a writer: the second must wait
+    # for the first's versions and store none (on PostgreSQL it failed on the unique version,
+    # and its start with it); SQLite's writers take turns.
+    first = Session(engine)
+    load_context(first, settings, clock)  # stored, not yet committed
+    second: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            with session_scope(engine) as session:
+                second["ctx"] = load_context(session, settings, clock)
+        except Exception as exc:  # handed to the test
+            second["error"] = exc
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    time.sleep(0.5)  # the second is waiting for the first
+    assert thread.is_alive()
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert "error" not in second, second.get("error")
+    assert isinstance(second["ctx"], SlaContext)
+    with read_scope(engine) as session:
+        versions = [p.version for p in session.exec(select(PolicyVersion)).all()]
+        added = session.exec(
+            select(AuditRecord.entity_id).where(AuditRecord.action == "policy.added")
+        ).all()
+    assert sorted(versions) == sorted(set(versions)) == sorted(added)
+    assert "contract-2019" in versions
