@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 
@@ -33,9 +32,6 @@ def parse_instant(value: object, tz: tzinfo) -> datetime:
     return parsed.astimezone(UTC)
 
 
-# A judgement's explanations show the same instants (an event's, a deadline, now) over and
-# over; equal instants show the same local text, whatever offset they carry.
-@functools.lru_cache(maxsize=4096)
 def show(at: datetime | None, tz: tzinfo) -> str:
     """A local time as people write it, with its offset, e.g. 2022-08-10 11:41:00+08:00."""
     if at is None:
