@@ -419,7 +419,9 @@ def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool)
         sql = f'INSERT INTO "{table.name}" ({columns}) VALUES {group}'
     get = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     # Only the columns whose values the ORM would convert are touched.
-    convert = [(i, c) for i, n in enumerate(names) if (c := _converter(table.c[n].type, postgres))]
+    convert = [
+        (i, c) for i, n in enumerate(names) if (c := _binding(table.c[n].type, kind, postgres))
+    ]
 
     def values(row: dict[str, Any]) -> list[Any]:
         out = list(get(row))
@@ -428,6 +430,17 @@ def _plan(table: sa.Table, names: tuple[str, ...], kind: str, *, postgres: bool)
         return out
 
     found = _PLANS[(table, names, kind, postgres)] = (sql, values)
+    return found
+
+
+def _binding(
+    column: sa.types.TypeEngine[Any], kind: str, postgres: bool
+) -> Callable[[Any], Any] | None:
+    """`_converter`, and in a binary COPY a check of the integers PostgreSQL keeps in 4
+    bytes: the driver writes only their low 4 bytes (2**32 + 5 went in as 5)."""
+    found = _converter(column, postgres)
+    if found is None and kind == "copy" and copy_type_of(column) == "INTEGER":
+        return _int4
     return found
 
 
@@ -457,6 +470,13 @@ def _json(value: Any) -> str:
     if not value and isinstance(value, list):  # most events carry no evidence
         return "[]"
     return json.dumps(value)
+
+
+def _int4(value: int | None) -> int | None:
+    """An integer for a 4-byte column, refused as the server refuses it when out of range."""
+    if value is not None and not -(2**31) <= value < 2**31:
+        raise ValueError(f"integer out of range: {value}")
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -16,6 +16,7 @@ from monitor.core.batch import (
     UPSERT_PAGE,
     add_rows,
     as_loaded,
+    bulk_rows,
     collector_paused,
     copy_type_of,
     insert_returning_ids,
@@ -129,6 +130,22 @@ def test_a_value_longer_than_its_column_is_never_stored_cut(session: Session) ->
     ids = insert_returning_ids(session, table, rows)
     stored = session.execute(sa.select(table.c.title).where(table.c.id == ids[1])).scalar_one()
     assert stored == "长" * 501
+
+
+def test_an_integer_out_of_its_columns_range_is_never_stored_wrapped(session: Session) -> None:
+    # A batch goes into PostgreSQL by a binary COPY, whose driver writes only an integer's
+    # low 4 bytes: 2**32 + 5 would be stored as 5. It is refused, as an INSERT refuses it;
+    # SQLite keeps integers of 8 bytes whole.
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    big = 2**32 + 5
+    rows = [{"id": big + i, **row} for i, row in enumerate(_ticket_rows("BIG", BULK_FROM))]
+    if session.get_bind().dialect.name == "postgresql":
+        with pytest.raises(ValueError, match="out of range"):
+            bulk_rows(session, table, rows)
+        return
+    bulk_rows(session, table, rows)
+    stored = session.execute(sa.select(sa.func.min(table.c.id))).scalar_one()
+    assert stored == big
 
 
 def test_a_naive_instant_is_refused_in_bulk_as_one_at_a_time(session: Session) -> None:
