@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -141,8 +142,7 @@ def test_two_servers_starting_on_a_new_database_store_each_policy_version_once(
 
     thread = threading.Thread(target=start)
     thread.start()
-    time.sleep(0.5)  # the second is waiting for the first
-    assert thread.is_alive()
+    _until_waiting(engine, thread)
     first.commit()
     first.close()
     thread.join(30)
@@ -155,3 +155,19 @@ def test_two_servers_starting_on_a_new_database_store_each_policy_version_once(
         ).all()
     assert sorted(versions) == sorted(set(versions)) == sorted(added)
     assert "contract-2019" in versions
+
+
+def _until_waiting(engine: Engine, thread: threading.Thread) -> None:
+    """Until the second writer waits for the first: on PostgreSQL for a lock (any the
+    server has not granted: without the policies' lock, the unique version's); SQLite's
+    writers wait for its write lock, which the server does not show, so a while."""
+    if engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        assert thread.is_alive()
+        return
+    waiting = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while not conn.execute(waiting).scalar_one():
+            assert thread.is_alive() and time.monotonic() < deadline, "the second never waited"
+            time.sleep(0.02)
