@@ -21,7 +21,7 @@ install: $(STAMP) ## create .venv and install the project with its test tools
 # The project's own modules compiled ahead: where Python is told not to write bytecode
 # (PYTHONDONTWRITEBYTECODE), every start would compile them again, about 0.3 s of each CLI
 # command and server the tests start. Up-to-date files are skipped; it takes under a second.
-BYTECODE = $(BIN)/python -m compileall -q monitor bench tests >/dev/null
+BYTECODE = $(BIN)/python -m compileall -q monitor bench tests
 
 run: $(STAMP) ## run the server with demo data on the embedded SQLite database
 	@$(BYTECODE)

@@ -560,7 +560,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--label", default="", help="added to the RESULTS.md heading")
-    parser.add_argument("--sqlite", default=None, help="SQLite file (default: a fresh one)")
+    parser.add_argument(
+        "--sqlite",
+        default=None,
+        help="SQLite file (default: a fresh one); emptied first unless --filled",
+    )
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--port", type=int, default=8630)
     parser.add_argument(

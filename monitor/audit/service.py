@@ -63,7 +63,7 @@ class Entry(NamedTuple):
     """One record to append; its place in the chain (seq, hashes) is given on appending. The
     payload is JSON with string keys (its canonical text is what the record's hash covers,
     and what `verify_chain` recomputes from the stored payload). A named tuple: an import
-    makes six a ticket, and a frozen dataclass cost three times as much to make."""
+    makes six a ticket, and a frozen dataclass cost twice as much to make."""
 
     at: datetime
     actor: str

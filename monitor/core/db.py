@@ -215,7 +215,7 @@ def write_queue(engine: Engine) -> AbstractContextManager[None]:
 # to a temporary file, and a 20,000-ticket import wrote 360,000 times to one (of 447,000
 # writes in all; 107,000 without). A page cache of 64 MiB (the default holds 2 MB): the
 # import's indexes did not fit, and pages were read back 97,000 times (71,000). Together the
-# import took 13 % less time. Not for the server's pooled connections, whose large sorts
+# import took 13-17 % less time. Not for the server's pooled connections, whose large sorts
 # would then be held in memory too.
 BULK_PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-65536")
 
