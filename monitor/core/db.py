@@ -212,7 +212,7 @@ def write_queue(engine: Engine) -> AbstractContextManager[None]:
 
 # A large transaction's connection on SQLite. Its statement journal (each statement's undo,
 # which a transaction of many statements keeps) stays in memory: past 64 KiB SQLite writes it
-# to a temporary file, and a 20,000-ticket import wrote 360,000 times to one (of 447,000
+# to a temporary file, and a 20,000-ticket import wrote 360,000 times to one (of 505,000
 # writes in all; 107,000 without). A page cache of 64 MiB (the default holds 2 MB): the
 # import's indexes did not fit, and pages were read back 97,000 times (71,000). Together the
 # import took 13-17 % less time. Not for the server's pooled connections, whose large sorts
