@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,18 +354,27 @@ class DriverReader:
     makes: through SQLAlchemy's connection and statement machinery it cost 0.2 ms, by the
     driver 0.01 ms. One SELECT sees one snapshot, so it needs no transaction of its own."""
 
-    def __init__(self, driver: Any, dialect: sa.Dialect) -> None:
-        self._driver, self._dialect = driver, dialect
+    def __init__(
+        self, driver: Any, dialect: sa.Dialect, fresh: Callable[[], Any] | None = None
+    ) -> None:
+        self._driver, self._dialect, self._fresh = driver, dialect, fresh
 
     def first(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        """The first row of `sql`, whose parameters are written `?`."""
+        """The first row of `sql`, whose parameters are written `?`. A read that finds its
+        connection lost is made once more on a new one, when the reader was given `fresh`
+        (the read-only pool's: a read repeated changes nothing)."""
         if self._dialect.name == "postgresql":
             sql = sql.replace("?", "%s")
-        try:
-            row: tuple[Any, ...] | None = self._driver.execute(sql, params).fetchone()
-        except self._dialect.loaded_dbapi.Error as exc:
-            raise as_sqlalchemy_error(self._dialect, self._driver, sql, params, exc) from exc
-        return row
+        while True:
+            try:
+                row: tuple[Any, ...] | None = self._driver.execute(sql, params).fetchone()
+                return row
+            except self._dialect.loaded_dbapi.Error as exc:
+                if self._fresh is None or not (_lost(self._driver) or _shut(exc)):
+                    raise as_sqlalchemy_error(
+                        self._dialect, self._driver, sql, params, exc
+                    ) from exc
+                self._driver, self._fresh = self._fresh(), None  # once
 
 
 @contextmanager
@@ -373,24 +382,37 @@ def read_connection(engine: Engine) -> Iterator[DriverReader]:
     """`read_scope` without SQLAlchemy's connection: see `DriverReader`. On PostgreSQL from
     a pool of its own (`_reader`) whose connections are read-only for the server and in the
     driver's autocommit: each read is one round trip where a BEGIN READ ONLY, the read and
-    a COMMIT were three (every request makes this read), and still cannot write. On SQLite
-    from the engine's pool: its driver begins no transaction for a read, and one for a
-    write that the pool rolls back. A connection the read found lost goes out of the pool
-    (the next checkout opens a new one)."""
-    pooled = _reader(engine).raw_connection()
-    driver = pooled.driver_connection
-    assert driver is not None
+    a COMMIT were three (every request makes this read), and still cannot write; its
+    connections are not pinged when checked out (a round trip more on every request): a
+    read that finds its connection lost (the server restarted) is made again, once, on a
+    new one. On SQLite from the engine's pool: its driver begins no transaction for a read,
+    and one for a write that the pool rolls back. A connection the read found lost goes out
+    of the pool (the next checkout opens a new one)."""
+    source = _reader(engine)
+    held = [source.raw_connection()]
+
+    def fresh() -> Any:
+        """A new connection, the pool's others closed with the lost one: what lost one (a
+        restart of the server) lost them all, as SQLAlchemy assumes of a disconnect."""
+        held[0].invalidate()
+        source.dispose()
+        held[0] = source.raw_connection()
+        return held[0].driver_connection
+
+    postgres = engine.dialect.name == "postgresql"
+    reader = DriverReader(held[0].driver_connection, engine.dialect, fresh if postgres else None)
     try:
         try:
-            yield DriverReader(driver, engine.dialect)
+            yield reader
         except BaseException:
-            if not _lost(driver):
+            driver = held[0].driver_connection
+            if driver is not None and not _lost(driver):
                 driver.rollback()
             raise
     finally:
-        if _lost(driver):
-            pooled.invalidate()
-        pooled.close()  # back to the pool
+        if _lost(held[0].driver_connection):
+            held[0].invalidate()
+        held[0].close()  # back to the pool
 
 
 # The token reads' pool on PostgreSQL: small, since a read holds its connection for one
@@ -420,7 +442,7 @@ def _read_only_pool(engine: Engine) -> Engine:
     options = f"{given} " if isinstance(given, str) else ""
     made = sa.create_engine(
         engine.url,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # a lost connection's read is made again instead (above)
         connect_args={"options": options + "-c default_transaction_read_only=on"},
         **READER_POOL,
     )
@@ -431,6 +453,13 @@ def _read_only_pool(engine: Engine) -> Engine:
 
 def _autocommit(driver: Any, _record: Any) -> None:
     driver.autocommit = True
+
+
+def _shut(exc: BaseException) -> bool:
+    """Whether PostgreSQL ended the connection (SQLSTATE class 08, or 57P: shut down by an
+    administrator or a crash, or not yet accepting connections): the driver marks it lost
+    only at its next use."""
+    return str(getattr(exc, "sqlstate", None) or "").startswith(("08", "57P"))
 
 
 def _lost(driver: Any) -> bool:

@@ -228,6 +228,33 @@ def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
         engine.dispose()
 
 
+def test_a_token_read_on_a_lost_connection_is_made_again_on_a_new_one(pg_engine: Engine) -> None:
+    # The token reads' connections are not pinged at checkout (a round trip on every
+    # request): after PostgreSQL lost them (a restart), the next read is made again on a new
+    # connection instead of failing the request; an error that is not a lost connection is
+    # raised as before.
+    engine = make_engine(pg_engine.url.render_as_string(hide_password=False))
+    try:
+        pids = set()
+        for _ in range(2):  # both of the pool's kept connections opened
+            with read_connection(engine) as first, read_connection(engine) as second:
+                pids |= {first.first("SELECT pg_backend_pid()"), second.first("SELECT 1")}
+        with pg_engine.connect() as admin:  # every connection of the readers' pool lost
+            admin.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        for _ in range(3):
+            with read_connection(engine) as reader:
+                assert reader.first("SELECT 1 + 1") == (2,)
+        with pytest.raises(sa.exc.ProgrammingError), read_connection(engine) as reader:
+            reader.first("SELECT no_such_column FROM findings")
+    finally:
+        engine.dispose()
+
+
 def test_the_drivers_read_leaves_no_transaction_and_the_writers_pool_transactional(
     db_url: str,
 ) -> None:
