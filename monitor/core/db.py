@@ -370,7 +370,8 @@ class DriverReader:
                 row: tuple[Any, ...] | None = self._driver.execute(sql, params).fetchone()
                 return row
             except self._dialect.loaded_dbapi.Error as exc:
-                if self._fresh is None or not (_lost(self._driver) or _shut(exc)):
+                lost = self._dialect.is_disconnect(exc, self._driver, None)
+                if self._fresh is None or not lost:  # (as `as_sqlalchemy_error` marks it)
                     raise as_sqlalchemy_error(
                         self._dialect, self._driver, sql, params, exc
                     ) from exc
@@ -453,13 +454,6 @@ def _read_only_pool(engine: Engine) -> Engine:
 
 def _autocommit(driver: Any, _record: Any) -> None:
     driver.autocommit = True
-
-
-def _shut(exc: BaseException) -> bool:
-    """Whether PostgreSQL ended the connection (SQLSTATE class 08, or 57P: shut down by an
-    administrator or a crash, or not yet accepting connections): the driver marks it lost
-    only at its next use."""
-    return str(getattr(exc, "sqlstate", None) or "").startswith(("08", "57P"))
 
 
 def _lost(driver: Any) -> bool:
