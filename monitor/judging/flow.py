@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -21,12 +21,12 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from monitor.audit import service as audit
 from monitor.breaches.findings import Facts, Thresholds, sync_findings, ticket_findings
 from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
 from monitor.breaches.service import (
     check_decision,
     correction_states,
+    held_breaches,
     held_corrections,
     record_correction_state,
     review_breach,
@@ -83,7 +83,6 @@ class Settled:
     judgement: Judgement
     states: list[JudgedState]
     before: dict[str, TargetStatus]  # each target's status before this judgement
-    new_breaches: list[Breach] = field(default_factory=list)
     events: Sequence[StoredEvent] = ()  # the timeline it was judged by
     complete: bool = True  # False: `events` are a partial timeline (`Appended.complete`)
 
@@ -142,12 +141,12 @@ class WriteFlow:
         # ten cost 10-20 % of its throughput (bench.run, back to back), the collection
         # then falling on whatever ran next.
         paused = collector_paused() if len(batch) > PAUSE_COLLECTOR_ABOVE else nullcontext()
-        with paused, deferred_inserts(self.session):
+        with paused, deferred_inserts(self.session), held_breaches(self.session) as held:
             written = write_tickets(
                 self.session, self.ctx, batch, actor, recorded_at=recorded_at, taken=taken
             )
             for done in written:
-                audit.append_many(self.session, done.entries)
+                held.audit(done.entries)  # (then its breaches', held by `settle`)
                 self.settle(
                     done.ticket, done.events, new=True, timelines=(done.seen, done.effective)
                 )
@@ -307,9 +306,7 @@ class WriteFlow:
         policy = ctx.policies.version(ticket.policy_version)
         judgement = judge(seen, ticket.severity, policy, ctx.calendar, now, ctx.tz, timeline)
         states, before = self._store_states(ticket, judgement, now, new=new)
-        made = sync_breaches(
-            self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new
-        )
+        sync_breaches(self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new)
         facts = self.facts(ticket, events, states, now, disputes, timeline)
         sync_findings(
             self.session,
@@ -322,7 +319,7 @@ class WriteFlow:
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
         for state in states:
             self._wake(wakes_at(state.status, state.deadline, state.risk_at))
-        self.last = Settled(ticket, judgement, states, before, made, events, complete)
+        self.last = Settled(ticket, judgement, states, before, events, complete)
         return self.last
 
     def facts(
