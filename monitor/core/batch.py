@@ -175,6 +175,17 @@ def unplanned(session: Session, statement: sa.Executable, params: dict[str, Any]
         driver.prepare_threshold = threshold
 
 
+def draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
+    """`count` new ids of the table, in order, for rows that `insert_drawn` then writes in
+    this transaction: for rows that must name each other's ids before any is inserted."""
+    return _draw_ids(session, table, count)
+
+
+def insert_drawn(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows carrying ids from `draw_ids`, at once (`deferred_inserts` or not)."""
+    _write(session, table, rows)
+
+
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     if not on_sqlite(session):
         # By the driver: SQLAlchemy's result machinery took 4 % of an import to hand back

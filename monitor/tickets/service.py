@@ -18,7 +18,9 @@ from monitor.breaches.findings import seeks as finding_seeks
 from monitor.core.batch import (
     as_loaded,
     bound,
+    draw_ids,
     driver_rows,
+    insert_drawn,
     insert_returning_ids,
     on_sqlite,
     rows_where,
@@ -701,20 +703,32 @@ def write_tickets(
             as_loaded(session, Ticket, rows), timelines, effectives, strict=True
         )
     ]
+    # Every ticket's events in one statement. A correction names the id of the event it
+    # corrects, an event of the same batch: then every id is drawn first (inserting the
+    # events before each such correction cost two round trips each, 3,600 in an import of
+    # 20,000 tickets on PostgreSQL); otherwise the insert gives them (a POST's one statement).
+    drawn = any(tl.corrects is not None for timeline in timelines for tl in timeline)
+    table = Event.__table__  # type: ignore[attr-defined]
+    count = sum(len(t) for t in timelines)
+    event_ids = iter(draw_ids(session, table, count)) if drawn else None
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
         recorded = recorded_at[k] if recorded_at is not None else None
         owner = _Owner.of(done.ticket)
         for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
             at = recorded[i] if recorded is not None else now
-            if tl.corrects is not None and tl.corrects > len(done.events):
-                _insert_events(session, pending)  # it corrects one of them: ids first
-                pending = []
             corrected = done.events[tl.corrects - 1] if tl.corrects is not None else None
             values, entry = _event_values(owner, i + 1, ev, tl, actor, at, corrected)
-            pending.append((done, values))
+            if event_ids is None:
+                pending.append((done, values))
+            else:
+                done.events.append(EventRow(id=next(event_ids), **values))
+                pending.append((done, {"id": done.events[-1].id, **values}))
             done.entries.append(entry)
-    _insert_events(session, pending)  # every ticket's events in one statement
+    if event_ids is None:
+        _insert_events(session, pending)
+    else:
+        insert_drawn(session, table, [values for _, values in pending])
     return out
 
 

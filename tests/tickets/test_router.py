@@ -72,6 +72,59 @@ def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None
     assert got == data
 
 
+def _corrected_body(external_id: str) -> dict[str, object]:
+    """A ticket whose own events include corrections of two of them."""
+    body = ticket_body(external_id)
+    body["events"] = [
+        *body["events"],  # type: ignore[list-item]
+        {
+            "type": "correction",
+            "corrects": "2",
+            "at": "2022-08-10T12:05:00+08:00",
+            "reason": "签到",
+        },
+        {
+            "type": "correction",
+            "corrects": "3",
+            "at": "2022-08-10T13:00:00+08:00",
+            "reason": "日志",
+        },
+    ]
+    return body
+
+
+def test_a_ticket_posted_with_its_own_corrections_names_the_events_they_correct(
+    client: TestClient, auth: Any
+) -> None:
+    # Their ids are drawn before any event is inserted (tickets.service.write_tickets).
+    alone = post(client, auth, "op2", _corrected_body("EX-1"))
+    batch = post(
+        client,
+        auth,
+        "op2",
+        {"tickets": [ticket_body("EX-2"), _corrected_body("EX-3"), _corrected_body("EX-4")]},
+        path="/tickets/batch",
+    )
+    assert alone.status_code == 201 and batch.status_code == 201, batch.text
+    ids = [alone.json()["id"], *(t["id"] for t in batch.json()["tickets"][1:])]
+    for ticket_id in ids:
+        got = client.get(f"{API}/tickets/{ticket_id}", headers=auth["supervisor"]).json()
+        events = got["events"]
+        assert [(e["seq"], e["corrects"]) for e in events] == [
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, "2"),
+            (5, "3"),
+        ]
+        assert [e["corrected_at"] for e in events[1:3]] == [
+            "2022-08-10T12:05:00+08:00",
+            "2022-08-10T13:00:00+08:00",
+        ]
+        # Resolved within 2 hours after the correction: met, where the record said a week.
+        assert {t["id"]: t["status"] for t in got["targets"]}["resolution"] == "met"
+
+
 def test_an_event_on_a_long_ticket_answers_with_every_event(client: TestClient, auth: Any) -> None:
     # Judged by a partial timeline (tickets.service.READ_WHOLE_UP_TO), shown whole.
     body = ticket_body()
