@@ -8,13 +8,14 @@ import json
 import queue
 import re
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlmodel
 from pydantic import ValidationError
@@ -95,9 +96,15 @@ class SourceRow:
         return f"{self.label}, {loc}" if loc else self.label
 
 
-def read_json(path: Path) -> list[SourceRow]:
+def read_json(path: Path) -> Sequence[SourceRow]:
+    """The file's tickets, each decoded when the import reaches it (`JsonTickets`)."""
+    text = path.read_text(encoding="utf-8-sig")
+    spans = _ticket_spans(text)
+    if spans is not None:
+        return JsonTickets(text, spans)
+    # Any other shape, or a fault: decoded whole, for the problems named as they always were.
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput([Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
     if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
@@ -106,6 +113,84 @@ def read_json(path: Path) -> list[SourceRow]:
     if extra:
         raise InvalidInput([Problem(k, "unknown field") for k in extra])
     return ticket_rows(data["tickets"])
+
+
+class JsonTickets(Sequence[SourceRow]):
+    """The tickets of a JSON file, each decoded from the file's text when asked for: the
+    text and where each ticket lies in it are held, not every ticket decoded at once (a
+    file of 100,000 tickets, 48 MB, decoded whole held 334 MB of objects; a province's
+    history of a million, more than 3 GB, all of it before the first ticket was written).
+    Each ticket is decoded twice, once to find where it ends."""
+
+    def __init__(self, text: str, spans: array[int]) -> None:
+        self.text, self.spans = text, spans  # spans: start, end, start, end, …
+
+    def __len__(self) -> int:
+        return len(self.spans) // 2
+
+    @overload
+    def __getitem__(self, index: int) -> SourceRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SourceRow]: ...
+
+    def __getitem__(self, index: int | slice) -> SourceRow | list[SourceRow]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        return SourceRow(f"tickets[{index}]", _SCAN(self.text, self.spans[2 * index])[0])
+
+
+# One JSON value at an offset: (the value, where it ends); as `json.loads` decodes it.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """Past the JSON white space at `at`."""
+    match = _SPACE.match(text, at)
+    assert match is not None  # (it matches the empty string)
+    return match.end()
+
+
+def _ticket_spans(text: str) -> array[int] | None:
+    """Where each ticket of `{"tickets": [...]}` starts and ends in the text, or None for any
+    other shape or any fault in the JSON (then the whole text is decoded, and refused as it
+    says). Each ticket is decoded to find its end and dropped at once."""
+    spans: array[int] = array("q")
+    at = _skip(text, 0)
+    try:
+        if text[at : at + 1] != "{":
+            return None
+        key, at = _SCAN(text, _skip(text, at + 1))
+        at = _skip(text, at)
+        if key != "tickets" or text[at : at + 1] != ":":
+            return None
+        at = _skip(text, at + 1)
+        if text[at : at + 1] != "[":
+            return None
+        at = _skip(text, at + 1)
+        if text[at : at + 1] == "]":
+            at += 1
+        else:
+            while True:
+                _, end = _SCAN(text, at)
+                spans.extend((at, end))
+                at = _skip(text, end)
+                if text[at : at + 1] == "]":
+                    at += 1
+                    break
+                if text[at : at + 1] != ",":
+                    return None
+                at = _skip(text, at + 1)
+        at = _skip(text, at)
+        if text[at : at + 1] != "}" or _skip(text, at + 1) != len(text):
+            return None
+    except (StopIteration, json.JSONDecodeError, RecursionError):
+        return None
+    return spans
 
 
 def ticket_rows(tickets: Sequence[Any]) -> list[SourceRow]:
@@ -221,14 +306,14 @@ def read_xlsx(path: Path) -> list[SourceRow]:
     return result
 
 
-READERS: dict[str, Callable[[Path], list[SourceRow]]] = {
+READERS: dict[str, Callable[[Path], Sequence[SourceRow]]] = {
     ".json": read_json,
     ".csv": read_csv,
     ".xlsx": read_xlsx,
 }
 
 
-def read_rows(path: Path) -> list[SourceRow]:
+def read_rows(path: Path) -> Sequence[SourceRow]:
     """The file's tickets; for a table, `ignored_columns` names the columns left out."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
@@ -277,7 +362,8 @@ class ImportSummary:
     by_pool: Counter[str] = field(default_factory=Counter)
     by_severity: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
-    created: list[Ticket] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    created: list[Ticket] = field(default_factory=list)  # (not kept by `import_rows`)
     ignored_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -297,7 +383,7 @@ class ImportSummary:
 
 def import_rows(
     flow: WriteFlow,
-    rows: list[SourceRow],
+    rows: Sequence[SourceRow],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
     *,
@@ -316,9 +402,9 @@ def import_rows(
         )
     lock_creation(session)  # before anything: no other writer creates a ticket meanwhile
     with closing(_parsed_ahead(rows, ctx)) as chunks:  # its thread ends with the import
-        summary = _create_chunks(flow, rows, chunks, actor, progress)
+        summary = _create_chunks(flow, rows, chunks, actor, progress, keep=False)
     summary.ignored_columns = ignored
-    ids = [t.id for t in summary.created]
+    ids = summary.ids
     for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
         for status, count in unplanned(session, _COUNT_STATUSES, {"ids": ids[start : start + 500]}):
             summary.targets[status] += count
@@ -397,10 +483,13 @@ def _create_chunks(
     chunks: Iterable[Parsed],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
+    *,
+    keep: bool = True,
 ) -> ImportSummary:
     """Create each chunk's tickets, or once any row has a problem (found parsing or
     checking) only check the rest, and raise InvalidInput naming every problem of every
-    row. `created` holds the tickets in the order of the chunks."""
+    row. `ids` holds the tickets' ids in the order of the chunks, and with `keep` `created`
+    the tickets (an import keeps none: a province's history is a million)."""
     session, ctx = flow.session, flow.ctx
     to_codes = words(ctx).ticket_in
     taken: set[tuple[str, str]] = set()
@@ -427,13 +516,18 @@ def _create_chunks(
                     summary.events += len(ticket_in.events)
                     summary.by_pool[ticket.pool] += 1
                     summary.by_severity[ticket.severity] += 1
-                    summary.created.append(ticket)
+                    assert ticket.id is not None
+                    summary.ids.append(ticket.id)
+                    if keep:
+                        summary.created.append(ticket)
         for (row, _), found in zip(chunk, each, strict=True):
             problems += [Problem(row.where(p.loc), p.msg) for p in found]
         if progress:
             progress(len(chunk))
-    if problems:
-        order = {row.label: i for i, row in enumerate(rows)}
-        problems.sort(key=lambda p: order.get(p.loc.split(",")[0].split(".")[0], 0))
+    if problems:  # in the rows' order: by the number in "tickets[i]" or "row N"
+        problems.sort(key=lambda p: int(_NUMBER.search(p.loc).group()))  # type: ignore[union-attr]
         raise InvalidInput(problems)
     return summary
+
+
+_NUMBER = re.compile(r"\d+")

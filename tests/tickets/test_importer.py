@@ -14,7 +14,7 @@ from sqlmodel import Session
 from monitor.core.errors import InvalidInput
 from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
-from monitor.tickets.importer import import_rows, read_rows
+from monitor.tickets.importer import JsonTickets, import_rows, read_rows
 from monitor.tickets.service import Actor, find_ticket, ticket_out
 from tests.helpers import SPEC_TICKET, counts, local
 
@@ -296,6 +296,64 @@ def test_unsupported_and_broken_files_are_refused(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(InvalidInput, match="not valid JSON"):
         read_rows(broken)
+
+
+def _tickets(n: int) -> list[dict[str, Any]]:
+    return [
+        {**SPEC_TICKET, "external_id": f"EX-{i}", "title": f'存储故障 {i}\n"引号" \\ 𝄞'}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda d: json.dumps(d, ensure_ascii=False),
+        lambda d: json.dumps(d, ensure_ascii=True, indent=2),  # pretty, \u escapes
+        lambda d: "\ufeff\r\n " + json.dumps(d, indent="\t").replace("\n", "\r\n") + "\n\n",
+        lambda d: json.dumps(d, separators=(",", ":")),
+    ],
+)
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
+    tmp_path: Path, layout: Any, count: int
+) -> None:
+    # Each ticket is decoded when the import reaches it (a province's history decoded whole
+    # held gigabytes before the first was written): whatever the file's layout, it reads the
+    # very tickets json.loads reads, each named by its place.
+    path = tmp_path / "t.json"
+    data = {"tickets": _tickets(count)}
+    path.write_text(layout(data), encoding="utf-8")
+    rows = read_rows(path)
+    assert isinstance(rows, JsonTickets), "an import file of the usual shape was decoded whole"
+    assert len(rows) == count
+    assert [(r.label, r.data) for r in rows[:]] == [
+        (f"tickets[{i}]", t) for i, t in enumerate(data["tickets"])
+    ]
+    if count:
+        assert rows[-1].data == data["tickets"][-1] and rows[0].label == "tickets[0]"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"tickets": [{"a": 1},]}', "line 1: not valid JSON"),
+        ('{"tickets": [{"a": 1}]} x', "line 1: not valid JSON"),
+        ('{"tickets": [{"a": 1}]\n\n', "line 3: not valid JSON"),
+        ('{"tickets": [], "extra": 1}', "extra: unknown field"),
+        ('{"other": 2, "tickets": []}', "other: unknown field"),
+        ('[{"a": 1}]', "tickets: the file must be an object"),
+        ('{"tickets": {"a": 1}}', "tickets: the file must be an object"),
+    ],
+)
+def test_a_json_file_of_another_shape_is_refused_naming_where(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInput) as exc:
+        read_rows(path)
+    assert str(exc.value.problems[0]).startswith(problem)
 
 
 def test_a_bad_event_type_does_not_hide_the_rows_other_problems(
