@@ -14,7 +14,7 @@ from sqlmodel import Session
 from monitor.core.errors import InvalidInput
 from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
-from monitor.tickets.importer import JsonTickets, import_rows, read_rows
+from monitor.tickets.importer import JsonTickets, TableRows, import_rows, read_rows
 from monitor.tickets.service import Actor, find_ticket, ticket_out
 from tests.helpers import SPEC_TICKET, counts, local
 
@@ -165,6 +165,27 @@ def test_one_bad_row_refuses_the_whole_file_naming_row_and_column(
     assert any(p.startswith("row 3, column 到场时间") for p in problems), problems
     assert any(p.startswith("row 4, column 资源池") and "pool7" in p for p in problems), problems
     assert any(p.startswith("row 5, column 外部单号") and "twice" in p for p in problems), problems
+
+
+def test_a_tables_rows_are_made_as_the_import_reaches_them(tmp_path: Path) -> None:
+    # Held as their cells (a province's history as SourceRows took gigabytes), each row made
+    # when asked for, named by its row in the file; blank rows are skipped.
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER + "A-1,pool1,general,好的,other,2022-05-06 09:00,,,,,\n,,,,,,,,,,\n"
+        "A-2,pool1,general,也好,other,2022-05-07 09:00,,2022-05-07 10:00,,,\n",
+        encoding="utf-8",
+    )
+    rows = read_rows(path)
+    assert isinstance(rows, TableRows) and len(rows) == 2
+    assert [r.label for r in rows] == ["row 2", "row 4"]
+    last = rows[-1]
+    assert last.data["external_id"] == "A-2"
+    assert last.data["events"] == [
+        {"type": "reported", "at": "2022-05-07 09:00"},
+        {"type": "arrived", "at": "2022-05-07 10:00"},
+    ]
+    assert last.where("events[1].at") == "row 4, column 到场时间"
 
 
 def test_unknown_columns_are_left_out_and_listed_or_refused_when_strict(
