@@ -388,28 +388,34 @@ class Run:
             t["external_id"] = "IMP-" + t["external_id"]
             events += len(t["events"])
         source.write_text(json.dumps({"tickets": tickets}, ensure_ascii=False), encoding="utf-8")
-        self.report("import.events_per_s", events / self._import(source), "events/s", count, raw)
+        took, peak = self._import(source)
+        self.report("import.events_per_s", events / took, "events/s", count, raw)
+        self.report("import.peak_memory", peak, "MB", count)
         if into_empty:
             self.engine.dispose()
             empty(self.url)
-            took = self._import(source)
+            took, _ = self._import(source)
             self.report("import.empty_database.events_per_s", events / took, "events/s", count, raw)
 
-    def _import(self, source: Path) -> float:
-        """Seconds `sla-monitor import` of the file took, the process's start included."""
+    def _import(self, source: Path) -> tuple[float, float]:
+        """Seconds `sla-monitor import` of the file took, the process's start included, and
+        the most memory the process held (its peak resident set, MB)."""
         env = {**os.environ, "SLAMON_DATABASE_URL": self.url, "SLAMON_CONFIG_DIR": str(CONFIG)}
         began = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "monitor", "import", str(source)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        took = time.perf_counter() - began
-        if done.returncode != 0:
-            raise RuntimeError(done.stdout + done.stderr)
-        return took
+        with tempfile.TemporaryFile() as output:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "import", str(source)],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak, not all children's
+            took = time.perf_counter() - began
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                output.seek(0)
+                raise RuntimeError(output.read().decode(errors="replace"))
+        return took, usage.ru_maxrss / 1024  # (kB on Linux)
 
 
 # The generated tickets each client cycles through (a new external id on every POST), and the
