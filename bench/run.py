@@ -409,10 +409,14 @@ class Run:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-            _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak, not all children's
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)  # its own peak, not every child's
+            except BaseException:  # (interrupted: the import must not run on unwatched)
+                proc.kill()
+                proc.wait()
+                raise
             took = time.perf_counter() - began
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode != 0:
+            if os.waitstatus_to_exitcode(status) != 0:
                 output.seek(0)
                 raise RuntimeError(output.read().decode(errors="replace"))
         return took, usage.ru_maxrss / 1024  # (kB on Linux)

@@ -107,6 +107,10 @@ def read_json(path: Path) -> Sequence[SourceRow]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput([Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
+    except RecursionError:
+        raise InvalidInput([Problem(path.name, "not valid JSON: nested too deeply")]) from None
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise InvalidInput([Problem(path.name, f"not valid JSON: {exc}")]) from None
     if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
         raise InvalidInput([Problem("tickets", 'the file must be an object {"tickets": [...]}')])
     extra = sorted(set(data) - {"tickets"})
@@ -197,7 +201,7 @@ def _ticket_spans(text: str) -> array[int] | None:
         at = _skip(text, at)
         if text[at : at + 1] != "}" or _skip(text, at + 1) != len(text):
             return None
-    except (StopIteration, json.JSONDecodeError, RecursionError):
+    except (StopIteration, ValueError, RecursionError):  # (JSONDecodeError is a ValueError)
         return None
     return spans
 
@@ -423,7 +427,7 @@ def import_rows(
         )
     lock_creation(session)  # before anything: no other writer creates a ticket meanwhile
     with closing(_parsed_ahead(rows, ctx)) as chunks:  # its thread ends with the import
-        summary = _create_chunks(flow, rows, chunks, actor, progress, keep=False)
+        summary = _create_chunks(flow, chunks, actor, progress, keep=False)
     summary.ignored_columns = ignored
     ids = summary.ids
     for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
@@ -442,7 +446,6 @@ _COUNT_STATUSES = (
 
 def create_parsed(
     flow: WriteFlow,
-    rows: Sequence[SourceRow],
     parsed: list[tuple[SourceRow, TicketIn]],
     problems: list[Problem],
     actor: Actor,
@@ -452,7 +455,7 @@ def create_parsed(
     every row (`problems`: those found while parsing; then nothing is created, the rows are
     only checked). `created` holds the tickets in the order of `parsed`."""
     chunks: list[Parsed] = [(parsed[i : i + CHUNK], []) for i in range(0, len(parsed), CHUNK)]
-    return _create_chunks(flow, rows, [([], problems), *chunks], actor, progress)
+    return _create_chunks(flow, [([], problems), *chunks], actor, progress)
 
 
 Parsed = tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]
@@ -500,7 +503,6 @@ def _put(ahead: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
 
 def _create_chunks(
     flow: WriteFlow,
-    rows: Sequence[SourceRow],
     chunks: Iterable[Parsed],
     actor: Actor,
     progress: Callable[[int], None] | None = None,

@@ -130,7 +130,7 @@ def _every_problem_of_batch(write: Write, raw: Any) -> None:
     rows = ticket_rows(tickets)
     parsed, problems = parse_rows(rows, write.ctx)
     if problems:  # (else FastAPI refused it for a reason of its own, which its answer names)
-        create_parsed(write.flow, rows, parsed, problems, write.actor)  # only checks: raises
+        create_parsed(write.flow, parsed, problems, write.actor)  # only checks: raises
 
 
 @router.post("/batch", status_code=201, response_model=TicketBatchOut, responses=ERRORS)
@@ -142,9 +142,7 @@ def post_tickets(
     sends many at once (catching up after an outage): one transaction and one commit for
     all, instead of one per ticket."""
     rows = ticket_rows(body.tickets)
-    done = create_parsed(
-        write.flow, rows, list(zip(rows, body.tickets, strict=True)), [], write.actor
-    )
+    done = create_parsed(write.flow, list(zip(rows, body.tickets, strict=True)), [], write.actor)
     states: dict[int | None, list[Any]] = {t.id: [] for t in done.created}
     shown = ("ticket_id", "target", "status", "deadline")
     read = sa.select(*(col(getattr(TargetState, name)) for name in shown))

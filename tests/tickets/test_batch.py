@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from monitor.audit.models import AuditRecord
+from monitor.audit.verify import verify
+from monitor.breaches.models import Breach
+from monitor.metrics.totals import reconcile
 from monitor.tickets.schemas import MAX_TICKETS_PER_BATCH as MAX_TICKETS
 from tests.helpers import counts, ticket_body
 
@@ -108,6 +112,33 @@ def test_a_batch_of_the_most_tickets_is_written_whole(client: TestClient, auth: 
     ]
     listed = client.get(f"{API}/tickets", params={"per_page": 500}, headers=auth["op2"]).json()
     assert listed["total"] == MAX_TICKETS
+
+
+def test_a_batchs_breaches_each_have_the_audit_record_that_names_them(
+    client: TestClient, auth: Any, session: Session
+) -> None:
+    # Thirty tickets late on every target: 90 breaches, inserted together at the batch's end
+    # (more than 20: on PostgreSQL by COPY with their ids drawn first); each breach's record
+    # follows its own ticket's in the chain, naming that breach and that ticket.
+    tickets = [ticket_body(f"EX-{i}") for i in range(30)]
+    r = batch(client, auth, "op2", {"tickets": tickets})
+    assert r.status_code == 201, r.text
+    breaches = session.exec(select(Breach).order_by(col(Breach.id))).all()
+    assert len(breaches) == 90
+    records = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq))).all()
+    detected = [a for a in records if a.action == "breach.detected"]
+    assert [(a.entity_id, a.payload["ticket"], a.payload["target"]) for a in detected] == [
+        (str(b.id), b.ticket_id, b.target) for b in breaches
+    ]
+    last_of_ticket: dict[int, int] = {}
+    for a in records:
+        if a.entity == "ticket":
+            last_of_ticket[int(a.entity_id)] = a.seq
+    for a in detected:  # after its ticket's own records, before the next ticket's
+        ticket = a.payload["ticket"]
+        assert all((seq < a.seq) == (t <= ticket) for t, seq in last_of_ticket.items())
+    assert verify(session).ok
+    assert reconcile(session) == 0
 
 
 @pytest.mark.parametrize(

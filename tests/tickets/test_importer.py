@@ -365,6 +365,8 @@ def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
         ('{"other": 2, "tickets": []}', "other: unknown field"),
         ('[{"a": 1}]', "tickets: the file must be an object"),
         ('{"tickets": {"a": 1}}', "tickets: the file must be an object"),
+        ('{"tickets": [{"a": ' + "9" * 5000 + "}]}", "t.json: not valid JSON"),
+        ('{"tickets": [' + "[" * 100_000 + "]" * 100_000 + "]}", "t.json: not valid JSON"),
     ],
 )
 def test_a_json_file_of_another_shape_is_refused_naming_where(
