@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -98,15 +99,18 @@ class SourceRow:
 
 def read_json(path: Path) -> Sequence[SourceRow]:
     """The file's tickets, each decoded when the import reaches it (`JsonTickets`)."""
-    text = path.read_text(encoding="utf-8-sig")
-    spans = _ticket_spans(text)
+    raw = path.read_bytes()
+    spans = _ticket_spans(raw)
     if spans is not None:
-        return JsonTickets(text, spans)
+        return JsonTickets(raw, spans)
     # Any other shape, or a fault: decoded whole, for the problems named as they always were.
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InvalidInput([Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start + 1}"
+        raise InvalidInput([Problem(path.name, f"not UTF-8 text ({where})")]) from None
     except RecursionError:
         raise InvalidInput([Problem(path.name, "not valid JSON: nested too deeply")]) from None
     except ValueError as exc:  # a number of more digits than Python converts
@@ -140,70 +144,130 @@ class LazyRows(Sequence[SourceRow]):
 
 
 class JsonTickets(LazyRows):
-    """The tickets of a JSON file, each decoded from the file's text when asked for: the
-    text and where each ticket lies in it are held, not every ticket decoded at once (a
-    file of 100,000 tickets, 48 MB, decoded whole held 334 MB of objects; a province's
-    history of a million, more than 3 GB, all of it before the first ticket was written).
-    Each ticket is decoded twice, once to find where it ends."""
+    """The tickets of a JSON file, each decoded from the file's bytes when asked for: the
+    bytes and where each ticket lies in them are held, neither every ticket decoded at once
+    (a file of 100,000 tickets, 48 MB, decoded whole held 334 MB of objects; a province's
+    history of a million, more than 3 GB, all of it before the first ticket was written) nor
+    the file's text (twice its bytes, or more, for Chinese). Each ticket is decoded twice,
+    once to find where it ends."""
 
-    def __init__(self, text: str, spans: array[int]) -> None:
-        self.text, self.spans = text, spans  # spans: start, end, start, end, …
+    def __init__(self, raw: bytes, spans: array[int]) -> None:
+        self.raw, self.spans = raw, spans  # spans: start, end, start, end, … (bytes)
 
     def __len__(self) -> int:
         return len(self.spans) // 2
 
     def row(self, index: int) -> SourceRow:
-        return SourceRow(f"tickets[{index}]", _SCAN(self.text, self.spans[2 * index])[0])
+        start, end = self.spans[2 * index], self.spans[2 * index + 1]
+        return SourceRow(f"tickets[{index}]", json.loads(self.raw[start:end]))
 
 
 # One JSON value at an offset: (the value, where it ends); as `json.loads` decodes it.
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _SPACE = re.compile(r"[ \t\n\r]*")
+PIECE = 8 * 1024 * 1024  # bytes of a JSON file decoded at a time while its tickets are found
 
 
-def _skip(text: str, at: int) -> int:
-    """Past the JSON white space at `at`."""
-    match = _SPACE.match(text, at)
-    assert match is not None  # (it matches the empty string)
-    return match.end()
+class _Window:
+    """A UTF-8 file's text, decoded a piece at a time for one scan from left to right: a
+    file of a million tickets decoded whole took 2.3 GB at once (its bytes, its text, and a
+    copy as the text widened to hold Chinese). Positions are in `text`, which `forget` moves
+    on; each ticket's span is kept in bytes of the file."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.fed = raw, 3 if raw.startswith(codecs.BOM_UTF8) else 0
+        self.decode = codecs.getincrementaldecoder("utf-8")().decode
+        self.text = ""
+        self.mark, self.mark_byte = 0, self.fed  # a position in `text`, and its byte
+        self.spans: array[int] = array("q")
+
+    def fill(self) -> bool:
+        """The next piece decoded onto the text; False when there is none left."""
+        if self.fed >= len(self.raw):
+            return False
+        piece = self.raw[self.fed : self.fed + PIECE]
+        self.fed += len(piece)
+        self.text += self.decode(piece, self.fed >= len(self.raw))
+        return True
+
+    def forget(self, at: int) -> int:
+        """Drop the text before `at` once it is long (the scan is past it); `at` after."""
+        if at < PIECE:
+            return at
+        self.mark_byte += len(self.text[self.mark : at].encode())
+        self.text, self.mark = self.text[at:], 0
+        return 0
+
+    def char(self, at: int) -> str:
+        while at >= len(self.text) and self.fill():
+            pass
+        return self.text[at : at + 1]
+
+    def skip(self, at: int) -> int:
+        """Past the JSON white space at `at`."""
+        while True:
+            match = _SPACE.match(self.text, at)
+            assert match is not None  # (it matches the empty string)
+            if match.end() < len(self.text) or not self.fill():
+                return match.end()
+
+    def scan(self, at: int) -> tuple[Any, int]:
+        """The value at `at`, decoding more of the file while it runs past the text."""
+        while True:
+            try:
+                value, end = _SCAN(self.text, at)
+            except (StopIteration, json.JSONDecodeError):
+                if self.fill():
+                    continue
+                raise
+            if end < len(self.text) or not self.fill():  # (a number may go on)
+                return value, end
+
+    def span(self, start: int, end: int) -> None:
+        """Keep where the value at `start`…`end` of the text lies in the file."""
+        first = self.mark_byte + len(self.text[self.mark : start].encode())
+        last = first + len(self.text[start:end].encode())
+        self.spans.extend((first, last))
+        self.mark, self.mark_byte = end, last
 
 
-def _ticket_spans(text: str) -> array[int] | None:
-    """Where each ticket of `{"tickets": [...]}` starts and ends in the text, or None for any
-    other shape or any fault in the JSON (then the whole text is decoded, and refused as it
+def _ticket_spans(raw: bytes) -> array[int] | None:
+    """Where each ticket of `{"tickets": [...]}` starts and ends in the file's bytes, or None
+    for any other shape or any fault (then the whole file is decoded, and refused as it
     says). Each ticket is decoded to find its end and dropped at once."""
-    spans: array[int] = array("q")
-    at = _skip(text, 0)
+    w = _Window(raw)
     try:
-        if text[at : at + 1] != "{":
+        at = w.skip(0)
+        if w.char(at) != "{":
             return None
-        key, at = _SCAN(text, _skip(text, at + 1))
-        at = _skip(text, at)
-        if key != "tickets" or text[at : at + 1] != ":":
+        key, at = w.scan(w.skip(at + 1))
+        at = w.skip(at)
+        if key != "tickets" or w.char(at) != ":":
             return None
-        at = _skip(text, at + 1)
-        if text[at : at + 1] != "[":
+        at = w.skip(at + 1)
+        if w.char(at) != "[":
             return None
-        at = _skip(text, at + 1)
-        if text[at : at + 1] == "]":
+        at = w.skip(at + 1)
+        if w.char(at) == "]":
             at += 1
         else:
             while True:
-                _, end = _SCAN(text, at)
-                spans.extend((at, end))
-                at = _skip(text, end)
-                if text[at : at + 1] == "]":
+                at = w.forget(at)
+                _, end = w.scan(at)
+                w.span(at, end)
+                at = w.skip(end)
+                if w.char(at) == "]":
                     at += 1
                     break
-                if text[at : at + 1] != ",":
+                if w.char(at) != ",":
                     return None
-                at = _skip(text, at + 1)
-        at = _skip(text, at)
-        if text[at : at + 1] != "}" or _skip(text, at + 1) != len(text):
+                at = w.skip(at + 1)
+        at = w.skip(at)
+        if w.char(at) != "}" or w.skip(at + 1) != len(w.text):
             return None
     except (StopIteration, ValueError, RecursionError):  # (JSONDecodeError is a ValueError)
         return None
-    return spans
+    return w.spans
 
 
 def ticket_rows(tickets: Sequence[Any]) -> list[SourceRow]:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from monitor.core.errors import InvalidInput
 from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
+from monitor.tickets import importer
 from monitor.tickets.importer import JsonTickets, TableRows, import_rows, read_rows
 from monitor.tickets.service import Actor, find_ticket, ticket_out
 from tests.helpers import SPEC_TICKET, counts, local
@@ -265,8 +266,6 @@ def test_the_parse_thread_ends_with_the_import_and_its_errors_reach_the_caller(
     fails mid-import the thread parsing ahead stops with it instead of running on."""
     import threading
 
-    from monitor.tickets import importer
-
     monkeypatch.setattr(importer, "CHUNK", 2)
     rows = [{**SPEC_TICKET, "external_id": f"EX-{i}"} for i in range(9)]
     path = tmp_path / "t.json"
@@ -336,12 +335,16 @@ def _tickets(n: int) -> list[dict[str, Any]]:
     ],
 )
 @pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("piece", [1, 7, 64, importer.PIECE])
 def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
-    tmp_path: Path, layout: Any, count: int
+    tmp_path: Path, layout: Any, count: int, piece: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each ticket is decoded when the import reaches it (a province's history decoded whole
-    # held gigabytes before the first was written): whatever the file's layout, it reads the
-    # very tickets json.loads reads, each named by its place.
+    # held gigabytes before the first was written), and the file is decoded a piece at a
+    # time to find them (here pieces that cut tickets, characters and white space apart):
+    # whatever the file's layout, it reads the very tickets json.loads reads, each named by
+    # its place.
+    monkeypatch.setattr(importer, "PIECE", piece)
     path = tmp_path / "t.json"
     data = {"tickets": _tickets(count)}
     path.write_text(layout(data), encoding="utf-8")
@@ -367,13 +370,14 @@ def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
         ('{"tickets": {"a": 1}}', "tickets: the file must be an object"),
         ('{"tickets": [{"a": ' + "9" * 5000 + "}]}", "t.json: not valid JSON"),
         ('{"tickets": [' + "[" * 100_000 + "]" * 100_000 + "]}", "t.json: not valid JSON"),
+        ('{"tickets": [{"a": "\udcff"}]}', "t.json: not UTF-8 text"),
     ],
 )
 def test_a_json_file_of_another_shape_is_refused_naming_where(
     tmp_path: Path, text: str, problem: str
 ) -> None:
     path = tmp_path / "t.json"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))  # (\udcff: the byte 0xff)
     with pytest.raises(InvalidInput) as exc:
         read_rows(path)
     assert str(exc.value.problems[0]).startswith(problem)
