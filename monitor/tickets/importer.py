@@ -109,7 +109,7 @@ def read_json(path: Path) -> Sequence[SourceRow]:
     except json.JSONDecodeError as exc:
         raise InvalidInput([Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
     except UnicodeDecodeError as exc:
-        where = f"byte {exc.start + 1}"
+        where = f"byte {exc.start + 1 + (3 if raw.startswith(codecs.BOM_UTF8) else 0)}"
         raise InvalidInput([Problem(path.name, f"not UTF-8 text ({where})")]) from None
     except RecursionError:
         raise InvalidInput([Problem(path.name, "not valid JSON: nested too deeply")]) from None
@@ -159,7 +159,10 @@ class JsonTickets(LazyRows):
 
     def row(self, index: int) -> SourceRow:
         start, end = self.spans[2 * index], self.spans[2 * index + 1]
-        return SourceRow(f"tickets[{index}]", json.loads(self.raw[start:end]))
+        try:
+            return SourceRow(f"tickets[{index}]", json.loads(self.raw[start:end]))
+        except RecursionError:  # (a few frames deeper than the scan that found it)
+            raise InvalidInput([Problem(f"tickets[{index}]", "nested too deeply")]) from None
 
 
 # One JSON value at an offset: (the value, where it ends); as `json.loads` decodes it.
@@ -216,12 +219,23 @@ class _Window:
         while True:
             try:
                 value, end = _SCAN(self.text, at)
-            except (StopIteration, json.JSONDecodeError):
-                if self.fill():
+            except StopIteration as stop:  # no value begins there
+                if self._cut(stop.value) and self.fill():
                     continue
                 raise
-            if end < len(self.text) or not self.fill():  # (a number may go on)
+            except json.JSONDecodeError as exc:
+                if (self._cut(exc.pos) or exc.msg.startswith("Unterminated")) and self.fill():
+                    continue
+                raise
+            # A number may go on past the text ("1." of "1.5", "1e" of "1e+5").
+            if end + 2 < len(self.text) or not self.fill():
                 return value, end
+
+    def _cut(self, at: int) -> bool:
+        """Whether a fault at `at` may be the text's end cutting a token ("tr" of "true", an
+        escape): then more is decoded; any other fault ends the scan at once, where
+        decoding the rest of a large file first cost seconds."""
+        return at + 10 >= len(self.text)
 
     def span(self, start: int, end: int) -> None:
         """Keep where the value at `start`…`end` of the text lies in the file."""

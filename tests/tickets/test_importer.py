@@ -358,6 +358,21 @@ def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
         assert rows[-1].data == data["tickets"][-1] and rows[0].label == "tickets[0]"
 
 
+def test_tickets_that_are_not_objects_are_read_as_written_whatever_the_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Refused when checked, as before.) A number cut after its "." or "e+" by a piece's end
+    # is read whole, not as the digits before the cut.
+    text = '{"tickets": [1.5, -2E+10, 3e-2, true, null, "x", [0.25]]}'
+    path = tmp_path / "t.json"
+    path.write_text(text, encoding="utf-8")
+    for piece in range(1, len(text) + 2):
+        monkeypatch.setattr(importer, "PIECE", piece)
+        rows = read_rows(path)
+        assert isinstance(rows, JsonTickets), piece
+        assert [r.data for r in rows] == json.loads(text)["tickets"], piece
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -370,7 +385,8 @@ def test_a_json_files_tickets_are_read_one_at_a_time_as_written(
         ('{"tickets": {"a": 1}}', "tickets: the file must be an object"),
         ('{"tickets": [{"a": ' + "9" * 5000 + "}]}", "t.json: not valid JSON"),
         ('{"tickets": [' + "[" * 100_000 + "]" * 100_000 + "]}", "t.json: not valid JSON"),
-        ('{"tickets": [{"a": "\udcff"}]}', "t.json: not UTF-8 text"),
+        ('{"tickets": [{"a": "\udcff"}]}', "t.json: not UTF-8 text (byte 21)"),
+        ('\ufeff{"tickets": [{"a": "\udcff"}]}', "t.json: not UTF-8 text (byte 24)"),
     ],
 )
 def test_a_json_file_of_another_shape_is_refused_naming_where(
