@@ -627,7 +627,7 @@ def _create_chunks(
         if progress:
             progress(len(chunk))
     if problems:  # in the rows' order: by the number in "tickets[i]" or "row N"
-        problems.sort(key=lambda p: int(_NUMBER.search(p.loc).group()))  # type: ignore[union-attr]
+        problems.sort(key=lambda p: int(m.group()) if (m := _NUMBER.search(p.loc)) else 0)
         raise InvalidInput(problems)
     return summary
 

@@ -710,8 +710,7 @@ def write_tickets(
     # statement).
     drawn = any(tl.corrects is not None for timeline in timelines for tl in timeline)
     table = Event.__table__  # type: ignore[attr-defined]
-    count = sum(len(t) for t in timelines)
-    event_ids = iter(draw_ids(session, table, count)) if drawn else None
+    event_ids = iter(draw_ids(session, table, sum(map(len, timelines)))) if drawn else None
     pending: list[tuple[Written, dict[str, Any]]] = []
     for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
         recorded = recorded_at[k] if recorded_at is not None else None
