@@ -176,6 +176,16 @@ def import_cmd(
     strict: Annotated[
         bool, typer.Option("--strict", help="refuse columns the import does not know")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            max=64,
+            help="processes that read, check and judge the rows while one writes "
+            "(0: all in one process; default: one for each CPU)",
+        ),
+    ] = None,
 ) -> None:
     """Import tickets with their events; all or nothing, errors name the row and field."""
 
@@ -209,6 +219,7 @@ def import_cmd(
                     Actor(actor, "admin", "import"),
                     lambda n: progress.advance(task, n),
                     strict=strict,
+                    workers=(os.cpu_count() or 1) if workers is None else workers,
                 )
             if dry_run:
                 raise DryRun

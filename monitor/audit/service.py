@@ -51,26 +51,41 @@ def record_hash(
     record's keys are written out in sorted order around the payload's canonical text
     (`payload_text`, when the caller has it) instead of serializing the payload again."""
     text = canonical(payload) if payload_text is None else payload_text
-    body = (
+    return chain_hash(prev_hash, record_body(at, actor, action, entity, entity_id, text), seq)
+
+
+def record_body(
+    at: datetime, actor: str, action: str, entity: str, entity_id: str, payload_text: str
+) -> str:
+    """The record's canonical text up to its seq, the last key (its place in the chain,
+    known only as it is appended): made ahead by an import's worker processes."""
+    return (
         f'{{"action":{_text(action)},"actor":{_text(actor)},"at":{_text(at.isoformat())},'
         f'"entity":{_text(entity)},"entity_id":{_text(entity_id)},'
-        f'"payload":{text},"seq":{int(seq)}}}'
+        f'"payload":{payload_text},"seq":'
     )
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def chain_hash(prev_hash: str, body: str, seq: int) -> str:
+    """A record's hash: of the previous hash, a newline and its canonical text."""
+    return hashlib.sha256(f"{prev_hash}\n{body}{int(seq)}}}".encode()).hexdigest()
 
 
 class Entry(NamedTuple):
     """One record to append; its place in the chain (seq, hashes) is given on appending. The
     payload is JSON with string keys (its canonical text is what the record's hash covers,
     and what `verify_chain` recomputes from the stored payload). A named tuple: an import
-    makes six a ticket, and a frozen dataclass cost twice as much to make."""
+    makes six a ticket, and a frozen dataclass cost twice as much to make. The payload may
+    come as its canonical text already (`JsonText`), and with it the record's `body`, as an
+    import's worker processes make them."""
 
     at: datetime
     actor: str
     action: str
     entity: str
     entity_id: str | int
-    payload: dict[str, Any]
+    payload: dict[str, Any] | JsonText
+    body: str | None = None  # `record_body`, when made ahead (the payload's text then)
 
 
 _HEAD = "audit.head"  # session.info: (transaction, seq, hash) of the chain's head
@@ -139,11 +154,11 @@ def _insert(session: Session, entries: list[Entry]) -> tuple[int, str]:
     for e in entries:
         seq += 1
         # Stored as the very text hashed; `verify` reads it back and writes it out again.
-        text = JsonText(canonical(e.payload))
+        payload = e.payload
+        text = payload if isinstance(payload, JsonText) else JsonText(canonical(payload))
         at, entity_id = utc(e.at), str(e.entity_id)
-        digest = record_hash(
-            prev, seq, at, e.actor, e.action, e.entity, entity_id, e.payload, payload_text=text
-        )
+        body = e.body or record_body(at, e.actor, e.action, e.entity, entity_id, text)
+        digest = chain_hash(prev, body, seq)
         rows.append(
             {
                 "seq": seq,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -288,18 +289,16 @@ def sync_findings(
     *,
     ticket: Ticket | None = None,
     kinds: Sequence[str] | None = None,
-    new_ticket: bool = False,
     kept: Callable[[str], bool] | None = None,
 ) -> int:
     """Open what is found and not yet open; close open ones (of this scope) no longer found,
     but those whose key `kept` holds (the rules did not see their events: a judgement by a
-    partial timeline). A `new_ticket` (created in this transaction) has none open yet. Plain
-    rows and Core statements, which run at once (but for a batch of new tickets' inserts,
-    which `deferred_inserts` holds to its end): a later read in this transaction finds what
-    they wrote (loading the open findings as ORM objects and flushing their close cost an
-    event's write more than the rules themselves)."""
-    open_now = {} if new_ticket else _open_findings(session, ticket, kinds)
-    wanted = {f.key: f for f in found}
+    partial timeline). (A new ticket's are opened with its other rows,
+    `judging.new_tickets`.) Plain rows and Core statements, which run at once: a later read
+    in this transaction finds what they wrote (loading the open findings as ORM objects and
+    flushing their close cost an event's write more than the rules themselves)."""
+    open_now = _open_findings(session, ticket, kinds)
+    wanted = distinct(found)
     # In id order, as the ORM's flush wrote them: two writers lock the rows in one order.
     closing = [
         {"closed_at": now, "id": i}
@@ -312,22 +311,31 @@ def sync_findings(
     if closing:
         expire_loaded(session, Finding, [c["id"] for c in closing])
         update_rows(session, _FINDINGS, closing, key=("id",))
+    ticket_id, pool = (ticket.id, ticket.pool) if ticket else (None, None)
     opened = [
-        {
-            "kind": f.kind,
-            "key": key,
-            "ticket_id": ticket.id if ticket else None,
-            "pool": ticket.pool if ticket else None,
-            "detail": f.detail,
-            "opened_at": now,
-            "closed_at": None,
-        }
-        for key, f in wanted.items()
-        if key not in open_now
+        opened_row(f, ticket_id, pool, now) for key, f in wanted.items() if key not in open_now
     ]
     if opened:  # one statement, no objects
         insert_rows(session, _FINDINGS, opened)
     return len(closing) + len(opened)
+
+
+def distinct(found: Sequence[Found]) -> dict[str, Found]:
+    """What the rules found, by key (the last of a key counts)."""
+    return {f.key: f for f in found}
+
+
+def opened_row(f: Found, ticket_id: int | None, pool: str | None, now: datetime) -> dict[str, Any]:
+    """The row of a finding opened now (of a ticket, or of no ticket)."""
+    return {
+        "kind": f.kind,
+        "key": f.key,
+        "ticket_id": ticket_id,
+        "pool": pool,
+        "detail": f.detail,
+        "opened_at": now,
+        "closed_at": None,
+    }
 
 
 def _open_findings(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -64,35 +63,17 @@ def sync_breaches(
     states: Sequence[JudgedState],
     now: datetime,
     count: Counter,
-    *,
-    new_ticket: bool = False,
 ) -> None:
-    """Make the ticket's breach records match its judged targets. A `new_ticket` (created in
-    this transaction) has none to read; inside `held_breaches` its breaches go in with the
-    batch's."""
+    """Make the ticket's breach records match its judged targets (a new ticket's are made
+    with its other rows, `judging.new_tickets`)."""
     assert ticket.id is not None
-    rows = () if new_ticket else session.exec(_BREACHES_OF, params={"ticket": ticket.id})
-    existing = {b.target: b for b in rows}
-    breached = {s.target: s for s in states if s.status == TargetStatus.BREACHED and s.deadline}
-    held: HeldBreaches | None = session.info.get(_HELD) if new_ticket else None
-    for target, state in breached.items():
+    existing = {b.target: b for b in session.exec(_BREACHES_OF, params={"ticket": ticket.id})}
+    wanted = breached(states)
+    for target, state in wanted.items():
         assert state.deadline is not None
         breach = existing.get(target)
         if breach is None:
-            values = {
-                "ticket_id": ticket.id,
-                "target": target,
-                "pool": ticket.pool,
-                "severity": state.severity,
-                "deadline": state.deadline,
-                "detected_at": now,
-                "cleared_at": None,
-                "review": Review.PENDING,
-                "reviewed_at": None,
-            }
-            if held is not None:
-                held.add(values, count)
-                continue
+            values = new_breach(ticket.id, ticket.pool, state, now)
             # Its id now (its audit record names it), by one INSERT rather than a flush of
             # everything else the session holds.
             (breach_id,) = insert_returning_ids(session, _BREACHES, [values])
@@ -112,7 +93,7 @@ def sync_breaches(
             session.add(breach)
             _audit(session, breach, "breach.reinstated" if reinstated else "breach.moved", now)
     for target, breach in existing.items():
-        if target not in breached and breach.cleared_at is None:
+        if target not in wanted and breach.cleared_at is None:
             count(breach, -1)
             breach.cleared_at = now
             count(breach, +1)
@@ -121,61 +102,33 @@ def sync_breaches(
     # (changed breaches go with the session's next flush)
 
 
-_HELD = "breaches.held"  # session.info: the HeldBreaches of a batch of new tickets
+def breached(states: Sequence[JudgedState]) -> dict[str, JudgedState]:
+    """The judged targets that are breached, by target, in the states' order."""
+    return {s.target: s for s in states if s.status == TargetStatus.BREACHED and s.deadline}
 
 
-@dataclass
-class HeldBreaches:
-    """A batch of new tickets' breaches, and the batch's audit records in the order one
-    ticket at a time appends them: each ticket's own (`audit`), then its breaches' (`add`),
-    each made once the breach's id is known."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    order: list[list[audit.Entry] | int] = field(default_factory=list)  # entries, or a row
-    counters: list[Counter] = field(default_factory=list)
-
-    def audit(self, entries: list[audit.Entry]) -> None:
-        self.order.append(entries)
-
-    def add(self, values: dict[str, Any], count: Counter) -> None:
-        self.order.append(len(self.rows))
-        self.rows.append(values)
-        self.counters.append(count)
-
-
-@contextmanager
-def held_breaches(session: Session) -> Iterator[HeldBreaches]:
-    """Hold the breaches `sync_breaches` finds for new tickets and the audit records handed
-    to `audit`, then insert the breaches with one statement (their ids drawn at once) and
-    append every record in order: a batch's breaches went in one INSERT each, a round trip
-    each on PostgreSQL. Nothing in the block reads them back."""
-    if _HELD in session.info:  # nested: the outer block writes them
-        yield session.info[_HELD]
-        return
-    held = session.info[_HELD] = HeldBreaches()
-    try:
-        yield held
-    finally:
-        del session.info[_HELD]
-    ids = insert_returning_ids(session, _BREACHES, held.rows) if held.rows else []
-    rows = [{"id": i, **values} for i, values in zip(ids, held.rows, strict=True)]
-    made = as_loaded(session, Breach, rows)
-    entries: list[audit.Entry] = []
-    for item in held.order:
-        if isinstance(item, int):
-            breach = made[item]
-            held.counters[item](breach, +1)
-            entries.append(_entry(breach, "breach.detected", breach.detected_at))
-        else:
-            entries += item
-    audit.append_many(session, entries)
+def new_breach(ticket_id: int, pool: str, state: JudgedState, now: datetime) -> dict[str, Any]:
+    """The row of a breach detected now for a breached target state."""
+    return {
+        "ticket_id": ticket_id,
+        "target": state.target,
+        "pool": pool,
+        "severity": state.severity,
+        "deadline": state.deadline,
+        "detected_at": now,
+        "cleared_at": None,
+        "review": Review.PENDING,
+        "reviewed_at": None,
+    }
 
 
 def _audit(session: Session, breach: Breach, action: str, now: datetime) -> None:
-    audit.append_many(session, [_entry(breach, action, now)])
+    audit.append_many(session, [breach_entry(breach, action, now)])
 
 
-def _entry(breach: Breach, action: str, now: datetime) -> audit.Entry:
+def breach_entry(breach: Breach | Any, action: str, now: datetime) -> audit.Entry:
+    """The audit record of what happened to a breach (a stored one, or a new one's row as
+    attributes, its id given)."""
     return audit.Entry(
         at=now,
         actor="system",

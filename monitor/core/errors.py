@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class InvalidInput(DomainError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from an import's worker)
+        return (type(self), (self.problems,))
 
     def prefixed(self, prefix: str) -> InvalidInput:
         return InvalidInput(

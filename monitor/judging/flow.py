@@ -26,7 +26,6 @@ from monitor.breaches.models import Breach, BreachReview, CorrectionDecision
 from monitor.breaches.service import (
     check_decision,
     correction_states,
-    held_breaches,
     held_corrections,
     record_correction_state,
     review_breach,
@@ -34,8 +33,9 @@ from monitor.breaches.service import (
 )
 from monitor.core import wake
 from monitor.core.batch import (
+    as_loaded,
     collector_paused,
-    deferred_inserts,
+    draw_ids,
     expire_loaded,
     insert_rows,
     update_rows,
@@ -43,10 +43,11 @@ from monitor.core.batch import (
 from monitor.core.errors import InvalidInput
 from monitor.evidence import service as evidence
 from monitor.evidence.models import EvidenceLink
+from monitor.judging import new_tickets
 from monitor.metrics.totals import Deltas
 from monitor.notifications.service import enqueue_for_states
 from monitor.sla.models import JudgedState, StateRow, TargetState
-from monitor.sla.service import SlaContext
+from monitor.sla.service import SlaContext, state_values
 from monitor.sla.timer import (
     Effective,
     Judgement,
@@ -65,9 +66,11 @@ from monitor.tickets.service import (
     append_event,
     effective_timeline,
     event_rows,
+    id_problem,
     judge_ticket,
+    taken_ids,
     timeline_of,
-    write_tickets,
+    with_id_problem,
 )
 
 # Tickets in one create_tickets above which the cycle collector waits (see there): never a
@@ -130,27 +133,52 @@ class WriteFlow:
         recorded_at: Sequence[Sequence[datetime] | None] | None = None,
         taken: set[tuple[str, str]] | None = None,
     ) -> list[Ticket]:
-        """New tickets with their events, each judged at once as `create_ticket` judges it;
-        or InvalidTickets naming each bad one's problems, writing nothing. Each table is
-        written once per batch; the audit chain holds each ticket's records in the order
-        one ticket at a time writes them (created, events, then what its judgement found)."""
+        """New tickets with their events, each judged at once; or InvalidTickets naming
+        each bad one's problems, writing nothing (`taken`: the external ids met so far in
+        this input, to which theirs are added). One statement a table for the whole batch
+        (`judging.new_tickets`)."""
         to_codes = words(self.ctx).ticket_in
         batch = [to_codes(data) for data in batch]
-        # A large batch (an import's chunk) keeps its objects until it ends: the collector
-        # waits. A request's few tickets leave it be: pausing it for a POST /tickets/batch of
-        # ten cost 10-20 % of its throughput (bench.run, back to back), the collection
-        # then falling on whatever ran next.
+        # A large batch keeps its objects until it ends: the collector waits. A request's
+        # few tickets leave it be: pausing it for a POST /tickets/batch of ten cost 10-20 %
+        # of its throughput (bench.run, back to back), the collection then falling on
+        # whatever ran next.
         paused = collector_paused() if len(batch) > PAUSE_COLLECTOR_ABOVE else nullcontext()
-        with paused, deferred_inserts(self.session), held_breaches(self.session) as held:
-            written = write_tickets(
-                self.session, self.ctx, batch, actor, recorded_at=recorded_at, taken=taken
+        with paused:
+            keys = [(d.pool, d.external_id) for d in batch]
+            existing = taken_ids(self.session, keys)
+            checks = new_tickets.check(self.ctx, batch, actor)
+            taken = set() if taken is None else taken  # two with one id: the second is refused
+            each = [
+                with_id_problem(checked, id_problem(None, key, actor, taken, existing))
+                for key, checked in zip(keys, checks, strict=True)
+            ]
+            if any(each):
+                raise InvalidTickets(each)
+            ids = draw_ids(self.session, new_tickets.TICKETS, len(batch))
+            now = self.ctx.now()
+            prepared = new_tickets.prepare(
+                self.ctx, batch, checks, actor, ids, now, recorded_at, keep=True
             )
-            for done in written:
-                held.audit(done.entries)  # (then its breaches', held by `settle`)
-                self.settle(
-                    done.ticket, done.events, new=True, timelines=(done.seen, done.effective)
-                )
-        return [done.ticket for done in written]
+            stored = self.store(prepared, now)
+            tickets = as_loaded(self.session, Ticket, prepared.ticket_rows())
+        # What a reply shows of the last one: its judgement, states and events (their ids).
+        judged, ids = prepared.judged[-1], stored.event_ids
+        events = [
+            e._replace(id=ids[e.id - 1], corrects_id=e.corrects_id and ids[e.corrects_id - 1])
+            for e in judged.events
+        ]
+        self.last = Settled(tickets[-1], judged.judgement, list(judged.states), {}, events)
+        return tickets
+
+    def store(self, prepared: new_tickets.Prepared, now: datetime) -> new_tickets.Stored:
+        """Write new tickets' prepared rows in this unit of work (their totals, notices and
+        wake with its own)."""
+        stored = new_tickets.store(self.session, self.ctx, prepared, now)
+        self.deltas.merge(prepared.deltas)
+        self._wake(prepared.wake)
+        self.notices += stored.notices
+        return stored
 
     def add_event(
         self, ticket: Ticket, data: EventIn, actor: Actor, *, recorded_at: datetime | None = None
@@ -254,14 +282,13 @@ class WriteFlow:
         events: Sequence[StoredEvent],
         now: datetime | None = None,
         *,
-        new: bool = False,
         timelines: tuple[list[TimelineEvent], list[Effective]] | None = None,
         complete: bool = True,
     ) -> Settled:
-        """Judge the ticket at `now` and store all that follows from it. A `new` ticket (made
-        in this unit of work) has no stored states, breaches, findings or disputes to read;
-        `timelines` are `timeline_of(events)` and its corrected form, when the caller has them
-        (used unless a correction is held); not `complete`: `events` are a partial timeline
+        """Judge the stored ticket at `now` and store all that follows from it (a new one's
+        rows are made whole before it is written, `judging.new_tickets`); `timelines` are
+        `timeline_of(events)` and its corrected form, when the caller has them (used unless
+        a correction is held); not `complete`: `events` are a partial timeline
         (`tickets.service.Appended`), which judges as the whole does but for the late entries
         of events it does not hold, whose findings are left as they are."""
         # What came before (an event's ticket, an earlier judgement of this ticket in this
@@ -271,9 +298,7 @@ class WriteFlow:
         # most of an event's write.
         self.session.flush()
         with self.session.no_autoflush:
-            return self._settle(
-                ticket, events, now, new=new, timelines=timelines, complete=complete
-            )
+            return self._settle(ticket, events, now, timelines=timelines, complete=complete)
 
     def _settle(
         self,
@@ -281,7 +306,6 @@ class WriteFlow:
         events: Sequence[StoredEvent],
         now: datetime | None,
         *,
-        new: bool,
         timelines: tuple[list[TimelineEvent], list[Effective]] | None,
         complete: bool,
     ) -> Settled:
@@ -289,7 +313,7 @@ class WriteFlow:
         now = now or ctx.now()
         assert ticket.id is not None
         # A decision is about one of the ticket's corrections: without any, none to read.
-        disputed = not new and any(e.type == "correction" for e in events)
+        disputed = any(e.type == "correction" for e in events)
         disputes = (
             correction_states(self.session, [ticket.id]).get(ticket.id, {}) if disputed else {}
         )
@@ -305,15 +329,14 @@ class WriteFlow:
             ticket.reported_at = reported_at
         policy = ctx.policies.version(ticket.policy_version)
         judgement = judge(seen, ticket.severity, policy, ctx.calendar, now, ctx.tz, timeline)
-        states, before = self._store_states(ticket, judgement, now, new=new)
-        sync_breaches(self.session, ticket, states, now, self.deltas.count_breach, new_ticket=new)
+        states, before = self._store_states(ticket, judgement, now)
+        sync_breaches(self.session, ticket, states, now, self.deltas.count_breach)
         facts = self.facts(ticket, events, states, now, disputes, timeline)
         sync_findings(
             self.session,
             ticket_findings(facts),
             now,
             ticket=ticket,
-            new_ticket=new,
             kept=None if complete else _unread_late_entries(ticket.id, events),
         )
         self.notices += enqueue_for_states(self.session, ctx, ticket, states, now)
@@ -351,34 +374,16 @@ class WriteFlow:
         )
 
     def _store_states(
-        self, ticket: Ticket, judgement: Judgement, now: datetime, *, new: bool = False
+        self, ticket: Ticket, judgement: Judgement, now: datetime
     ) -> tuple[list[JudgedState], dict[str, TargetStatus]]:
         """Rewrite the ticket's target states and derived fields to match the judgement."""
         assert ticket.id is not None
-        existing = {} if new else _stored_states(self.session, ticket.id)
+        existing = _stored_states(self.session, ticket.id)
         before = {target: state.status for target, state in existing.items()}
         states: list[JudgedState] = []
         inserts, updates = [], []
         for res in judgement.targets:
-            values: dict[str, Any] = {
-                "name": res.name,
-                "pool": ticket.pool,
-                "severity": judgement.severity,
-                "policy_version": ticket.policy_version,
-                "status": res.status,
-                "start": res.start,
-                "deadline": res.deadline,
-                "stop": res.stop,
-                "risk_at": res.risk_at,
-                "elapsed_seconds": _seconds(res.elapsed),
-                "overrun_seconds": _seconds(res.overrun),
-                "paused_seconds": res.paused.total_seconds(),
-                "calendar": res.calendar,
-                "duration": res.duration,
-                "unknown_year": res.unknown_year,
-                "explain": res.explain,
-                "judged_at": now,
-            }
+            values = state_values(res, ticket.pool, judgement.severity, ticket.policy_version, now)
             key: dict[str, Any] = {"ticket_id": ticket.id, "target": res.target}
             judged = StateRow(**key, **values)
             state = existing.pop(res.target, None)
@@ -395,8 +400,8 @@ class WriteFlow:
         gone = list(existing.values())  # targets the current severity no longer has
         for state in gone:
             self.deltas.count_state(state, -1)
-        # Set only when they move: the session then has nothing to flush for a new ticket,
-        # which is inserted with them (a flush with nothing to write still cost 0.4 ms).
+        # Set only when they move: the session then has nothing to flush for a ticket whose
+        # fields stay (a flush with nothing to write still cost 0.4 ms).
         if ticket.current_severity != judgement.severity:
             ticket.current_severity = judgement.severity
         if ticket.status != judgement.status:
@@ -456,10 +461,6 @@ def _unread_late_entries(ticket_id: int, events: Sequence[StoredEvent]) -> Calla
     prefix = f"late_entry:{ticket_id}:"
     read = {f"{prefix}{e.seq}" for e in events}
     return lambda key: key.startswith(prefix) and key not in read
-
-
-def _seconds(delta: Any) -> float | None:
-    return None if delta is None else delta.total_seconds()
 
 
 @contextmanager

@@ -42,11 +42,22 @@ def bucket_of(seconds: float) -> int:
     return len(DURATION_BUCKETS)
 
 
+def _zero() -> list[float]:
+    return [0, 0.0]
+
+
 class Deltas:
     """Changes to the running totals, collected during a unit of work and applied once."""
 
     def __init__(self) -> None:
-        self._rows: defaultdict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        self._rows: defaultdict[tuple[str, str], list[float]] = defaultdict(_zero)
+
+    def merge(self, other: Deltas) -> None:
+        """Add another unit's changes (an import's worker counts a chunk's) to these."""
+        for key, (count, total) in other._rows.items():
+            entry = self._rows[key]
+            entry[0] += count
+            entry[1] += total
 
     def add(self, family: str, labels: Iterable[str | int], count: int, total: float = 0.0) -> None:
         entry = self._rows[(family, _labels_key(tuple(labels)))]

@@ -54,14 +54,26 @@ def routing_of(ctx: Context) -> Routing:
 def enqueue_for_states(
     session: Session, ctx: Context, ticket: Ticket, states: Sequence[JudgedState], now: datetime
 ) -> int:
-    """The write flow's one call: `at_risk` and `breached` notices for the judged targets.
+    """The write flow's one call: `at_risk` and `breached` notices for the judged targets."""
+    return enqueue(session, ctx, notices_for_states(ctx, ticket, states, now), now)
+
+
+def notices_for_states(
+    ctx: Context,
+    ticket: Ticket | Any,
+    states: Sequence[JudgedState],
+    now: datetime,
+    routing: Routing | None = None,
+) -> list[dict[str, Any]]:
+    """The `at_risk` and `breached` notices the judged targets call for, as `enqueue`
+    takes them (a new ticket's are made with its other rows, from its row as attributes).
 
     A key per (ticket, target, kind) makes a re-judgement, a replica or a rerun harmless;
     a breach recorded long after its deadline (history being entered) pages nobody."""
     if not any(s.status in (TargetStatus.AT_RISK, TargetStatus.BREACHED) for s in states):
-        return 0  # most writes: nothing to say, and no need to look at the routing
-    routing = routing_of(ctx)
-    made = 0
+        return []  # most writes: nothing to say, and no need to look at the routing
+    routing = routing or routing_of(ctx)  # (a batch's, read once)
+    out = []
     for state in states:
         if state.status == TargetStatus.AT_RISK:
             kind = NoticeKind.AT_RISK
@@ -71,17 +83,25 @@ def enqueue_for_states(
             kind = NoticeKind.BREACHED
         else:
             continue
-        made += _enqueue(
-            session,
-            routing,
-            now,
-            key=f"{kind}:{ticket.id}:{state.target}",
-            kind=kind,
-            **_ticket_fields(ctx, ticket, state.target, state.name, state.severity),
-            deadline=state.deadline,
-            since=now,
+        out.append(
+            {
+                "key": f"{kind}:{ticket.id}:{state.target}",
+                "kind": kind,
+                **_ticket_fields(ctx, ticket, state.target, state.name, state.severity),
+                "deadline": state.deadline,
+                "since": now,
+            }
         )
-    return made
+    return out
+
+
+def enqueue(session: Session, ctx: Context, notices: list[dict[str, Any]], now: datetime) -> int:
+    """Put the notices into the outbox, each with its deliveries, but those whose key is
+    there already; how many were new."""
+    if not notices:
+        return 0
+    routing = routing_of(ctx)
+    return sum(_enqueue(session, routing, now, **values) for values in notices)
 
 
 def enqueue_review_due(session: Session, ctx: Context, now: datetime) -> int:

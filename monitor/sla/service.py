@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from monitor.core.errors import ConfigError
 from monitor.core.settings import Settings
 from monitor.sla.models import PolicyVersion, TargetState
 from monitor.sla.policy import Policy, PolicySet, load_policy_file
+from monitor.sla.timer import TargetResult
 
 
 @dataclass
@@ -168,3 +170,33 @@ class ContextCache:
 
 
 _CALENDAR_VERSION = f"SELECT max(id) FROM {CalendarLoad.__tablename__}"
+
+
+def state_values(
+    res: TargetResult, pool: str, severity: str, policy_version: str, now: datetime
+) -> dict[str, Any]:
+    """A judged target's stored state, but for its key (ticket id, target): the ticket's
+    `severity` is its current one."""
+    return {
+        "name": res.name,
+        "pool": pool,
+        "severity": severity,
+        "policy_version": policy_version,
+        "status": res.status,
+        "start": res.start,
+        "deadline": res.deadline,
+        "stop": res.stop,
+        "risk_at": res.risk_at,
+        "elapsed_seconds": _seconds(res.elapsed),
+        "overrun_seconds": _seconds(res.overrun),
+        "paused_seconds": res.paused.total_seconds(),
+        "calendar": res.calendar,
+        "duration": res.duration,
+        "unknown_year": res.unknown_year,
+        "explain": res.explain,
+        "judged_at": now,
+    }
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds()

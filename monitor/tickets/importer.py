@@ -6,12 +6,13 @@ import codecs
 import csv
 import io
 import json
-import queue
+import multiprocessing
 import re
 import threading
 from array import array
-from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,23 +21,19 @@ from typing import Any, overload
 
 import sqlmodel
 from pydantic import ValidationError
+from sqlmodel import Session
 
-from monitor.core.batch import unplanned
+from monitor.core.batch import as_loaded, draw_ids, on_sqlite, unplanned
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
+from monitor.judging import new_tickets
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn, checkable_without_bad_types
-from monitor.tickets.service import (
-    Actor,
-    InvalidTickets,
-    check_new_ticket,
-    lock_creation,
-    taken_ids,
-)
+from monitor.tickets.service import Actor, id_problem, lock_creation, taken_ids
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("外部单号", "外部工单号", "工单号", "运营商工单号"),
@@ -491,9 +488,11 @@ def import_rows(
     progress: Callable[[int], None] | None = None,
     *,
     strict: bool = False,
+    workers: int = 0,
 ) -> ImportSummary:
     """Create every ticket, or raise InvalidInput naming every bad row (the caller rolls back).
-    Unknown columns are left out and listed, or with `strict` refused."""
+    Unknown columns are left out and listed, or with `strict` refused. With `workers`, that
+    many processes parse, check and judge the rows (`_in_workers`) while this one writes."""
     session, ctx = flow.session, flow.ctx
     ignored = list(getattr(rows, "ignored_columns", []))
     if strict and ignored:
@@ -504,8 +503,13 @@ def import_rows(
             ]
         )
     lock_creation(session)  # before anything: no other writer creates a ticket meanwhile
-    with closing(_parsed_ahead(rows, ctx)) as chunks:  # its thread ends with the import
-        summary = _create_chunks(flow, chunks, actor, progress, keep=False)
+    job = _Job(rows, ctx, actor, _TicketIds(session), not on_sqlite(session))
+    if workers and len(rows) > CHUNK and "fork" in multiprocessing.get_all_start_methods():
+        chunks: Generator[ChunkDone, None, None] = _in_workers(job, workers)
+    else:
+        chunks = _in_process(job)
+    with closing(chunks):  # (its workers stop with the import)
+        summary = _create_chunks(flow, chunks, actor, job, progress)
     summary.ignored_columns = ignored
     ids = summary.ids
     for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
@@ -527,105 +531,193 @@ def create_parsed(
     parsed: list[tuple[SourceRow, TicketIn]],
     problems: list[Problem],
     actor: Actor,
-    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Create the parsed tickets in chunks, or raise InvalidInput naming every problem of
-    every row (`problems`: those found while parsing; then nothing is created, the rows are
-    only checked). `created` holds the tickets in the order of `parsed`."""
-    chunks: list[Parsed] = [(parsed[i : i + CHUNK], []) for i in range(0, len(parsed), CHUNK)]
-    return _create_chunks(flow, [([], problems), *chunks], actor, progress)
+    """Create the parsed tickets (a request's batch: one chunk), or raise InvalidInput naming
+    every problem of every row (`problems`: those found while parsing; then nothing is
+    created, the rows are only checked). `created` holds the tickets in the order of
+    `parsed`."""
+    session = flow.session
+    postgres = not on_sqlite(session)
+    job = _Job([row for row, _ in parsed], flow.ctx, actor, _TicketIds(session), postgres)
+    if problems:
+        job.refused.set()
+    done = _prepare_chunk(job, parsed, problems, job.ids.draw(len(parsed)), flow.ctx.now())
+    return _create_chunks(flow, iter([done]), actor, job, keep=True)
 
 
-Parsed = tuple[list[tuple[SourceRow, TicketIn]], list[Problem]]
+@dataclass
+class _Job:
+    """What making a chunk takes besides its place in the rows: a worker process has it
+    from its parent (forked, nothing of it copied until touched)."""
+
+    rows: Sequence[SourceRow]
+    ctx: SlaContext
+    actor: Actor
+    ids: _TicketIds  # (the writer's: drawn before a chunk is made)
+    postgres: bool  # the database's, which the rows are bound for
+    refused: Any = field(default_factory=threading.Event)  # once set, chunks are only checked
 
 
-def _parsed_ahead(rows: Sequence[SourceRow], ctx: SlaContext) -> Generator[Parsed, None, None]:
-    """`parse_rows` of each chunk of rows, parsed by a thread of its own up to three chunks
-    ahead of the caller: it runs while the writer waits for the database (SQLite's inserts
-    and PostgreSQL's answers let go of the interpreter), and only those chunks are held
-    parsed, not the whole file (100,000 tickets: 59 s and 0.66 GB, against 61 s and 1.07 GB
-    parsed whole first; 20,000: 5 % less time on both databases; a JSON file's tickets are
-    also decoded here, `JsonTickets`). Close it when done: the thread then stops, after the
-    chunk it is parsing."""
-    ahead: queue.Queue[Parsed | BaseException | None] = queue.Queue(maxsize=2)
-    stop = threading.Event()  # the caller is done, by an error or at the end
+class _TicketIds:
+    """New tickets' ids, drawn by the writer for chunks not yet written: PostgreSQL's from
+    the sequence; SQLite's after the largest (what SQLite itself would give, the write lock
+    held since BEGIN IMMEDIATE), counted on from there."""
 
-    def parse() -> None:
-        try:
-            for start in range(0, len(rows), CHUNK):
-                if not _put(ahead, parse_rows(list(rows[start : start + CHUNK]), ctx), stop):
-                    return  # the caller stopped
-            _put(ahead, None, stop)
-        except BaseException as exc:  # handed to the caller, which raises it
-            _put(ahead, exc, stop)
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.next: int | None = None
 
-    threading.Thread(target=parse, name="import-parse", daemon=True).start()
+    def draw(self, count: int) -> list[int]:
+        if not on_sqlite(self.session):
+            return draw_ids(self.session, new_tickets.TICKETS, count)
+        if self.next is None:
+            (self.next,) = draw_ids(self.session, new_tickets.TICKETS, 1)
+        first, self.next = self.next, self.next + count
+        return list(range(first, self.next))
+
+
+@dataclass
+class ChunkDone:
+    """A chunk of rows parsed, checked and, without a problem, made into the rows its
+    creation writes; all but the external ids' problems, which the writer finds (it holds
+    the ids met so far and reads those the database has)."""
+
+    found: list[Problem]  # found parsing, located in the rows
+    keys: list[tuple[str, str | None]]  # each parsed ticket's (pool, external id)
+    each: list[list[Problem]]  # each parsed ticket's, located, but its external id's
+    id_at: list[int]  # where a ticket's external id problem goes among its own
+    id_where: list[str]  # that problem's location
+    prepared: new_tickets.Prepared | None  # None: a problem, or the import refused already
+    now: datetime
+    size: int  # rows
+
+
+_JOB: _Job | None = None  # a worker process's
+
+
+def _set_job(job: _Job) -> None:
+    global _JOB
+    _JOB = job
+
+
+def _make_chunk(start: int, ticket_ids: list[int], now: datetime) -> ChunkDone:
+    """The chunk of rows from `start` made in a worker process, its rows bound for the
+    database."""
+    assert _JOB is not None
+    done = _parse_chunk(_JOB, start, ticket_ids, now)
+    if done.prepared is not None:
+        done.prepared.bind(postgres=_JOB.postgres)
+    return done
+
+
+def _parse_chunk(job: _Job, start: int, ticket_ids: list[int], now: datetime) -> ChunkDone:
+    rows = list(job.rows[start : start + CHUNK])
+    parsed, found = parse_rows(rows, job.ctx)
+    done = _prepare_chunk(job, parsed, found, ticket_ids, now)
+    done.size = len(rows)
+    return done
+
+
+def _prepare_chunk(
+    job: _Job,
+    parsed: list[tuple[SourceRow, TicketIn]],
+    found: list[Problem],
+    ticket_ids: list[int],
+    now: datetime,
+) -> ChunkDone:
+    ctx, actor = job.ctx, job.actor
+    to_codes = words(ctx).ticket_in
+    batch = [to_codes(ticket_in) for _, ticket_in in parsed]  # as the write names them
+    checks = new_tickets.check(ctx, batch, actor)
+    each = [
+        [Problem(row.where(p.loc), p.msg) for p in checked.problems]
+        for (row, _), checked in zip(parsed, checks, strict=True)
+    ]
+    prepared = None
+    if not found and not any(each) and not job.refused.is_set():
+        grams = not job.postgres
+        prepared = new_tickets.prepare(ctx, batch, checks, actor, ticket_ids, now, grams=grams)
+    return ChunkDone(
+        found,
+        [(t.pool, t.external_id) for t in batch],
+        each,
+        [checked.id_at for checked in checks],
+        [row.where("external_id") for row, _ in parsed],
+        prepared,
+        now,
+        len(parsed),
+    )
+
+
+def _in_process(job: _Job) -> Generator[ChunkDone, None, None]:
+    for start in range(0, len(job.rows), CHUNK):
+        count = min(CHUNK, len(job.rows) - start)
+        yield _parse_chunk(job, start, job.ids.draw(count), job.ctx.now())
+
+
+def _in_workers(job: _Job, workers: int) -> Generator[ChunkDone, None, None]:
+    """The chunks made by `workers` processes, a few ahead of the writer, in order. Forked:
+    each has the rows, the context and the job from this process as they are (a JSON file's
+    bytes, not its tickets decoded), and hands back only a chunk's plain rows. Its ticket ids
+    are drawn here, before it is made (the rows' ids and audit records name them)."""
+    fork = multiprocessing.get_context("fork")
+    job.refused = fork.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_set_job, initargs=(job,))
+    ahead: deque[Future[ChunkDone]] = deque()
+    starts = iter(range(0, len(job.rows), CHUNK))
     try:
-        while (item := ahead.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        while True:
+            while len(ahead) < workers + 1 and (start := next(starts, None)) is not None:
+                count = min(CHUNK, len(job.rows) - start)
+                ids = job.ids.draw(count)
+                ahead.append(pool.submit(_make_chunk, start, ids, job.ctx.now()))
+            if not ahead:
+                return
+            yield ahead.popleft().result()
     finally:
-        stop.set()
-
-
-def _put(ahead: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    """Hand `item` on, unless the caller stops first (False)."""
-    while not stop.is_set():
-        try:
-            ahead.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _create_chunks(
     flow: WriteFlow,
-    chunks: Iterable[Parsed],
+    chunks: Iterator[ChunkDone],
     actor: Actor,
+    job: _Job,
     progress: Callable[[int], None] | None = None,
     *,
-    keep: bool = True,
+    keep: bool = False,
 ) -> ImportSummary:
-    """Create each chunk's tickets, or once any row has a problem (found parsing or
-    checking) only check the rest, and raise InvalidInput naming every problem of every
-    row. `ids` holds the tickets' ids in the order of the chunks, and with `keep` `created`
-    the tickets (an import keeps none: a province's history is a million)."""
-    session, ctx = flow.session, flow.ctx
-    to_codes = words(ctx).ticket_in
-    taken: set[tuple[str, str]] = set()
+    """Write each chunk's rows, or once any row has a problem only gather the rest's, and
+    raise InvalidInput naming every problem of every row. `ids` holds the tickets' ids in
+    the order of the chunks, and with `keep` `created` the tickets (an import keeps none: a
+    province's history is a million)."""
+    session = flow.session
+    taken: set[tuple[str, str]] = set()  # the ids met so far: a second one is refused
     summary = ImportSummary()
     problems: list[Problem] = []
-    for chunk, found_parsing in chunks:
-        problems += found_parsing
-        if not chunk:
-            continue
-        batch = [ticket_in for _, ticket_in in chunk]
-        if problems:  # the import is refused already: only look for the other rows' problems
-            batch = [to_codes(t) for t in batch]  # as the write would name them
-            held = taken_ids(session, batch)
-            each = [check_new_ticket(session, ctx, t, actor, taken, held)[1] for t in batch]
+    for done in chunks:
+        problems += done.found
+        existing = taken_ids(session, done.keys)
+        for k, key in enumerate(done.keys):
+            found = done.each[k]
+            if (problem := id_problem(None, key, actor, taken, existing)) is not None:
+                found.insert(done.id_at[k], Problem(done.id_where[k], problem.msg))
+            problems += found
+        if problems or done.prepared is None:
+            job.refused.set()
         else:
-            try:
-                created = flow.create_tickets(batch, actor, taken=taken)
-            except InvalidTickets as exc:
-                each = exc.each
-            else:
-                each = [[] for _ in chunk]
-                for ticket_in, ticket in zip(batch, created, strict=True):
-                    summary.tickets += 1
-                    summary.events += len(ticket_in.events)
-                    summary.by_pool[ticket.pool] += 1
-                    summary.by_severity[ticket.severity] += 1
-                    assert ticket.id is not None
-                    summary.ids.append(ticket.id)
-                    if keep:
-                        summary.created.append(ticket)
-        for (row, _), found in zip(chunk, each, strict=True):
-            problems += [Problem(row.where(p.loc), p.msg) for p in found]
+            prepared = done.prepared
+            flow.store(prepared, done.now)
+            summary.tickets += len(prepared.created)
+            summary.events += len(prepared.events)
+            for ticket_id, pool, severity in prepared.created:
+                summary.by_pool[pool] += 1
+                summary.by_severity[severity] += 1
+                summary.ids.append(ticket_id)
+            if keep:
+                summary.created += as_loaded(session, Ticket, prepared.ticket_rows())
         if progress:
-            progress(len(chunk))
+            progress(done.size)
     if problems:  # in the rows' order: by the number in "tickets[i]" or "row N"
         problems.sort(key=lambda p: int(m.group()) if (m := _NUMBER.search(p.loc)) else 0)
         raise InvalidInput(problems)

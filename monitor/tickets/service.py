@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from monitor.audit import service as audit
 from monitor.breaches.findings import seeks as finding_seeks
 from monitor.core.batch import (
+    Bound,
     as_loaded,
     bound,
-    draw_ids,
     driver_rows,
     insert_drawn,
     insert_returning_ids,
@@ -42,10 +42,8 @@ from monitor.sla.timer import (
     Seek,
     TimelineEvent,
     apply_corrections,
-    current_severity,
     judge,
     seeks,
-    ticket_status,
 )
 from monitor.sla.vocab import EVENT_TYPES
 from monitor.tickets.models import (
@@ -190,7 +188,7 @@ def as_utc(at: datetime, ctx: SlaContext) -> datetime:
     return (at.replace(tzinfo=ctx.tz) if at.tzinfo is None else at).astimezone(UTC)
 
 
-def _resolve_names(
+def resolve_names(
     values: Sequence[str], known: dict[str, str], field: str, what: str
 ) -> tuple[list[str], list[Problem]]:
     out, problems = [], []
@@ -203,7 +201,7 @@ def _resolve_names(
     return out, problems
 
 
-def _lookup(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
+def name_lookup(ctx: SlaContext) -> tuple[dict[str, str], dict[str, str]]:
     units = {u.id: u.id for u in ctx.catalog.units} | {u.name: u.id for u in ctx.catalog.units}
     systems = {s.id: s.id for s in ctx.catalog.systems} | {
         s.name: s.id for s in ctx.catalog.systems
@@ -237,9 +235,10 @@ def _event_problems(ev: EventIn, loc: str, ctx: SlaContext, policy: Policy | Non
 
 
 def _evidence_problems(
-    session: Session, ticket_id: int | None, ev: EventIn, loc: str
+    session: Session | None, ticket_id: int | None, ev: EventIn, loc: str
 ) -> list[Problem]:
-    """A stored-file reference must name a file already uploaded to this ticket."""
+    """A stored-file reference must name a file already uploaded to this ticket (a new
+    ticket, `ticket_id` None, has none: nothing is read)."""
     problems = []
     for i, ref in enumerate(ev.evidence):
         if not ref.startswith(EVIDENCE_REF):
@@ -247,6 +246,7 @@ def _evidence_problems(
         sha = ref.removeprefix(EVIDENCE_REF)
         found = (
             ticket_id is not None
+            and session is not None
             and session.exec(
                 select(EvidenceLink.id).where(
                     EvidenceLink.ticket_id == ticket_id, EvidenceLink.sha256 == sha
@@ -366,6 +366,17 @@ def _candidate_events(
     return timeline, locs, problems
 
 
+class NewTicketCheck(NamedTuple):
+    """A new ticket's problems but for its external id's (`new_ticket_problems`), where the
+    id's problem goes among them, and what the check made for the write to reuse: the
+    policy in force and the timeline its events make, with its corrected form."""
+
+    policy: Policy | None
+    problems: list[Problem]
+    id_at: int
+    timelines: tuple[list[TimelineEvent], list[Effective]]
+
+
 def check_new_ticket(
     session: Session,
     ctx: SlaContext,
@@ -373,12 +384,65 @@ def check_new_ticket(
     actor: Actor,
     taken: set[tuple[str, str]] | None = None,
     existing: set[tuple[str, str]] | None = None,
-    names: tuple[dict[str, str], dict[str, str]] | None = None,
 ) -> tuple[Policy | None, list[Problem], tuple[list[TimelineEvent], list[Effective]]]:
     """Every problem with a new ticket (locations relative to the ticket); writes nothing.
-    `existing`: the ids already held, when the caller looked them up for a whole batch;
-    `names`: `_lookup(ctx)`, when the caller checks a batch.
+    `existing`: the ids already held, when the caller looked them up for a whole batch.
     Also the timeline its events make and its corrected form, for the write to reuse."""
+    checked = new_ticket_problems(ctx, data, actor)
+    problem = id_problem(session, (data.pool, data.external_id), actor, taken, existing)
+    problems = with_id_problem(checked, problem)
+    return checked.policy, problems, checked.timelines
+
+
+def with_id_problem(checked: NewTicketCheck, problem: Problem | None) -> list[Problem]:
+    """The ticket's problems with its external id's in its place."""
+    if problem is None:
+        return checked.problems
+    return [*checked.problems[: checked.id_at], problem, *checked.problems[checked.id_at :]]
+
+
+def id_problem(
+    session: Session | None,
+    key: tuple[str, str | None],
+    actor: Actor,
+    taken: set[tuple[str, str]] | None = None,
+    existing: Collection[tuple[str, str]] | None = None,
+) -> Problem | None:
+    """What is wrong with a new ticket's (pool, external id): it appears twice in this input
+    (`taken`, the ids met so far, to which it is added), or its pool already has it
+    (`existing`, when the caller looked them up for a whole batch; else read here)."""
+    pool, external_id = key
+    # Another pool's ids are not looked up: the answer must not tell what that pool holds.
+    if external_id is None or (actor.pool is not None and pool != actor.pool):
+        return None
+    held = (pool, external_id)
+    problem = None
+    if taken is not None and held in taken:
+        problem = Problem("external_id", f"{external_id!r} appears twice for {pool} in this input")
+    elif (held in existing) if existing is not None else _held(session, held):
+        problem = Problem(
+            "external_id", f"{pool} already has a ticket with external_id {external_id!r}"
+        )
+    if taken is not None:
+        taken.add(held)
+    return problem
+
+
+def _held(session: Session | None, key: tuple[str, str]) -> bool:
+    assert session is not None  # (a caller without one looked the ids up)
+    query = select(Ticket.id).where(Ticket.pool == key[0], Ticket.external_id == key[1])
+    return session.exec(query).first() is not None
+
+
+def new_ticket_problems(
+    ctx: SlaContext,
+    data: TicketIn,
+    actor: Actor,
+    names: tuple[dict[str, str], dict[str, str]] | None = None,
+) -> NewTicketCheck:
+    """Every problem with a new ticket but its external id's, which only the database can
+    tell (`id_problem`): reads nothing, so an import's worker processes check their rows.
+    `names`: `name_lookup(ctx)`, when the caller checks a batch."""
     problems: list[Problem] = []
     foreign = actor.pool is not None and data.pool != actor.pool
     if ctx.catalog.pool(data.pool) is None:
@@ -391,39 +455,10 @@ def check_new_ticket(
         problems.append(
             Problem("pool", f"an operator of {actor.pool} cannot write tickets of {data.pool}")
         )
-    # Another pool's ids are not looked up: the answer must not tell what that pool holds.
-    if data.external_id is not None and not foreign:
-        key = (data.pool, data.external_id)
-        if taken is not None and key in taken:
-            problems.append(
-                Problem(
-                    "external_id",
-                    f"{data.external_id!r} appears twice for {data.pool} in this input",
-                )
-            )
-        elif (
-            (key in existing)
-            if existing is not None
-            else (
-                session.exec(
-                    select(Ticket.id).where(
-                        Ticket.pool == data.pool, Ticket.external_id == data.external_id
-                    )
-                ).first()
-                is not None
-            )
-        ):
-            problems.append(
-                Problem(
-                    "external_id",
-                    f"{data.pool} already has a ticket with external_id {data.external_id!r}",
-                )
-            )
-        if taken is not None:
-            taken.add(key)
-    units, systems = names or _lookup(ctx)
-    problems += _resolve_names(data.units, units, "units", "user unit")[1]
-    problems += _resolve_names(data.systems, systems, "systems", "business system")[1]
+    id_at = len(problems)
+    units, systems = names or name_lookup(ctx)
+    problems += resolve_names(data.units, units, "units", "user unit")[1]
+    problems += resolve_names(data.systems, systems, "systems", "business system")[1]
 
     reported = [i for i, e in enumerate(data.events) if e.type == "reported"]
     policy = None
@@ -450,15 +485,15 @@ def check_new_ticket(
             )
     for i, ev in enumerate(data.events):
         problems += _event_problems(ev, f"events[{i}]", ctx, policy)
-        problems += _evidence_problems(session, None, ev, f"events[{i}]")
+        problems += _evidence_problems(None, None, ev, f"events[{i}]")
     timeline, locs, id_problems = _candidate_events(data.events, 1, [], ctx, "events")
     problems += id_problems
     effective = apply_corrections(timeline)
     problems += _order_problems(effective, locs, ctx)
-    return policy, problems, (timeline, effective)
+    return NewTicketCheck(policy, problems, id_at, (timeline, effective))
 
 
-class _Owner(NamedTuple):
+class Owner(NamedTuple):
     """What an event's row and audit record take from its ticket, read from the ticket once
     (each field of an ORM object is a descriptor call) rather than once an event."""
 
@@ -468,13 +503,13 @@ class _Owner(NamedTuple):
     external_id: str | None
 
     @classmethod
-    def of(cls, ticket: Ticket) -> _Owner:
+    def of(cls, ticket: Ticket) -> Owner:
         assert ticket.id is not None
         return cls(ticket.id, str(ticket.id), ticket.pool, ticket.external_id)
 
 
-def _event_values(
-    owner: _Owner,
+def event_values(
+    owner: Owner,
     seq: int,
     ev: EventIn,
     tl: TimelineEvent,
@@ -525,17 +560,6 @@ def _event_values(
     return values, entry
 
 
-def _insert_events(session: Session, pending: list[tuple[Written, dict[str, Any]]]) -> None:
-    """One insert for many tickets' events; each ticket's rows, with their ids, go to its
-    `events` in order."""
-    if not pending:
-        return
-    table = Event.__table__  # type: ignore[attr-defined]
-    ids = insert_returning_ids(session, table, [v for _, v in pending])
-    for (done, v), event_id in zip(pending, ids, strict=True):
-        done.events.append(EventRow(id=event_id, **v))
-
-
 class InvalidTickets(InvalidInput):
     """Problems with some tickets of a batch (`each[i]`: the i-th ticket's, located within
     it); nothing was written."""
@@ -545,15 +569,16 @@ class InvalidTickets(InvalidInput):
         super().__init__([p for problems in each for p in problems])
 
 
-def taken_ids(session: Session, batch: Sequence[TicketIn]) -> set[tuple[str, str]]:
-    """The (pool, external id) pairs of `batch` that tickets already hold: one query.
+def taken_ids(session: Session, keys: Collection[tuple[str, str | None]]) -> set[tuple[str, str]]:
+    """The (pool, external id) pairs of `keys` (new tickets') that tickets already hold:
+    one query.
 
     On PostgreSQL the pairs are locked first, for the transaction (`_lock_ids`): two writers
     creating the same ticket at once (two replicas, a retry under a new key) would both find
     it free and the second would fail on the unique index with a 500; now the second waits,
     then finds the first's ticket and is refused by name. (SQLite's writers take turns
     already.)"""
-    wanted = {(d.pool, d.external_id) for d in batch if d.external_id is not None}
+    wanted = {(p, e) for p, e in keys if e is not None}
     found: set[tuple[str, str]] = set()
     ids = sorted({e for _, e in wanted})
     if wanted and not on_sqlite(session):
@@ -634,146 +659,59 @@ _LOCK_ALL = f"SELECT pg_advisory_xact_lock({CREATORS_LOCK_SPACE}, 0)"
 _TAKEN_ONE = "SELECT pool, external_id FROM tickets WHERE external_id = ?"
 
 
-@dataclass
-class Written:
-    """A new ticket as written (not yet judged): its events and the audit entries that
-    record them, which the caller appends to the chain before the ticket's judgement."""
-
-    ticket: Ticket
-    events: list[EventRow]
-    entries: list[audit.Entry]
-    seen: list[TimelineEvent]  # `timeline_of(events)`, as the check built it
-    effective: list[Effective]  # `apply_corrections(seen)`
-
-
-def write_tickets(
-    session: Session,
-    ctx: SlaContext,
-    batch: Sequence[TicketIn],
-    actor: Actor,
-    *,
-    recorded_at: Sequence[Sequence[datetime] | None] | None = None,
-    taken: set[tuple[str, str]] | None = None,
-) -> list[Written]:
-    """Write tickets with their events (not yet judged): one duplicate-id query, one INSERT
-    for the tickets and one for their events; or raise InvalidTickets, writing nothing."""
-    existing = taken_ids(session, batch)
-    taken = set() if taken is None else taken  # two with one id: the second is refused
-    units, systems = names = _lookup(ctx)
-    checked = [check_new_ticket(session, ctx, d, actor, taken, existing, names) for d in batch]
-    if any(problems for _, problems, _ in checked):
-        raise InvalidTickets([problems for _, problems, _ in checked])
-    now = ctx.now()
-    tickets: list[dict[str, Any]] = []
-    timelines, effectives = [], []
-    for k, (data, (policy, _, (timeline, effective))) in enumerate(
-        zip(batch, checked, strict=True)
-    ):
-        assert policy is not None
-        recorded = recorded_at[k] if recorded_at is not None else None
-        # Inserted with the fields the judgement derives, so settling it changes nothing here.
-        reported = next(x for x in effective if x.type == "reported")
-        tickets.append(
-            dict(
-                pool=data.pool,
-                external_id=data.external_id,
-                severity=data.severity,
-                current_severity=current_severity(data.severity, effective)[0],
-                title=data.title,
-                description=data.description,
-                source=data.source,
-                units=_resolve_names(data.units, units, "units", "")[0],
-                systems=_resolve_names(data.systems, systems, "systems", "")[0],
-                policy_version=policy.version,
-                status=ticket_status(effective),
-                reported_at=reported.at,
-                # Back-filled history (the demo) was created when its first event was recorded.
-                created_at=min(recorded, default=now) if recorded else now,
-                updated_at=max(recorded, default=now) if recorded else now,
-                created_by=actor.name,
-            )
-        )
-        timelines.append(timeline)
-        effectives.append(effective)
-    ids = _insert_tickets(session, tickets)
-    rows = [{"id": i, **values} for i, values in zip(ids, tickets, strict=True)]
-    out = [
-        Written(t, [], [_created_entry(t)], seen, effective)
-        for t, seen, effective in zip(
-            as_loaded(session, Ticket, rows), timelines, effectives, strict=True
-        )
-    ]
-    # Every ticket's events in one statement. A correction names the id of the event it
-    # corrects, an event of the same batch: then every id is drawn first (the events before
-    # each such correction were inserted first, with their own id draw: 2,000 tickets sent
-    # 96 event inserts to PostgreSQL, now 4); otherwise the insert gives them (a POST's one
-    # statement).
-    drawn = any(tl.corrects is not None for timeline in timelines for tl in timeline)
-    table = Event.__table__  # type: ignore[attr-defined]
-    event_ids = iter(draw_ids(session, table, sum(map(len, timelines)))) if drawn else None
-    pending: list[tuple[Written, dict[str, Any]]] = []
-    for k, (data, timeline, done) in enumerate(zip(batch, timelines, out, strict=True)):
-        recorded = recorded_at[k] if recorded_at is not None else None
-        owner = _Owner.of(done.ticket)
-        for i, (ev, tl) in enumerate(zip(data.events, timeline, strict=True)):
-            at = recorded[i] if recorded is not None else now
-            corrected = done.events[tl.corrects - 1] if tl.corrects is not None else None
-            values, entry = _event_values(owner, i + 1, ev, tl, actor, at, corrected)
-            if event_ids is None:
-                pending.append((done, values))
-            else:
-                done.events.append(EventRow(id=next(event_ids), **values))
-                pending.append((done, {"id": done.events[-1].id, **values}))
-            done.entries.append(entry)
-    if event_ids is None:
-        _insert_events(session, pending)
-    else:
-        insert_drawn(session, table, [values for _, values in pending])
-    return out
-
-
 # The search grams of a batch of new tickets on SQLite, in one statement after their insert:
 # the trigger's write to FTS5 for each ticket cost 95 µs a ticket (migration f7d3b9a2c461).
 _INDEX_GRAMS = (
     "INSERT INTO ticket_grams (rowid, grams) SELECT id, "
     "slamon_grams(external_id, title, description) FROM tickets WHERE id BETWEEN ? AND ?"
 )
+_GRAMS = "INSERT INTO ticket_grams (rowid, grams) VALUES (?, ?)"
 
 
-def _insert_tickets(session: Session, tickets: list[dict[str, Any]]) -> list[int]:
-    """Insert new tickets; their ids in order. The database indexes their search grams: by
-    its trigger, but on SQLite a batch turns the trigger off and indexes itself at once."""
-    table = Ticket.__table__  # type: ignore[attr-defined]
-    if len(tickets) == 1 or not on_sqlite(session):
-        return insert_returning_ids(session, table, tickets)
+def insert_tickets(
+    session: Session,
+    tickets: list[dict[str, Any]] | Bound,
+    ids: Sequence[int],
+    grams: list[str] | None = None,
+) -> None:
+    """Insert new tickets (as dicts, or bound ahead) with their `ids`, drawn already
+    (`draw_ids`; on SQLite a batch's are one range, drawn after the largest with the write
+    lock held). The database indexes their search grams: by its trigger, but on SQLite a
+    batch turns the trigger off and indexes itself at once, or stores the `grams` given
+    (`fts_document` of each ticket, which an import's worker processes make)."""
+    if len(ids) == 1 or not on_sqlite(session):
+        insert_drawn(session, _TICKETS, tickets)
+        return
     driver = driver_of(session)
     driver.execute("SELECT slamon_grams_by_trigger(0)")
     try:
-        ids = insert_returning_ids(session, table, tickets)
+        insert_drawn(session, _TICKETS, tickets)
     finally:
         driver.execute("SELECT slamon_grams_by_trigger(1)")
-    # Drawn after the largest id with the write lock held: the batch is its whole id range.
+    if grams is not None:
+        driver.executemany(_GRAMS, list(zip(ids, grams, strict=True)))
+        return
     assert ids[-1] - ids[0] + 1 == len(ids)
     driver.execute(_INDEX_GRAMS, (ids[0], ids[-1]))
-    return ids
 
 
-def _created_entry(ticket: Ticket) -> audit.Entry:
+def created_entry(ticket: dict[str, Any]) -> audit.Entry:
+    """The audit record of a new ticket's row."""
     return audit.Entry(
-        at=ticket.created_at,
-        actor=ticket.created_by,
+        at=ticket["created_at"],
+        actor=ticket["created_by"],
         action="ticket.created",
         entity="ticket",
-        entity_id=str(ticket.id),
+        entity_id=str(ticket["id"]),
         payload={
-            "pool": ticket.pool,
-            "external_id": ticket.external_id,
-            "severity": ticket.severity,
-            "title": ticket.title,
-            "source": ticket.source,
-            "policy_version": ticket.policy_version,
-            "units": ticket.units,
-            "systems": ticket.systems,
+            "pool": ticket["pool"],
+            "external_id": ticket["external_id"],
+            "severity": ticket["severity"],
+            "title": ticket["title"],
+            "source": ticket["source"],
+            "policy_version": ticket["policy_version"],
+            "units": ticket["units"],
+            "systems": ticket["systems"],
         },
     )
 
@@ -859,8 +797,8 @@ def append_event(
     now = ctx.now()
     tl = timeline[-1]
     corrected = {e.seq: e for e in existing}.get(tl.corrects) if tl.corrects else None
-    owner = _Owner.of(ticket)
-    values, entry = _event_values(owner, seq, data, tl, actor, recorded_at or now, corrected)
+    owner = Owner.of(ticket)
+    values, entry = event_values(owner, seq, data, tl, actor, recorded_at or now, corrected)
     # By one INSERT, as new tickets' events go in: the ORM's flush cost more than the insert.
     (event_id,) = insert_returning_ids(session, _EVENTS, [values])
     (row,) = as_loaded(session, Event, [{"id": event_id, **values}])

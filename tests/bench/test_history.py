@@ -50,7 +50,11 @@ def _second(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> E
 
 
 def test_bulk_history_equals_a_real_import(
-    engine: Engine, settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
+    engine: Engine,
+    settings: Settings,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The generator loads explicit ids and moves the sequences: the owner's work, as a restore.
     postgres = engine.dialect.name == "postgresql"
@@ -80,28 +84,33 @@ def test_bulk_history_equals_a_real_import(
                 writes.rejudge(ticket, NOW)
     assert dump(engine) == bulk
 
-    # The product's own import of the same tickets writes the very same rows.
+    # The product's own import of the same tickets writes the very same rows: chunks made by
+    # two worker processes, written here.
     second = _second(engine, request, tmp_path)
     source = tmp_path / "history.json"
     write_import_file(source, SEED, COUNT)
+    monkeypatch.setattr(importer, "CHUNK", 150)
     with session_scope(second) as session:
         flow = write_flow(session, load_context(session, settings, clock))
         with flow as writes:
-            import_rows(writes, read_rows(source), IMPORTER)
+            import_rows(writes, read_rows(source), IMPORTER, workers=2)
     imported = dump(second)
     for table, rows in bulk.items():
         assert imported[table] == rows, table
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_a_chunked_import_equals_tickets_written_one_at_a_time(
+    workers: int,
     engine: Engine,
     settings: Settings,
     request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`create_tickets` writes each table once per chunk; the rows and the audit chain are the
-    ones `create_ticket` writes for the same tickets one by one, hash for hash."""
+    """An import writes each table once per chunk, its chunks made in this process or by
+    worker processes; the rows and the audit chain are the ones `create_ticket` writes for
+    the same tickets one by one, hash for hash."""
     count, clock = 130, FixedClock(NOW)
     source = tmp_path / "history.json"
     write_import_file(source, SEED, count)
@@ -123,7 +132,7 @@ def test_a_chunked_import_equals_tickets_written_one_at_a_time(
         session_scope(second) as session,
         write_flow(session, load_context(session, settings, clock)) as writes,
     ):
-        summary = import_rows(writes, rows, IMPORTER)
+        summary = import_rows(writes, rows, IMPORTER, workers=workers)
     assert summary.tickets == count
     chunked = dump(second)
     for table in ("tickets", "events", "target_states", "breaches", "findings", "audit_log"):

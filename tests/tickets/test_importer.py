@@ -259,42 +259,47 @@ def test_problems_in_a_later_chunk_refuse_what_the_earlier_ones_wrote(
     assert "appears twice" in problems[1]
 
 
-def test_the_parse_thread_ends_with_the_import_and_its_errors_reach_the_caller(
-    session: Session, ctx: SlaContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_workers_end_with_the_import_and_their_errors_reach_the_caller(
+    session: Session,
+    ctx: SlaContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
 ) -> None:
-    """An error while parsing a later chunk is the import's error, and when the writer
-    fails mid-import the thread parsing ahead stops with it instead of running on."""
-    import threading
+    """An error while a worker parses a later chunk is the import's error, and when the
+    writer fails mid-import the worker processes stop with it instead of running on."""
+    import multiprocessing
 
     monkeypatch.setattr(importer, "CHUNK", 2)
     rows = [{**SPEC_TICKET, "external_id": f"EX-{i}"} for i in range(9)]
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"tickets": rows}, ensure_ascii=False), encoding="utf-8")
     parse = importer.parse_rows
+    before = counts(session)
 
     def parse_failing_late(part: list[Any], context: SlaContext) -> Any:
         if part[0].label == "tickets[6]":
             raise RuntimeError("disk read error")
         return parse(part, context)
 
-    monkeypatch.setattr(importer, "parse_rows", parse_failing_late)
+    monkeypatch.setattr(importer, "parse_rows", parse_failing_late)  # (forked workers too)
     with pytest.raises(RuntimeError, match="disk read error"), write_flow(session, ctx) as flow:
-        import_rows(flow, read_rows(path), IMPORTER)
+        import_rows(flow, read_rows(path), IMPORTER, workers=workers)
     session.rollback()
+    assert not multiprocessing.active_children()
     monkeypatch.setattr(importer, "parse_rows", parse)
 
     def write_failing(*_: Any, **__: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(importer.WriteFlow, "create_tickets", write_failing)
+    monkeypatch.setattr(importer.WriteFlow, "store", write_failing)
     with pytest.raises(RuntimeError, match="went away") as raised, write_flow(session, ctx) as f:
-        import_rows(f, read_rows(path), IMPORTER)
+        import_rows(f, read_rows(path), IMPORTER, workers=workers)
     session.rollback()
-    for thread in threading.enumerate():  # (while the error, and its frames, are kept)
-        if thread.name == "import-parse":
-            thread.join(2)
-            assert not thread.is_alive(), "the parse thread ran on after the import failed"
+    assert not multiprocessing.active_children(), "workers ran on after the import failed"
     assert raised.value is not None
+    assert counts(session) == before, "a failed import wrote something"
 
 
 def test_a_duplicate_of_a_stored_ticket_is_refused(
