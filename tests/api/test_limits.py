@@ -274,9 +274,9 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
         drop(row[0])
         return read_token(reader, value, now)
 
-    def dropped_at_insert(session: Any, tickets: Any, grams: Any = None) -> None:
+    def dropped_at_insert(session: Any, tickets: Any, ids: Any, grams: Any = None) -> None:
         drop(session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar())
-        insert(session, tickets, grams)
+        insert(session, tickets, ids, grams)
 
     with TestClient(app) as client:
         headers = operator_headers(engine, clock)
