@@ -60,6 +60,18 @@ def test_import_then_show_as_json_and_text(env: str, tmp_path: Path) -> None:
     assert "2022-08-22" in out
 
 
+def test_import_workers_are_bounded_and_zero_imports_in_one_process(
+    env: str, tmp_path: Path
+) -> None:
+    path = str(write_import(tmp_path, [TICKET]))
+    for wrong in ("-1", "65", "两个"):
+        code, _, err = invoke("import", path, "--workers", wrong)
+        assert code == 2 and "--workers" in err, err
+    assert invoke("tickets", "show", "EX-0001")[0] == 1  # nothing written
+    code, out, err = invoke("import", path, "--workers", "0")
+    assert code == 0 and "imported 1 tickets with 4 events" in out, err
+
+
 def test_dry_run_writes_nothing(env: str, tmp_path: Path) -> None:
     code, out, _ = invoke("import", str(write_import(tmp_path, [TICKET])), "--dry-run")
     assert code == 0 and "nothing written" in out

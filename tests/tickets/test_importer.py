@@ -34,10 +34,10 @@ def run(session: Session, ctx: SlaContext, path: Path) -> object:
     return summary
 
 
-def refused(session: Session, ctx: SlaContext, path: Path) -> list[str]:
+def refused(session: Session, ctx: SlaContext, path: Path, workers: int = 0) -> list[str]:
     before = counts(session)
     with pytest.raises(InvalidInput) as exc, write_flow(session, ctx) as flow:
-        import_rows(flow, read_rows(path), IMPORTER)
+        import_rows(flow, read_rows(path), IMPORTER, workers=workers)
     session.rollback()
     assert counts(session) == before, "a refused import wrote something"
     return [str(p) for p in exc.value.problems]
@@ -240,23 +240,41 @@ def test_a_refused_json_names_only_its_bad_rows_when_good_ones_use_chinese_names
     assert [p.split(":")[0] for p in problems] == ["tickets[0].title"], problems
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_problems_in_a_later_chunk_refuse_what_the_earlier_ones_wrote(
-    session: Session, ctx: SlaContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    session: Session,
+    ctx: SlaContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
 ) -> None:
-    """Rows are parsed a chunk at a time while earlier chunks are written: a bad row, or a
-    repeat of an earlier row's id, in the fourth chunk still refuses the whole file, names
-    every problem in row order as if the file had been checked whole, and writes nothing."""
+    """Rows are parsed a chunk at a time while earlier chunks are written (by this process,
+    or made by worker processes): a bad row, or a repeat of an earlier row's id, in the
+    fourth chunk still refuses the whole file, names every problem in row order as if the
+    file had been checked whole (a row's own in the order of its fields, its id's among
+    them), and writes nothing."""
     from monitor.tickets import importer
 
     monkeypatch.setattr(importer, "CHUNK", 2)
     rows = [{**SPEC_TICKET, "external_id": f"EX-{i}"} for i in range(9)]
+    rows[5] = {**rows[5], "external_id": "EX-1"}  # a repeat of a row written before
     rows[6] = {**rows[6], "title": ""}  # found parsing, in the fourth chunk
-    rows[7] = {**rows[7], "external_id": "EX-1"}  # a repeat of a row written before
+    # Problems the checks find and a repeat the writer finds, in one row: in field order.
+    rows[7] = {**rows[7], "external_id": "EX-7", "pool": "pool3", "units": ["无此单位"]}
+    rows[8] = {**rows[8], "external_id": "EX-7", "pool": "pool3", "units": ["无此单位"]}
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"tickets": rows}, ensure_ascii=False), encoding="utf-8")
-    problems = refused(session, ctx, path)
-    assert [p.split(":")[0] for p in problems] == ["tickets[6].title", "tickets[7].external_id"]
-    assert "appears twice" in problems[1]
+    problems = refused(session, ctx, path, workers)
+    assert [p.split(":")[0] for p in problems] == [
+        "tickets[5].external_id",
+        "tickets[6].title",
+        "tickets[7].pool",
+        "tickets[7].units[0]",
+        "tickets[8].pool",
+        "tickets[8].external_id",
+        "tickets[8].units[0]",
+    ], problems
+    assert "appears twice" in problems[0] and "appears twice" in problems[-2]
 
 
 @pytest.mark.parametrize("workers", [0, 2])
