@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import ctypes
 import io
 import json
 import multiprocessing
+import os
 import re
+import signal
 import threading
+import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -28,6 +32,7 @@ from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.judging import new_tickets
 from monitor.judging.flow import WriteFlow
+from monitor.notifications.service import routing_of
 from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.words import words
@@ -595,9 +600,30 @@ class ChunkDone:
 _JOB: _Job | None = None  # a worker process's
 
 
-def _set_job(job: _Job) -> None:
+def _set_job(job: _Job, writer: int) -> None:
+    """A worker process's start: its job, and its end with the writer's. A worker left
+    behind by a writer killed outright (SIGKILL, the kernel out of memory, a plain `kill`)
+    would hold the writer's database connection, inherited, and with it its transaction
+    and locks: on PostgreSQL the creation of every ticket would wait on until the worker
+    was killed by hand."""
     global _JOB
     _JOB = job
+    try:  # Linux: the kernel kills it as the writer's thread that forked it ends
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # elsewhere: it looks for itself, twice a second
+        threading.Thread(target=_watch, args=(writer,), name="writer-watch", daemon=True).start()
+    if os.getppid() != writer:  # (gone already, before the kernel was told)
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch(writer: int) -> None:
+    while os.getppid() == writer:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _make_chunk(start: int, ticket_ids: list[int], now: datetime) -> ChunkDone:
@@ -662,7 +688,10 @@ def _in_workers(job: _Job, workers: int) -> Generator[ChunkDone, None, None]:
     are drawn here, before it is made (the rows' ids and audit records name them)."""
     fork = multiprocessing.get_context("fork")
     job.refused = fork.Event()
-    pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_set_job, initargs=(job,))
+    routing_of(job.ctx)  # read here, once: each worker has it (and its warnings are said once)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=fork, initializer=_set_job, initargs=(job, os.getpid())
+    )
     ahead: deque[Future[ChunkDone]] = deque()
     starts = iter(range(0, len(job.rows), CHUNK))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import openpyxl
 import pytest
 from sqlmodel import Session
 
+from monitor.core.db import make_engine
 from monitor.core.errors import InvalidInput
 from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
@@ -318,6 +320,91 @@ def test_the_workers_end_with_the_import_and_their_errors_reach_the_caller(
     assert not multiprocessing.active_children(), "workers ran on after the import failed"
     assert raised.value is not None
     assert counts(session) == before, "a failed import wrote something"
+
+
+_STUCK_WRITER = """
+import multiprocessing, sys, time
+from pathlib import Path
+from monitor.core.clock import SystemClock
+from monitor.core.db import make_engine, session_scope
+from monitor.core.settings import Settings
+from monitor.judging.flow import WriteFlow, write_flow
+from monitor.sla.service import load_context
+from monitor.tickets import importer
+from monitor.tickets.service import Actor
+
+url, config, source, pids = sys.argv[1:5]
+importer.CHUNK = 2
+store = WriteFlow.store
+
+def stuck(self, *args):  # the first chunk written, then the writer hangs: to be killed
+    store(self, *args)
+    Path(pids).write_text(" ".join(str(p.pid) for p in multiprocessing.active_children()))
+    time.sleep(600)
+
+WriteFlow.store = stuck
+engine = make_engine(url)
+settings = Settings(database_url=url, config_dir=Path(config))
+with session_scope(engine) as session:
+    with write_flow(session, load_context(session, settings, SystemClock())) as flow:
+        rows = importer.read_rows(Path(source))
+        importer.import_rows(flow, rows, Actor("import", "admin", "import"), workers=2)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie no init has reaped yet counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_the_workers_end_with_a_writer_killed_outright(db_url: str, tmp_path: Path) -> None:
+    """A writer killed outright (SIGKILL, the kernel out of memory) takes its worker processes
+    with it: left behind, they held its database connection, and on PostgreSQL its open
+    transaction and the lock on creating tickets, so every new ticket waited on."""
+    import subprocess
+    import sys
+    import time
+
+    import sqlalchemy as sa
+
+    from tests.conftest import CONFIG, ROOT
+
+    rows = [{**SPEC_TICKET, "external_id": f"EX-{i}"} for i in range(9)]
+    source, pids = tmp_path / "t.json", tmp_path / "pids"
+    source.write_text(json.dumps({"tickets": rows}, ensure_ascii=False), encoding="utf-8")
+    script = tmp_path / "stuck.py"
+    script.write_text(_STUCK_WRITER, encoding="utf-8")
+    args = [sys.executable, str(script), db_url, str(CONFIG), str(source), str(pids)]
+    writer = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+            assert writer.poll() is None, "the writer ended before its first chunk"
+            time.sleep(0.1)
+        workers = [int(pid) for pid in pids.read_text().split()]
+        assert len(workers) == 2
+    finally:
+        writer.kill()
+        writer.wait()
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in workers), "workers outlived the writer"
+    if db_url.startswith("postgresql"):  # its transaction ended: ticket creation is free
+        engine = make_engine(db_url)
+        deadline = time.monotonic() + 5
+        with engine.connect() as conn:
+            free = False
+            while not free and time.monotonic() < deadline:
+                free = conn.execute(sa.text("SELECT pg_try_advisory_lock(1319, 0)")).scalar()
+                time.sleep(0.1)
+            assert free, "the killed writer's lock on creating tickets is held"
+            conn.execute(sa.text("SELECT pg_advisory_unlock(1319, 0)"))
+        engine.dispose()
 
 
 def test_a_duplicate_of_a_stored_ticket_is_refused(
