@@ -399,7 +399,9 @@ class Run:
 
     def _import(self, source: Path) -> tuple[float, float]:
         """Seconds `sla-monitor import` of the file took, the process's start included, and
-        the most memory the process held (its peak resident set, MB)."""
+        the most memory one of its processes held (MB): the largest peak resident set of
+        the writer and its worker processes (as `wait4` reports it on Linux), not their sum,
+        whose pages they partly share."""
         env = {**os.environ, "SLAMON_DATABASE_URL": self.url, "SLAMON_CONFIG_DIR": str(CONFIG)}
         began = time.perf_counter()
         with tempfile.TemporaryFile() as output:
@@ -410,7 +412,7 @@ class Run:
                 stderr=subprocess.STDOUT,
             )
             try:
-                _, status, usage = os.wait4(proc.pid, 0)  # its own peak, not every child's
+                _, status, usage = os.wait4(proc.pid, 0)  # (not the bench's other children)
             except BaseException:  # (interrupted: the import must not run on unwatched)
                 proc.kill()
                 proc.wait()
