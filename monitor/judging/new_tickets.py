@@ -81,11 +81,12 @@ class Judged:
 @dataclass
 class Prepared:
     """A batch of new tickets as the rows their creation writes, in plain values (an
-    import's worker process hands them over by pickle). The tickets' ids were drawn before;
-    the events' and the breaches' are drawn by `store`, and until then an event's
-    `corrects_id` is the corrected event's place in `events` (from 1) and a breach record's
-    `entity_id` its breach's place in `breaches` (from 0). Audit payloads are their
-    canonical text already."""
+    import's worker process hands them over by pickle, bound for the database: `bind`).
+    The tickets' ids were drawn before; the events' and the breaches' are drawn by `store`,
+    and until then an event's `corrects_id` is the corrected event's place in `events`
+    (from 1) and a breach record's `entity_id` its breach's place in `breaches` (from 0).
+    Audit records come with their payload's canonical text and, but for the breaches',
+    their hash body (`audit.record_body`)."""
 
     created: list[tuple[int, str, str]] = field(default_factory=list)  # id, pool, severity
     tickets: Rows = field(default_factory=list)
@@ -249,12 +250,12 @@ def store(session: Session, ctx: SlaContext, prepared: Prepared, now: datetime) 
     insert_rows(session, _STATES, prepared.states)
     insert_rows(session, _FINDINGS, prepared.findings)
     records = prepared.audit
-    breaches = prepared.breaches
-    if isinstance(breaches, Bound):
+    breaches, breach_ids = prepared.breaches, []
+    if isinstance(breaches, Bound) and breaches.rows:
         breach_ids = draw_ids(session, _BREACHES, len(breaches.rows))
         insert_bound(session, _BREACHES, breaches, breach_ids)
-    else:
-        breach_ids = insert_returning_ids(session, _BREACHES, breaches) if breaches else []
+    elif breaches and not isinstance(breaches, Bound):
+        breach_ids = insert_returning_ids(session, _BREACHES, breaches)
     for at, breach_id in zip(prepared.breach_records, breach_ids, strict=True):
         records[at] = records[at]._replace(entity_id=str(breach_id))
     notices = enqueue(session, ctx, prepared.notices, now)
