@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,8 +14,9 @@ from sqlmodel import Session, col, select
 from monitor.core.db import alembic_config, upgrade
 from monitor.judging.flow import write_flow
 from monitor.sla.service import SlaContext
-from monitor.tickets import search
+from monitor.tickets import importer, search
 from monitor.tickets import service as tickets_service
+from monitor.tickets.importer import import_rows, read_rows
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
 from monitor.tickets.search import search_tickets
@@ -136,6 +139,31 @@ def test_every_substring_of_every_ticket_finds_what_a_plain_like_finds(
             assert ids(search_tickets(session, q=w, per_page=50)) == answer, w
             in_pool = plain_like(session, w.strip(), pool="pool2")
             assert ids(search_tickets(session, q=w, pool="pool2", per_page=50)) == in_pool, w
+
+
+def test_an_imports_tickets_are_found_as_a_plain_like_finds_them(
+    session: Session,
+    ctx: SlaContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An import's worker processes make a chunk's search grams (on SQLite; PostgreSQL's
+    trigger makes them): every pair of characters of every ticket finds what a plain LIKE
+    finds."""
+    drafts = [_draft(i, *row).model_dump(mode="json") for i, row in enumerate(TICKETS)]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": drafts}, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(importer, "CHUNK", 3)  # three chunks, made by two workers
+    with write_flow(session, ctx) as flow:
+        summary = import_rows(flow, read_rows(path), ADMIN, workers=2)
+    session.commit()
+    assert summary.tickets == len(TICKETS)
+    pairs = set()
+    for ext, _, _, title, description, _ in TICKETS:
+        for text in (ext or "", title, description):
+            pairs.update(text[i : i + 2] for i in range(len(text) - 1))
+    for w in sorted(p for p in pairs if p.strip()):
+        assert ids(search_tickets(session, q=w, per_page=50)) == plain_like(session, w.strip()), w
 
 
 def test_an_id_is_found_though_no_words_hold_it(session: Session, tickets: list[int]) -> None:
