@@ -58,7 +58,7 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]] | 
     if isinstance(rows, Bound):
         insert_bound(session, table, rows)
     elif rows:
-        _write(session, table, rows)
+        bulk_rows(session, table, rows)
 
 
 # From this many rows on, a batch goes in by PostgreSQL's COPY (a many-VALUES INSERT is a new
@@ -82,13 +82,6 @@ BULK_FROM = 20
 def on_sqlite(session: Session) -> bool:
     """Whether the session's database is SQLite (a driver statement's SQL differs)."""
     return session.get_bind().dialect.name == "sqlite"
-
-
-def _write(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if len(rows) >= BULK_FROM or on_sqlite(session):
-        bulk_rows(session, table, rows)
-    else:
-        _insert(session, table, rows, returning=False)
 
 
 def insert_returning_ids(
@@ -151,14 +144,9 @@ def unplanned(session: Session, statement: sa.Executable, params: dict[str, Any]
 
 
 def draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
-    """`count` new ids of the table, in order, for rows that `insert_drawn` then writes in
+    """`count` new ids of the table, in order, for rows that `insert_rows` then writes in
     this transaction: for rows that must name each other's ids before any is inserted."""
     return _draw_ids(session, table, count)
-
-
-def insert_drawn(session: Session, table: sa.Table, rows: list[dict[str, Any]] | Bound) -> None:
-    """Insert rows carrying ids from `draw_ids` (as dicts, or bound ahead, `bind`)."""
-    insert_rows(session, table, rows)
 
 
 def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
@@ -381,17 +369,9 @@ def _json_load(value: str | None) -> Any:
 
 
 def bulk_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Rows (each with the same columns) into a table inside the session's transaction:
-    PostgreSQL by COPY, SQLite by one executemany."""
-    if on_sqlite(session):
-        _insert(session, table, rows, returning=False)
-        return
-    names = tuple(rows[0])
-    sql, values = _plan(table, names, "copy", postgres=True)
-    with driver_errors(session, sql) as driver, driver.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.set_types(_copy_types(table, names))
-        for row in rows:
-            copy.write_row(values(row))
+    """Rows (each with the same columns) into a table inside the session's transaction, by
+    one statement: bound (`bind`) and inserted as bound rows are (`insert_bound`)."""
+    insert_bound(session, table, bind(table, rows, postgres=not on_sqlite(session)))
 
 
 @functools.lru_cache(maxsize=256)

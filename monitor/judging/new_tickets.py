@@ -31,7 +31,6 @@ from monitor.core.batch import (
     bind,
     draw_ids,
     insert_bound,
-    insert_drawn,
     insert_returning_ids,
     insert_rows,
 )
@@ -281,7 +280,7 @@ def _insert_events(session: Session, events: list[dict[str, Any]] | Bound) -> li
             e["id"] = event_id
             if e["corrects_id"] is not None:
                 e["corrects_id"] = event_ids[e["corrects_id"] - 1]
-        insert_drawn(session, _EVENTS, events)
+        insert_rows(session, _EVENTS, events)
     else:
         event_ids = insert_returning_ids(session, _EVENTS, events)
     return event_ids

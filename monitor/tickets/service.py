@@ -20,8 +20,8 @@ from monitor.core.batch import (
     as_loaded,
     bound,
     driver_rows,
-    insert_drawn,
     insert_returning_ids,
+    insert_rows,
     on_sqlite,
     rows_where,
     select_rows,
@@ -680,12 +680,12 @@ def insert_tickets(
     batch turns the trigger off and indexes itself at once, or stores the `grams` given
     (`fts_document` of each ticket, which an import's worker processes make)."""
     if len(ids) == 1 or not on_sqlite(session):
-        insert_drawn(session, _TICKETS, tickets)
+        insert_rows(session, _TICKETS, tickets)
         return
     driver = driver_of(session)
     driver.execute("SELECT slamon_grams_by_trigger(0)")
     try:
-        insert_drawn(session, _TICKETS, tickets)
+        insert_rows(session, _TICKETS, tickets)
     finally:
         driver.execute("SELECT slamon_grams_by_trigger(1)")
     if grams is not None:

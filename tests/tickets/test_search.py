@@ -251,7 +251,7 @@ def test_a_ticket_written_after_a_failed_batch_is_still_indexed(
     def failing(*args: object) -> list[int]:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(tickets_service, "insert_drawn", failing)
+    monkeypatch.setattr(tickets_service, "insert_rows", failing)
     with pytest.raises(RuntimeError), write_flow(session, ctx) as flow:
         flow.create_tickets([_draft(0, *TICKETS[0]), _draft(1, *TICKETS[1])], ADMIN)
     session.rollback()
