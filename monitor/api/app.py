@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import cache, partial
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
@@ -109,18 +109,25 @@ def create_app(
         default=settings.max_body_bytes,
         uploads=settings.evidence_max_bytes + 64 * 1024,  # the file and its form fields
     )
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(tickets_router)
-    api.include_router(breaches_router)
-    api.include_router(scoring_router)
-    api.include_router(reports_router)
-    app.include_router(api)
-    web.mount(app)
-
+    app.router.routes.extend(_routes().routes)
+    web.mount_static(app)
     app.state.registry = make_registry(engine, settings)
     app.state.metrics_open = metrics_open
-    app.include_router(ops.router)
     return app
+
+
+@cache
+def _routes() -> APIRouter:
+    """Every route of the API, the pages and the health checks, built once in a process:
+    FastAPI analyses each route's parameters and dependencies when it is first included or
+    matched, a few milliseconds a route, which every application made again (each test's)."""
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (tickets_router, breaches_router, scoring_router, reports_router):
+        api.include_router(router)
+    routes = APIRouter()
+    for router in (api, web.router, ops.router):
+        routes.include_router(router)
+    return routes
 
 
 # What `serve --workers` hands each of its processes: they start from nothing (uvicorn spawns

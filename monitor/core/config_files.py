@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -60,10 +60,21 @@ def validate(model: type[M], data: Any) -> M:
         raise InvalidInput(problems_of(exc)) from None
 
 
+# libyaml's parser when PyYAML was built with it (its wheels are): the same safe subset as
+# `yaml.safe_load`, about eight times faster. Every server, CLI command and test reads the
+# config files; the catalog alone took 10 ms in pure Python.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str | TextIO) -> Any:
+    """`yaml.safe_load`, by libyaml where there is one."""
+    return yaml.load(text, Loader=SafeLoader)  # a safe loader: plain data only
+
+
 def read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return parse_yaml(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:

@@ -22,6 +22,7 @@ from monitor.auth.service import (
     set_user_disabled,
 )
 from monitor.calendars.loader import arrangements_from
+from monitor.core.config_files import parse_yaml
 from monitor.core.db import read_scope, session_scope
 from monitor.core.errors import InvalidInput
 from monitor.judging import jobs
@@ -108,7 +109,7 @@ def _load_calendar(request: Request, who: SignedIn, form: FormData) -> Response:
     if len(body) > MAX_CALENDAR_BYTES:
         return _calendar_page(request, who, year, errors={"file": "文件超过 256 KB"})
     try:
-        data = yaml.safe_load(body.decode("utf-8"))
+        data = parse_yaml(body.decode("utf-8"))
         arrangements = arrangements_from(data, default_source=upload.filename[:200])
     except (UnicodeDecodeError, yaml.YAMLError):
         return _calendar_page(request, who, year, errors={"file": "不是 UTF-8 编码的 YAML 文件"})

@@ -23,7 +23,6 @@ for module in (login, home, tickets, reviews, findings, scoring, notices, admin,
     router.include_router(module.router)
 
 
-def mount(app: FastAPI) -> None:
-    """Pages at /, their static files at /static, the API docs at /docs and /redoc."""
-    app.include_router(router)
+def mount_static(app: FastAPI) -> None:
+    """The pages' static files at /static (the pages themselves are `router`'s)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
