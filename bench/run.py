@@ -265,7 +265,7 @@ class Run:
         """Real servers: ticket search and page p95, then POST /tickets with 1 and 4 clients
         (client k posting to server k mod `servers`, as a round-robin load balancer would)."""
         env = environment(self.url, CONFIG, self.work, 15)
-        token = admin_token(env)
+        token = admin_token(self.engine)
         headers = {"Authorization": f"Bearer {token}"}
         ports = [self.port + i for i in range(self.servers)]
         with replicas(env, ports, self.work, workers=self.workers) as group:

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.replicas import admin_token
+from monitor.core.db import make_engine
 from tests.conftest import CONFIG
 
 
@@ -52,6 +54,14 @@ def start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the server did not start")
 
 
+def admin_headers(db_url: str) -> dict[str, str]:
+    engine = make_engine(db_url)
+    try:
+        return {"Authorization": f"Bearer {admin_token(engine)}"}
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_acknowledged_tickets_survive_kill_9(db_url: str, tmp_path: Path) -> None:
     env = {
@@ -60,9 +70,7 @@ def test_acknowledged_tickets_survive_kill_9(db_url: str, tmp_path: Path) -> Non
         "SLAMON_CONFIG_DIR": str(CONFIG),
         "SLAMON_EVIDENCE_DIR": str(tmp_path / "evidence"),
     }
-    made = cli(env, "token", "create", "--role", "admin")
-    assert made.returncode == 0, made.stderr
-    headers = {"Authorization": f"Bearer {made.stdout.split()[-1]}"}
+    headers = admin_headers(db_url)
     port = free_port()
     server = start(env, port)
     acknowledged: list[str] = []

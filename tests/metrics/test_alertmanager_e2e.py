@@ -18,8 +18,8 @@ from tests.conftest import CONFIG
 from tests.metrics.test_prometheus_e2e import wait_for
 from tests.metrics.tools import DASHBOARDS, tool
 from tests.notifications.receivers import http_receiver
-from tests.notifications.test_server import about_to_breach, admin_headers
-from tests.test_durability import free_port, start
+from tests.notifications.test_server import about_to_breach
+from tests.test_durability import admin_headers, free_port, start
 
 
 def test_the_shipped_alertmanager_config_is_valid() -> None:
@@ -78,7 +78,7 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
         )
         try:
             # Prometheus first: it takes up a new target only some 5 s after it starts (its
-            # scrape manager's reload interval), time the token and the server's start fill.
+            # scrape manager's reload interval), time the server's start fills.
             procs.append(
                 subprocess.Popen(
                     [
@@ -106,7 +106,7 @@ def test_a_breach_alert_reaches_the_pools_duty_and_the_supervision_unit(
                     stderr=subprocess.DEVNULL,
                 )
             )
-            headers = admin_headers(env)
+            headers = admin_headers(db_url)
             procs.append(start(env, port))
 
             # Scraped at 0 before the deadline, so the breach is an increase Prometheus sees:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import APP_URL, CONFIG, _truncate
 from tests.metrics.test_prometheus_e2e import wait_for
 from tests.notifications.receivers import Receiver, http_receiver
-from tests.test_durability import cli, free_port, start
+from tests.test_durability import admin_headers, cli, free_port, start
 
 
 def server_env(db_url: str, tmp_path: Path, receiver: Receiver) -> dict[str, str]:
@@ -33,12 +33,6 @@ def server_env(db_url: str, tmp_path: Path, receiver: Receiver) -> dict[str, str
         # A killed leader's lease lapses quickly too, so its successor starts sweeping soon.
         "SLAMON_LEASE_SECONDS": "2",
     }
-
-
-def admin_headers(env: dict[str, str]) -> dict[str, str]:
-    made = cli(env, "token", "create", "--role", "admin")
-    assert made.returncode == 0, made.stderr
-    return {"Authorization": f"Bearer {made.stdout.split()[-1]}"}
 
 
 def about_to_breach(port: int, headers: dict[str, str], ref: str, seconds: float = 3) -> None:
@@ -75,7 +69,7 @@ def stop(*procs: subprocess.Popen[Any]) -> None:
 def test_a_breach_notice_survives_kill_9_before_delivery(db_url: str, tmp_path: Path) -> None:
     with http_receiver() as receiver:
         env = server_env(db_url, tmp_path, receiver)
-        headers = admin_headers(env)
+        headers = admin_headers(db_url)
         port = free_port()
         receiver.hold_title = "【超时】"  # the breach notice's first try never gets an answer
         server = start(env, port)
@@ -106,7 +100,7 @@ def pg_url(pg_engine: Engine) -> str:
 def test_two_replicas_send_each_notice_once(pg_url: str, tmp_path: Path) -> None:
     with http_receiver() as receiver:
         env = server_env(pg_url, tmp_path, receiver)
-        headers = admin_headers(env)
+        headers = admin_headers(pg_url)
         ports = [free_port(), free_port()]
         servers = [start(env, p) for p in ports]
         try:

@@ -14,7 +14,7 @@ DETECTION_TARGET = 2.0  # seconds from a deadline to its breach being recorded
 
 @pytest.mark.slow
 def test_two_workers_on_one_port_miss_no_breach(db_url: str) -> None:
-    o = workers_run(db_url, port=free_port(), workers=2, write_seconds=4)
+    o = workers_run(db_url, port=free_port(), workers=2, write_seconds=2.5)
 
     # Both processes answered; exactly one of them leads, before and after the load.
     assert len(o.leaders_before) == 2 and o.leaders_before.count(True) == 1, o.leaders_before
