@@ -93,3 +93,26 @@ def test_addresses_come_from_the_environment_and_are_shown_masked() -> None:
     assert routing.file.retry.delay(1) == timedelta(seconds=10)
     assert routing.file.retry.delay(4) == timedelta(seconds=80)
     assert routing.file.retry.delay(30) == timedelta(seconds=600)
+
+
+def test_the_routing_follows_a_channels_variable_and_its_file_as_they_change(
+    tmp_path: Path,
+) -> None:
+    env = {"SLAMON_NOTIFY_POOL2_DUTY": "json://127.0.0.1:9/a"}
+
+    def urls(config: Path, channel: str) -> list[str]:
+        return [e.url for e in load_routing(config, "", env).endpoints.get(channel, [])]
+
+    assert urls(CONFIG, "pool2-duty") == ["json://127.0.0.1:9/a"]
+    env["SLAMON_NOTIFY_POOL2_DUTY"] = "json://127.0.0.1:9/b"
+    assert urls(CONFIG, "pool2-duty") == ["json://127.0.0.1:9/b"]
+    del env["SLAMON_NOTIFY_POOL2_DUTY"]
+    assert urls(CONFIG, "pool2-duty") == []
+    # A channel added to the file is read at once, its variable with it.
+    shipped = yaml.safe_load((CONFIG / "notifications.yaml").read_text(encoding="utf-8"))
+    write(tmp_path, shipped)
+    assert urls(tmp_path, "night") == []
+    shipped["channels"]["night"] = {"name": "夜班", "env": "SLAMON_NOTIFY_NIGHT"}
+    env["SLAMON_NOTIFY_NIGHT"] = "json://127.0.0.1:9/night"
+    write(tmp_path, shipped)
+    assert urls(tmp_path, "night") == ["json://127.0.0.1:9/night"]
