@@ -53,11 +53,23 @@ def fresh_database(database: str | None) -> tuple[Path, Path, str, Engine]:
 
 
 def machine() -> str:
-    """The machine's details, as every section of RESULTS.md gives them."""
+    """The machine's details, as every section of RESULTS.md gives them, with its speed of
+    the moment (`speed`)."""
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}"
+        f"{platform.python_version()}, {platform.system()} {platform.release()}; {speed()}"
     )
+
+
+def speed() -> str:
+    """How fast this machine runs Python just now: a shared machine's speed has moved by
+    two times between hours, more than most changes a benchmark compares, so each section
+    says which speed its figures were measured at."""
+    began = time.process_time()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return f"a loop of 10 million additions took {time.process_time() - began:.2f} s of CPU"
 
 
 def clocks_running_out(runner: Runner, n: int, first: float) -> dict[str, float]:
