@@ -120,7 +120,9 @@ def create_app(
 def _routes() -> APIRouter:
     """Every route of the API, the pages and the health checks, built once in a process:
     FastAPI analyses each route's parameters and dependencies when it is first included or
-    matched, a few milliseconds a route, which every application made again (each test's)."""
+    matched, a few milliseconds a route, which every application made again (each test's).
+    Shared, they belong to no application: `app.dependency_overrides` does not reach them
+    (nothing here uses it; a test that would, builds its own routes)."""
     api = APIRouter(prefix=API_PREFIX)
     for router in (tickets_router, breaches_router, scoring_router, reports_router):
         api.include_router(router)
