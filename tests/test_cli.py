@@ -135,6 +135,9 @@ def test_an_impossible_calendar_file_is_refused(env: str, tmp_path: Path) -> Non
     code, _, err = invoke("calendar", "load", str(path))
     assert code == 1 and "years.2027" in err and "not a weekend day" in err
     assert invoke("calendar", "show", "2027")[0] == 1
+    path.write_text("years: " + "{a: " * 100 + "1" + "}" * 100, encoding="utf-8")
+    code, _, err = invoke("calendar", "load", str(path))
+    assert code == 1 and "bad.yaml" in err and "nested more than 64 levels deep" in err
 
 
 def test_db_upgrade_is_idempotent(env: str) -> None:

@@ -65,10 +65,31 @@ def validate(model: type[M], data: Any) -> M:
 # config files; the catalog alone took 10 ms in pure Python.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Brackets and braces inside one another, at most (the shipped files nest 3 deep). Each
+# level is a call deeper in the loader: 50,000 of them (`[[[…`, 100 KB) crashed the process
+# with libyaml's loader, and 1,000 raised RecursionError in the pure-Python one.
+MAX_NESTING = 64
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class TooDeep(yaml.YAMLError):
+    """A YAML text nested deeper than `MAX_NESTING`."""
+
 
 def parse_yaml(text: str | TextIO) -> Any:
-    """`yaml.safe_load`, by libyaml where there is one."""
-    return yaml.load(text, Loader=SafeLoader)  # a safe loader: plain data only
+    """`yaml.safe_load`, by libyaml where there is one; a text nested deeper than
+    `MAX_NESTING` is refused (`TooDeep`) before it is loaded."""
+    text = text if isinstance(text, str) else text.read()
+    depth = deepest = 0
+    for mark in _NOT_BRACKET.sub("", text):  # (a bracket inside a quoted text counts too)
+        depth = depth + 1 if mark in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise TooDeep(f"nested more than {MAX_NESTING} levels deep")
+    try:
+        return yaml.load(text, Loader=SafeLoader)  # a safe loader: plain data only
+    except RecursionError:  # (indentation nests too: the pure-Python loader's limit)
+        raise TooDeep("nested too deeply") from None
 
 
 def read_yaml(path: Path) -> Any:

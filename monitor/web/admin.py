@@ -22,7 +22,7 @@ from monitor.auth.service import (
     set_user_disabled,
 )
 from monitor.calendars.loader import arrangements_from
-from monitor.core.config_files import parse_yaml
+from monitor.core.config_files import MAX_NESTING, TooDeep, parse_yaml
 from monitor.core.db import read_scope, session_scope
 from monitor.core.errors import InvalidInput
 from monitor.judging import jobs
@@ -111,6 +111,9 @@ def _load_calendar(request: Request, who: SignedIn, form: FormData) -> Response:
     try:
         data = parse_yaml(body.decode("utf-8"))
         arrangements = arrangements_from(data, default_source=upload.filename[:200])
+    except TooDeep:
+        message = f"文件嵌套过深（括号套括号超过 {MAX_NESTING} 层），不是日历文件"
+        return _calendar_page(request, who, year, errors={"file": message})
     except (UnicodeDecodeError, yaml.YAMLError):
         return _calendar_page(request, who, year, errors={"file": "不是 UTF-8 编码的 YAML 文件"})
     except InvalidInput as exc:

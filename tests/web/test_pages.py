@@ -262,6 +262,15 @@ def test_an_admin_loads_a_years_calendar(client: TestClient, people: dict[str, s
     )
     assert good.status_code == 200 and "2027-01-01(周五) 法定节假日（元旦）" in good.text
     assert "国务院办公厅通知" in good.text
+    # A file nested 100,000 brackets deep (200 KB, under the size limit) is refused beside
+    # its field; loading it crashed the server's process.
+    nested = b"years: " + b"[" * 100_000 + b"]" * 100_000
+    deep = client.post(
+        "/calendar", data={"csrf_token": token}, files={"file": ("deep.yaml", nested)}
+    )
+    assert deep.status_code == 422 and 'id="file-err"' in deep.text
+    assert "文件嵌套过深" in deep.text
+    assert "2027-01-01(周五) 法定节假日（元旦）" in client.get("/calendar?year=2027").text
 
 
 def test_a_form_posted_while_an_import_holds_the_writers_gets_a_chinese_busy_page(
