@@ -13,6 +13,7 @@ so all that follows from its events is known before anything is written.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,6 +106,16 @@ class Prepared:
         """The tickets' rows (not bound)."""
         assert not isinstance(self.tickets, Bound)
         return self.tickets
+
+    def statuses(self) -> Counter[str]:
+        """How many of the new target states have each status (bound or not)."""
+        rows = self.states
+        if isinstance(rows, Bound):
+            if not rows.rows:
+                return Counter()
+            at = rows.names.index("status")
+            return Counter(str(row[at]) for row in rows.rows)
+        return Counter(str(row["status"]) for row in rows)
 
     def bind(self, *, postgres: bool) -> Prepared:
         """Each table's rows bound for the database (`core.batch.bind`), as a worker

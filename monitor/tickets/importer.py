@@ -23,17 +23,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, overload
 
-import sqlmodel
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from monitor.core.batch import as_loaded, draw_ids, on_sqlite, unplanned
+from monitor.core.batch import as_loaded, draw_ids, on_sqlite
 from monitor.core.config_files import problems_of
 from monitor.core.errors import InvalidInput, Problem
 from monitor.judging import new_tickets
 from monitor.judging.flow import WriteFlow
 from monitor.notifications.service import routing_of
-from monitor.sla.models import TargetState
 from monitor.sla.service import SlaContext
 from monitor.sla.words import words
 from monitor.tickets.models import Ticket
@@ -516,19 +514,7 @@ def import_rows(
     with closing(chunks):  # (its workers stop with the import)
         summary = _create_chunks(flow, chunks, actor, job, progress)
     summary.ignored_columns = ignored
-    ids = summary.ids
-    for start in range(0, len(ids), 500):  # counted by the database: the ORM's rows cost 3 %
-        for status, count in unplanned(session, _COUNT_STATUSES, {"ids": ids[start : start + 500]}):
-            summary.targets[status] += count
     return summary
-
-
-_STATES = TargetState.__table__  # type: ignore[attr-defined]
-_COUNT_STATUSES = (
-    sqlmodel.select(_STATES.c.status, sqlmodel.func.count())
-    .where(_STATES.c.ticket_id.in_(sqlmodel.bindparam("ids", expanding=True)))
-    .group_by(_STATES.c.status)
-)
 
 
 def create_parsed(
@@ -739,6 +725,10 @@ def _create_chunks(
             flow.store(prepared, done.now)
             summary.tickets += len(prepared.created)
             summary.events += len(prepared.events)
+            # Counted as they go in, not read back: a read of the states of 500 tickets at a
+            # time let SQLite's planner, its statistics taken at a smaller size, scan every
+            # target state for each (20,000 tickets into a file of 38,000: 11.8 s, not 7).
+            summary.targets.update(prepared.statuses())
             for ticket_id, pool, severity in prepared.created:
                 summary.by_pool[pool] += 1
                 summary.by_severity[severity] += 1

@@ -10,6 +10,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.core.db import make_engine
@@ -243,6 +244,40 @@ def test_a_refused_json_names_only_its_bad_rows_when_good_ones_use_chinese_names
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+def test_the_summary_counts_the_targets_the_import_wrote_in_every_chunk(
+    session: Session,
+    ctx: SlaContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    """The summary's last line counts the imported tickets' targets by status, over every
+    chunk (made in this process or by the workers), and none of the tickets stored before."""
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(SPEC_EXAMPLE, ensure_ascii=False), encoding="utf-8")
+    run(session, ctx, before)
+    rows = [
+        {**SPEC_TICKET, "external_id": f"EX-{i}", "events": SPEC_TICKET["events"][: 1 + i % 4]}
+        for i in range(7)
+    ]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tickets": rows}, ensure_ascii=False), encoding="utf-8")
+    with write_flow(session, ctx) as flow:
+        summary = import_rows(flow, read_rows(path), IMPORTER, workers=workers)
+    session.commit()
+    stored = session.connection().execute(
+        sa.text(
+            "SELECT s.status, count(*) FROM target_states s JOIN tickets t ON t.id = s.ticket_id"
+            " WHERE t.external_id != 'EX-0001' GROUP BY s.status"
+        )
+    )
+    assert dict(summary.targets) == dict(stored.all())
+    assert len(set(summary.targets)) >= 3, summary.targets  # (several statuses met)
+    assert sum(summary.targets.values()) == 7 * 3
+
+
+@pytest.mark.parametrize("workers", [0, 2])
 def test_problems_in_a_later_chunk_refuse_what_the_earlier_ones_wrote(
     session: Session,
     ctx: SlaContext,
@@ -368,8 +403,6 @@ def test_the_workers_end_with_a_writer_killed_outright(db_url: str, tmp_path: Pa
     import subprocess
     import sys
     import time
-
-    import sqlalchemy as sa
 
     from tests.conftest import CONFIG, ROOT
 
