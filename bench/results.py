@@ -52,6 +52,74 @@ def fresh_database(database: str | None) -> tuple[Path, Path, str, Engine]:
     return work, config, url, engine
 
 
+class CpuUse:
+    """CPU seconds spent from its start by the process trees under `roots` (the servers),
+    by this process (the benchmark's clients) and by the local PostgreSQL server's
+    processes, and how busy the whole machine was; read from /proc (Linux), so that a
+    throughput figure says where the machine's time went. On 2 shared cores the clients and
+    the database take their part of the cores the server would use."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.available = Path("/proc/stat").exists()
+        self.start = self._read() if self.available else None
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[str, int, float]]:
+        """Every process: its name, parent and CPU seconds."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            out[int(entry.name)] = (
+                name,
+                int(fields[1]),
+                (int(fields[11]) + int(fields[12])) / tick,
+            )
+        return out
+
+    def _read(self) -> tuple[dict[int, tuple[str, int, float]], float, float, float]:
+        cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        me = os.times()
+        return self._processes(), sum(cpu) / tick, (cpu[3] + cpu[4]) / tick, me.user + me.system
+
+    def spent(self) -> dict[str, float] | None:
+        """CPU seconds since the start: `server`, `client`, `database`; `busy`: the
+        machine's busy share (0-1). None where /proc is not."""
+        if self.start is None:
+            return None
+        before, total0, idle0, me0 = self.start
+        after, total1, idle1, me1 = self._read()
+        tree = set(self.roots)
+        grew = True
+        while grew:
+            grew = False
+            for pid, (_, parent, _) in after.items():
+                if parent in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+
+        def used(pids: set[int]) -> float:
+            return sum(after[p][2] - before.get(p, ("", 0, 0.0))[2] for p in pids)
+
+        database = {p for p, (name, _, _) in after.items() if name == "postgres"}
+        elapsed = total1 - total0
+        return {
+            "server": used(tree),
+            "client": me1 - me0,
+            "database": used(database),
+            "busy": 1 - (idle1 - idle0) / elapsed if elapsed else 0.0,
+        }
+
+
 def machine() -> str:
     """The machine's details, as every section of RESULTS.md gives them, with its speed of
     the moment (`speed`)."""

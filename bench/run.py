@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 
 from bench import history  # noqa: E402
 from bench.replicas import admin_token, environment, percentile, replicas  # noqa: E402
-from bench.results import machine  # noqa: E402
+from bench.results import CpuUse, machine  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
@@ -287,11 +287,14 @@ class Run:
                 ids = [1 + (i * 7919) % max(1, self.size) for i in range(40)]
                 page = [_timed(lambda i=i: client.get(f"/tickets/{i}")) for i in ids]
                 self.report("api.ticket_page_p95", percentile(page, 0.95) * 1000, "ms", self.size)
+            roots = [server.proc.pid for server in group]
             for clients in (1, 4):
-                self._ingest(bases, headers, clients, seconds, raw[clients])
+                self._ingest(bases, headers, clients, seconds, raw[clients], roots=roots)
             for size in BATCHES:
                 for clients in (1, 4):
-                    self._ingest(bases, headers, clients, seconds, raw[clients], batch=size)
+                    self._ingest(
+                        bases, headers, clients, seconds, raw[clients], batch=size, roots=roots
+                    )
         self.floor(seconds, raw)
 
     def floor(self, seconds: float, raw: dict[int, float]) -> None:
@@ -303,7 +306,8 @@ class Run:
         with replicas(env, [self.port + 20], self.work, app=app) as group:
             base = f"{group[0].url}/api/v1"
             for clients in (1, 4):
-                self._ingest([base], {}, clients, seconds, raw[clients], "floor")
+                roots = [group[0].proc.pid]
+                self._ingest([base], {}, clients, seconds, raw[clients], "floor", roots=roots)
         with self.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE bench_floor")
 
@@ -316,9 +320,11 @@ class Run:
         raw: float,
         what: str = "post_tickets",
         batch: int = 1,
+        roots: list[int] | None = None,
     ) -> None:
         """`clients` threads posting tickets for `seconds`, one a request (`batch` 1) or
-        `batch` a request to `POST /tickets/batch`."""
+        `batch` a request to `POST /tickets/batch`; with `roots`, the servers' processes,
+        where the CPU went, per ticket (`CpuUse`)."""
         if batch > 1:
             what = f"post_tickets_batch_{batch}"
         path = "/tickets/batch" if batch > 1 else "/tickets"
@@ -363,7 +369,9 @@ class Run:
                     events[k] += count
                     i += batch
 
+        cpu = CpuUse(roots or [])
         _threads(client, clients)
+        spent = cpu.spent() if roots else None
         tickets = sum(posted)
         every = [x for xs in latencies for x in xs]  # one a request
         name = f"http.{what}.{clients}_client{'s' if clients > 1 else ''}"
@@ -374,6 +382,13 @@ class Run:
         self.report(f"{name}.tickets_per_s", tickets / seconds, "tickets/s", tickets)
         self.report(f"{name}.events_per_s", sum(events) / seconds, "events/s", tickets, raw)
         self.report(f"{name}.p99", percentile(every, 0.99) * 1000, "ms", len(every))
+        if spent is not None and tickets:
+            # (SQLite's work is the server's own: it runs in the server's processes.)
+            parts = ("server", "client", "database")[: 3 if self.database == "postgresql" else 2]
+            for part in parts:
+                per = spent[part] * 1000 / tickets
+                self.report(f"{name}.{part}_cpu_per_ticket", per, "ms", tickets)
+            self.report(f"{name}.machine_busy", spent["busy"] * 100, "%", tickets)
 
     # Import --------------------------------------------------------------------------------
     def import_file(self, count: int, raw: float, *, into_empty: bool = False) -> None:
@@ -589,8 +604,9 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="serve the HTTP figures by `sla-monitor serve --workers` this many (both databases)",
+        default=os.cpu_count() or 1,
+        help="serve the HTTP figures by `sla-monitor serve --workers` this many (both "
+        "databases; default: one per core, as README's Running at scale advises)",
     )
     parser.add_argument("--sizes", help="history sizes, e.g. 10000,100000")
     parser.add_argument("--seconds", type=float, help="length of each throughput run")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +46,34 @@ def test_a_run_replaces_only_the_section_of_its_own_heading(
     assert "- 5.34 M" in text and "- kept" in text and "- 4.31 M" in text
     assert "- 4.47 M" in text and "- 7.06 M" not in text
     assert "- 4.47 M\n\n### Later" in text  # a blank line before the next heading
+
+
+def test_the_cpu_of_the_servers_tree_and_of_the_clients_is_told_apart(tmp_path: Path) -> None:
+    """`CpuUse` counts a server's process and its children (a `serve --workers` worker)
+    apart from the benchmark's own clients, so a throughput figure says where the machine's
+    time went."""
+    done = tmp_path / "burnt"
+    burn = (
+        "import pathlib, time\nend = time.process_time() + 0.3\n"
+        "while time.process_time() < end: pass\n"
+        f"pathlib.Path({str(done)!r}).touch()\ntime.sleep(30)"
+    )
+    # A parent that starts a child which burns, as `serve --workers` starts its workers.
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])"
+    server = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    try:
+        cpu = results.CpuUse([server.pid])
+        end = time.process_time() + 0.2
+        while time.process_time() < end:  # the clients' work
+            pass
+        deadline = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        spent = cpu.spent()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert spent is not None
+    assert 0.19 <= spent["client"] < 0.5
+    assert 0.29 <= spent["server"] < 0.6  # the child's, and none of the clients'
+    assert 0 < spent["busy"] <= 1
