@@ -28,7 +28,14 @@ from monitor.breaches.service import get_breach, list_breaches, overrun
 from monitor.calendars.loader import read_calendar_file
 from monitor.core.batch import collector_paused
 from monitor.core.clock import Clock, FixedClock, SystemClock
-from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope, upgrade
+from monitor.core.db import (
+    ensure_schema,
+    make_engine,
+    read_scope,
+    refresh_statistics,
+    session_scope,
+    upgrade,
+)
 from monitor.core.errors import ConfigError, DomainError, InvalidInput
 from monitor.core.grants import grant
 from monitor.core.settings import Settings, get_settings
@@ -223,6 +230,9 @@ def import_cmd(
                 )
             if dry_run:
                 raise DryRun
+            # A large import changes the file's proportions: SQLite's planner statistics
+            # follow at once, with the import's rows, in its transaction.
+            refresh_statistics(flow.session.connection())
     except DryRun:
         pass
     assert summary is not None

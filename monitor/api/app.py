@@ -20,7 +20,7 @@ from monitor.api.deps import AppState
 from monitor.api.limits import BodyLimit
 from monitor.breaches.router import router as breaches_router
 from monitor.core.clock import Clock, SystemClock
-from monitor.core.db import ensure_schema, make_engine, session_scope
+from monitor.core.db import ensure_schema, make_engine, refresh_statistics, session_scope
 from monitor.core.settings import Settings, get_settings
 from monitor.demo.data import demo_tokens, demo_users, load_demo
 from monitor.judging.flow import write_flow
@@ -51,6 +51,8 @@ def prepare(app_state: AppState, demo: bool) -> None:
         if loaded:
             for line in demo_tokens(session, ctx) + demo_users(session, ctx):
                 log.warning(line)
+    with app_state.engine.begin() as connection:
+        refresh_statistics(connection)
 
 
 @asynccontextmanager
