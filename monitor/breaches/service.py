@@ -153,13 +153,17 @@ def get_breach(session: Session, breach_id: int, pool: str | None = None) -> Bre
 
 
 def reviews_of(session: Session, breach_id: int) -> list[BreachReview]:
-    return list(
-        session.exec(
-            select(BreachReview)
-            .where(BreachReview.breach_id == breach_id)
-            .order_by(col(BreachReview.id))
-        ).all()
-    )
+    return reviews_of_each(session, [breach_id]).get(breach_id, [])
+
+
+def reviews_of_each(session: Session, breach_ids: Sequence[int]) -> dict[int, list[BreachReview]]:
+    """Each breach's reviews in order, by breach id (500 breaches a read)."""
+    out: dict[int, list[BreachReview]] = {}
+    for start in range(0, len(breach_ids), 500):
+        of = col(BreachReview.breach_id).in_(breach_ids[start : start + 500])
+        for review in session.exec(select(BreachReview).where(of).order_by(col(BreachReview.id))):
+            out.setdefault(review.breach_id, []).append(review)
+    return out
 
 
 def review_breach(
@@ -237,12 +241,70 @@ def list_breaches(
     tz: tzinfo | None = None,
     include_cleared: bool = False,
     ticket_id: int | None = None,
+    reviewed: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[BreachRow]:
-    query = select(Breach, Ticket).join(Ticket, col(Ticket.id) == Breach.ticket_id)
+    """Breaches with their tickets, oldest first; `reviewed`: only those a supervisor has
+    reviewed, the latest review first. `offset` and `limit` take one page of them in the
+    database (a history's breaches number in the hundred thousands: every page read them
+    all)."""
+    query = _breaches_where(
+        select(Breach, Ticket).join(Ticket, col(Ticket.id) == Breach.ticket_id),
+        pending=pending,
+        year=year,
+        pool=pool,
+        tz=tz,
+        include_cleared=include_cleared,
+        ticket_id=ticket_id,
+        reviewed=reviewed,
+    )
+    if reviewed:
+        latest = sa.func.coalesce(col(Breach.reviewed_at), col(Breach.detected_at))
+        query = query.order_by(latest.desc(), col(Breach.id))
+    else:
+        query = query.order_by(col(Breach.id))
+    query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [BreachRow(b, t) for b, t in session.exec(query).all()]
+
+
+def count_breaches(
+    session: Session,
+    *,
+    pending: bool = False,
+    year: int | None = None,
+    pool: str | None = None,
+    tz: tzinfo | None = None,
+    reviewed: bool = False,
+) -> int:
+    """How many breaches `list_breaches` would list with these filters, counted by the
+    database."""
+    query = select(sa.func.count()).select_from(Breach)
+    if year is not None:
+        query = query.join(Ticket, col(Ticket.id) == Breach.ticket_id)
+    query = _breaches_where(query, pending=pending, year=year, pool=pool, tz=tz, reviewed=reviewed)
+    return int(session.exec(query).one())
+
+
+def _breaches_where(
+    query: Any,
+    *,
+    pending: bool,
+    year: int | None,
+    pool: str | None,
+    tz: tzinfo | None,
+    include_cleared: bool = False,
+    ticket_id: int | None = None,
+    reviewed: bool = False,
+) -> Any:
     if not include_cleared:
         query = query.where(col(Breach.cleared_at).is_(None))
     if pending:
         query = query.where(Breach.review == Review.PENDING)
+    if reviewed:
+        query = query.where(Breach.review != Review.PENDING)
     if pool is not None:
         query = query.where(Breach.pool == pool)
     if ticket_id is not None:
@@ -250,14 +312,30 @@ def list_breaches(
     if year is not None:
         begin, end = year_bounds(year, tz or UTC)
         query = query.where(col(Ticket.reported_at) >= begin, col(Ticket.reported_at) < end)
-    return [BreachRow(b, t) for b, t in session.exec(query.order_by(col(Breach.id))).all()]
+    return query
 
 
 def overrun(session: Session, breach: Breach, now: datetime) -> tuple[datetime | None, timedelta]:
     """When the breached clock stopped (None while it runs) and how far past its deadline."""
-    state = session.get(TargetState, (breach.ticket_id, breach.target))
-    stop = state.stop if state is not None else None
-    return stop, max(timedelta(), (stop or now) - breach.deadline)
+    return overruns(session, [breach], now)[breach.id or 0]
+
+
+def overruns(
+    session: Session, breaches: Sequence[Breach], now: datetime
+) -> dict[int, tuple[datetime | None, timedelta]]:
+    """`overrun` of each breach, by id: their target states read 500 tickets at a time."""
+    stops: dict[tuple[int, str], datetime | None] = {}
+    ticket_ids = sorted({b.ticket_id for b in breaches})
+    for start in range(0, len(ticket_ids), 500):
+        of = col(TargetState.ticket_id).in_(ticket_ids[start : start + 500])
+        query = select(TargetState.ticket_id, TargetState.target, TargetState.stop).where(of)
+        for ticket_id, target, stop in session.exec(query):
+            stops[(ticket_id, target)] = stop
+    out = {}
+    for b in breaches:
+        stop = stops.get((b.ticket_id, b.target))
+        out[b.id or 0] = stop, max(timedelta(), (stop or now) - b.deadline)
+    return out
 
 
 # Disputed corrections ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from monitor.api.deps import AppState, state
-from monitor.breaches.service import list_breaches
+from monitor.breaches.service import count_breaches, list_breaches
 from monitor.core.db import read_scope
 from monitor.overview import service as overview
 from monitor.web.deps import Anyone, PageRoute, scope_of
@@ -41,7 +41,8 @@ def home(
             if latest is not None and latest != shown:
                 shown, fallback = latest, True
         upcoming = overview.nearest_deadlines(session, pool=scope, limit=10)
-        pending = list_breaches(session, pending=True, pool=scope, tz=tz)
+        pending = list_breaches(session, pending=True, pool=scope, tz=tz, limit=10)
+        pending_total = count_breaches(session, pending=True, pool=scope, tz=tz)
         per_pool = overview.timeliness(session, year=shown, pool=scope, tz=tz)
         monthly = overview.breaches_by_month(session, year=shown, pool=scope, tz=tz)
         times = overview.durations(
@@ -88,8 +89,8 @@ def home(
         {
             "title": "总览",
             "upcoming": upcoming,
-            "pending": pending[:10],
-            "pending_total": len(pending),
+            "pending": pending,
+            "pending_total": pending_total,
             "rates": rates,
             "year": shown,
             "fallback": fallback,

@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from monitor.api.deps import MAX_ID, AppState, state
-from monitor.breaches.service import get_breach, list_breaches, overrun, reviews_of
+from monitor.breaches.service import (
+    count_breaches,
+    get_breach,
+    list_breaches,
+    overrun,
+    overruns,
+    reviews_of,
+)
 from monitor.core.db import read_scope
 from monitor.core.errors import DomainError, InvalidInput, NotFound
 from monitor.sla.service import SlaContext
@@ -49,22 +56,27 @@ def breaches(
     app: AppState = state(request)
     with read_scope(app.engine) as session:
         ctx = app.contexts.get(session)
-        rows = list_breaches(
-            session, pending=show == "pending", year=year, pool=scope_of(who), tz=ctx.tz
+        # The reviewed ones with the latest decision first; one page read, the rest counted.
+        pending, reviewed, pool = show == "pending", show == "reviewed", scope_of(who)
+        total = count_breaches(
+            session, pending=pending, reviewed=reviewed, year=year, pool=pool, tz=ctx.tz
         )
-        if show == "reviewed":
-            rows = sorted(
-                (r for r in rows if r.breach.review != "pending"),
-                key=lambda r: r.breach.reviewed_at or r.breach.detected_at,
-                reverse=True,
-            )
-        total = len(rows)
-        shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
+        shown = list_breaches(
+            session,
+            pending=pending,
+            reviewed=reviewed,
+            year=year,
+            pool=pool,
+            tz=ctx.tz,
+            offset=(page - 1) * PER_PAGE,
+            limit=PER_PAGE,
+        )
+        late = overruns(session, [r.breach for r in shown], ctx.now())
         items = [
             {
                 "row": r,
                 "target": target_name(ctx, r.ticket, r.breach.target),
-                "overrun": overrun(session, r.breach, ctx.now())[1].total_seconds(),
+                "overrun": late[r.breach.id or 0][1].total_seconds(),
             }
             for r in shown
         ]

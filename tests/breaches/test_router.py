@@ -111,3 +111,41 @@ def test_a_malformed_if_match_is_called_malformed(
         )
         assert answer.status_code == 400, bad
         assert "malformed" in answer.json()["detail"] and "meanwhile" not in answer.json()["detail"]
+
+
+def test_breaches_come_a_page_at_a_time_as_they_come_all_at_once(
+    client: TestClient, auth: Any
+) -> None:
+    """`per_page` reads one page of the standing breaches, oldest first, with the total of
+    all; without it every breach comes, as before. Each item says what the breach's own
+    page says (its reviews, how late it was), however many are read at once."""
+    for k in range(3):
+        client.post(f"{API}/tickets", json=ticket_body(f"P-{k}"), headers=auth["op2"])
+    client.post(f"{API}/tickets", json=ticket_body("P-9", pool="pool1"), headers=auth["admin"])
+    sup = auth["supervisor"]
+    everything = client.get(f"{API}/breaches", headers=sup).json()
+    assert everything["total"] == len(everything["items"]) >= 8
+    first = everything["items"][0]
+    url = f"{API}/breaches/{first['id']}"
+    tag = client.get(url, headers=sup).headers["ETag"]
+    body = {"decision": "confirmed", "reason": "核实超时"}
+    assert client.post(f"{url}/review", json=body, headers={**sup, "If-Match": tag}).is_success
+    everything = client.get(f"{API}/breaches", headers=sup).json()["items"]
+    assert everything[0]["reviews"][0]["reason"] == "核实超时"
+    pages = []
+    for page in range(1, 10):
+        got = client.get(f"{API}/breaches", params={"page": page, "per_page": 3}, headers=sup)
+        assert got.status_code == 200 and got.json()["total"] == len(everything)
+        pages += got.json()["items"]
+        assert len(got.json()["items"]) <= 3
+    assert pages == everything
+    assert [b["id"] for b in everything] == sorted(b["id"] for b in everything)
+    for item in everything:
+        assert client.get(f"{API}/breaches/{item['id']}", headers=sup).json() == item
+    # An operator's pages hold its own pool's breaches only, and count only those.
+    mine = client.get(f"{API}/breaches", params={"per_page": 2}, headers=auth["op1"]).json()
+    assert mine["total"] == sum(1 for b in everything if b["pool"] == "pool1")
+    assert {b["pool"] for b in mine["items"]} == {"pool1"}
+    for wrong in ("0", "501", "x"):
+        bad = client.get(f"{API}/breaches", params={"per_page": wrong}, headers=sup)
+        assert bad.status_code == 422 and "per_page" in bad.text, bad.text

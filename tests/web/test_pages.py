@@ -356,3 +356,56 @@ def test_a_form_whose_database_connection_is_lost_gets_a_chinese_page_saying_so(
         saved = session.exec(select(Ticket).where(Ticket.external_id == "WEB-LOST-1")).all()
         assert len(saved) == 1
     engine.dispose()
+
+
+def test_the_breach_pages_read_one_page_and_count_the_rest(
+    client: TestClient,
+    people: dict[str, str],
+    engine: Engine,
+    settings: Settings,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """违约审核 shows a page of breaches and counts them all; its 审核记录 shows the latest
+    decision first; 总览 counts every pending breach and lists the first ten."""
+    from monitor.breaches.models import Breach
+    from monitor.judging.flow import write_flow
+    from monitor.sla.service import load_context
+    from monitor.web import reviews
+
+    monkeypatch.setattr(reviews, "PER_PAGE", 4)
+    with session_scope(engine) as session:
+        ctx = load_context(session, settings, clock)
+        for i in range(7):  # each arrives late: one breach each, and more
+            make_ticket(
+                session,
+                ctx,
+                [("reported", local(2026, 11, 20, 9, i)), ("arrived", local(2026, 11, 21, 9))],
+                OPERATOR2,
+                external_id=f"LATE-{i}",
+            )
+    with session_scope(engine) as session:
+        breaches = session.exec(select(Breach).order_by(Breach.id)).all()
+        total = len(breaches)
+        assert total >= 7
+        ctx = load_context(session, settings, clock)
+        for k, breach in enumerate(breaches[:2]):  # the second reviewed a day after the first
+            clock.advance(timedelta(days=1))
+            with write_flow(session, ctx) as flow:
+                flow.review(breach, "confirmed", f"第{k + 1}次核实", "jianli-wang")
+        reviewed_ids = [b.id for b in breaches[:2]]
+    log_in(client, "jianli-wang")
+    seen: list[str] = []
+    for page in range(1, total):
+        text = client.get("/breaches", params={"show": "pending", "page": page}).text
+        assert f"待审核违约共 {total - 2} 条" in text
+        seen += re.findall(r'href="/breaches/(\d+)"', text)
+    pending = [str(b.id) for b in breaches[2:]]
+    assert sorted(set(seen), key=int) == pending
+    done = client.get("/breaches", params={"show": "reviewed"}).text
+    assert "已审核违约共 2 条" in done
+    order = [int(x) for x in dict.fromkeys(re.findall(r'href="/breaches/(\d+)"', done))]
+    assert order == list(reversed(reviewed_ids))
+    home = client.get("/").text
+    assert f"待审核违约（{total - 2}）" in home
+    assert f"查看全部 {total - 2} 条" in home or total - 2 <= 10
