@@ -362,11 +362,43 @@ _OPEN_OF_TICKET = sa.select(_FINDINGS.c.key, _FINDINGS.c.id).where(
 
 
 def list_findings(
-    session: Session, *, open_only: bool = False, pool: str | None = None
+    session: Session,
+    *,
+    open_only: bool = False,
+    pool: str | None = None,
+    kind: str | None = None,
+    newest_first: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[Finding]:
-    query = select(Finding)
+    """Findings, oldest first (or the newest opened first); `offset` and `limit` take one page
+    of them in the database (a history holds a hundred thousand: the 数据质量 page read
+    164,000 to show 500, 3.9 s)."""
+    query = _findings_where(select(Finding), open_only=open_only, pool=pool, kind=kind)
+    if newest_first:
+        query = query.order_by(col(Finding.opened_at).desc(), col(Finding.id))
+    else:
+        query = query.order_by(col(Finding.id))
+    query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query).all())
+
+
+def count_findings(
+    session: Session, *, open_only: bool = False, pool: str | None = None
+) -> dict[str, int]:
+    """How many findings of each kind `list_findings` would list, counted by the database."""
+    query = select(Finding.kind, sa.func.count()).group_by(Finding.kind)
+    query = _findings_where(query, open_only=open_only, pool=pool, kind=None)
+    return {kind: count for kind, count in session.exec(query).all()}
+
+
+def _findings_where(query: Any, *, open_only: bool, pool: str | None, kind: str | None) -> Any:
     if open_only:
         query = query.where(col(Finding.closed_at).is_(None))
     if pool is not None:
         query = query.where(Finding.pool == pool)
-    return list(session.exec(query.order_by(col(Finding.id))).all())
+    if kind is not None:
+        query = query.where(Finding.kind == kind)
+    return query

@@ -25,7 +25,7 @@ from monitor.api.deps import (
 )
 from monitor.api.errors import responses
 from monitor.auth.service import Principal
-from monitor.breaches.findings import KINDS, list_findings
+from monitor.breaches.findings import KINDS, count_findings, list_findings
 from monitor.breaches.models import Breach
 from monitor.breaches.schemas import (
     BreachOut,
@@ -252,13 +252,28 @@ def get_findings(
     open: bool = True,
     kind: Word = None,
     pool: Word = None,
+    page: Annotated[int, Query(ge=1, le=100000, description="with per_page")] = 1,
+    per_page: Annotated[
+        int | None,
+        Query(ge=1, le=500, description="findings a page, oldest first; without it, all"),
+    ] = None,
 ) -> FindingPage:
-    """Data-quality findings; an operator sees only its own pool's."""
+    """Data-quality findings, oldest first; an operator sees only its own pool's. With
+    `per_page`, one page of them and `total` counting all."""
     scope = pool_scope(who)
     if scope is not None and pool is not None and pool != scope:
         return FindingPage(items=[], total=0)
     tz = app.settings.tz
-    rows = list_findings(session, open_only=open, pool=scope or pool)
+    pool = scope or pool
+    offset = 0 if per_page is None else (page - 1) * per_page
+    rows = list_findings(
+        session, open_only=open, pool=pool, kind=kind, offset=offset, limit=per_page
+    )
+    if per_page is None:  # every one, as before paging came
+        total = len(rows)
+    else:
+        counts = count_findings(session, open_only=open, pool=pool)
+        total = counts.get(kind, 0) if kind is not None else sum(counts.values())
     items = [
         FindingOut(
             id=f.id or 0,
@@ -271,6 +286,5 @@ def get_findings(
             closed_at=iso(f.closed_at, tz),
         )
         for f in rows
-        if kind is None or f.kind == kind
     ]
-    return FindingPage(items=items, total=len(items))
+    return FindingPage(items=items, total=total)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from monitor.api.deps import AppState, state
-from monitor.breaches.findings import list_findings
+from monitor.breaches.findings import count_findings, list_findings
 from monitor.core.db import read_scope
 from monitor.sla.vocab import FINDING_LABELS
 from monitor.web.deps import FindingReader, PageRoute, scope_of
@@ -27,20 +27,23 @@ def findings(
 ) -> HTMLResponse:
     app: AppState = state(request)
     with read_scope(app.engine) as session:
-        rows = list_findings(session, open_only=not closed, pool=scope_of(who))
-    counts: dict[str, int] = {}
-    for f in rows:
-        counts[f.kind] = counts.get(f.kind, 0) + 1
-    if kind:
-        rows = [f for f in rows if f.kind == kind]
-    rows.sort(key=lambda f: f.opened_at, reverse=True)
+        # Counted by the database; only the newest SHOWN read.
+        counts = count_findings(session, open_only=not closed, pool=scope_of(who))
+        rows = list_findings(
+            session,
+            open_only=not closed,
+            pool=scope_of(who),
+            kind=kind or None,
+            newest_first=True,
+            limit=SHOWN,
+        )
     return render(
         request,
         "findings.html",
         {
             "title": "数据质量",
-            "rows": rows[:SHOWN],
-            "total": len(rows),
+            "rows": rows,
+            "total": counts.get(kind, 0) if kind else sum(counts.values()),
             "shown": SHOWN,
             "counts": counts,
             "kind": kind,

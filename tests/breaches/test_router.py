@@ -149,3 +149,34 @@ def test_breaches_come_a_page_at_a_time_as_they_come_all_at_once(
     for wrong in ("0", "501", "x"):
         bad = client.get(f"{API}/breaches", params={"per_page": wrong}, headers=sup)
         assert bad.status_code == 422 and "per_page" in bad.text, bad.text
+
+
+def test_findings_come_a_page_at_a_time_and_by_kind(client: TestClient, auth: Any) -> None:
+    """`per_page` reads one page of the findings, oldest first, of one kind when asked, with
+    the total of all that match; without it every finding comes, as before."""
+    for k in range(3):
+        client.post(f"{API}/tickets", json=ticket_body(f"F-{k}"), headers=auth["op2"])
+    client.post(f"{API}/tickets", json=ticket_body("F-9", pool="pool1"), headers=auth["admin"])
+    sup = auth["supervisor"]
+    everything = client.get(f"{API}/findings", headers=sup).json()
+    items = everything["items"]
+    assert everything["total"] == len(items) >= 6
+    kinds = [f["kind"] for f in items]
+    assert len(set(kinds)) >= 2
+    for kind in (None, max(set(kinds), key=kinds.count)):
+        wanted = [f for f in items if kind is None or f["kind"] == kind]
+        pages: list[dict[str, Any]] = []
+        for page in range(1, 12):
+            params: dict[str, Any] = {"page": page, "per_page": 3}
+            if kind is not None:
+                params["kind"] = kind
+            got = client.get(f"{API}/findings", params=params, headers=sup).json()
+            assert got["total"] == len(wanted) and len(got["items"]) <= 3
+            pages += got["items"]
+        assert pages == wanted
+    mine = client.get(f"{API}/findings", params={"per_page": 2}, headers=auth["op1"]).json()
+    assert mine["total"] == sum(1 for f in items if f["pool"] == "pool1") > 0
+    assert {f["pool"] for f in mine["items"]} == {"pool1"}
+    for wrong in ("0", "501", "x"):
+        bad = client.get(f"{API}/findings", params={"per_page": wrong}, headers=sup)
+        assert bad.status_code == 422 and "per_page" in bad.text, bad.text

@@ -409,3 +409,34 @@ def test_the_breach_pages_read_one_page_and_count_the_rest(
     home = client.get("/").text
     assert f"待审核违约（{total - 2}）" in home
     assert f"查看全部 {total - 2} 条" in home or total - 2 <= 10
+
+
+def test_the_findings_page_counts_every_kind_and_shows_the_newest(
+    client: TestClient,
+    people: dict[str, str],
+    auth: dict[str, dict[str, str]],
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """数据质量 counts each kind by the database and reads only the newest it shows."""
+    from monitor.web import findings
+    from tests.helpers import ticket_body
+
+    monkeypatch.setattr(findings, "SHOWN", 2)
+    ids = []
+    for k in range(3):  # each a day after the one before: its findings opened then
+        clock.advance(timedelta(days=1))
+        made = client.post("/api/v1/tickets", json=ticket_body(f"Q-{k}"), headers=auth["op2"])
+        ids.append(made.json()["id"])
+    every = client.get("/api/v1/findings", headers=auth["supervisor"]).json()["items"]
+    log_in(client, "jianli-wang")
+    page = client.get("/findings").text
+    assert f"全部（{len(every)}）" in page
+    assert f"共 {len(every)} 条，显示最新的 2 条" in page
+    # The newest ticket's findings, not the oldest's.
+    assert f'href="/tickets/{ids[2]}"' in page and f'href="/tickets/{ids[0]}"' not in page
+    kinds = [f["kind"] for f in every]
+    kind = max(set(kinds), key=kinds.count)
+    assert kinds.count(kind) > 2 and len(set(kinds)) > 1
+    of_kind = client.get("/findings", params={"kind": kind}).text
+    assert f"共 {kinds.count(kind)} 条，显示最新的 2 条" in of_kind
