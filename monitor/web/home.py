@@ -36,14 +36,16 @@ def home(
     with read_scope(app.engine) as session:
         shown = year or this_year
         fallback = False
-        if year is None and not overview.timeliness(session, year=shown, pool=scope, tz=tz):
+        # Read once (it was read twice: 330 ms each at 70,000 tickets in the year).
+        per_pool = overview.timeliness(session, year=shown, pool=scope, tz=tz)
+        if year is None and not per_pool:
             latest = overview.latest_year(session, pool=scope, tz=tz)
             if latest is not None and latest != shown:
                 shown, fallback = latest, True
+                per_pool = overview.timeliness(session, year=shown, pool=scope, tz=tz)
         upcoming = overview.nearest_deadlines(session, pool=scope, limit=10)
         pending = list_breaches(session, pending=True, pool=scope, tz=tz, limit=10)
         pending_total = count_breaches(session, pending=True, pool=scope, tz=tz)
-        per_pool = overview.timeliness(session, year=shown, pool=scope, tz=tz)
         monthly = overview.breaches_by_month(session, year=shown, pool=scope, tz=tz)
         times = overview.durations(
             session, year=shown, pool=scope, tz=tz, severity="major", targets=tuple(MAJOR_LINES)
