@@ -523,3 +523,33 @@ def test_sqlites_planner_has_statistics_after_an_import_a_start_and_the_daily_jo
         if env.startswith("sqlite"):
             assert "target_states" in plan and "(ticket_id=?)" in plan, (moment, plan)
             assert "(status=?)" not in plan, (moment, plan)
+
+
+def counted_tickets(url: str) -> int | None:
+    """How many tickets SQLite's statistics say there are (None: no statistics)."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        stat = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'tickets' LIMIT 1"
+        ).scalar()
+    engine.dispose()
+    return int(stat.split()[0]) if stat else None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlites_statistics_are_taken_again_once_the_tickets_grow_by_a_quarter(
+    env: str, tmp_path: Path
+) -> None:
+    """Whole statistics cost a read of every index: they are taken when there are none and
+    again once the tickets have grown by a quarter, not at every start or import."""
+
+    def imported(prefix: str, count: int) -> None:
+        rows = [{**SPEC_TICKET, "external_id": f"{prefix}-{i}"} for i in range(count)]
+        assert invoke("import", str(write_import(tmp_path, rows)))[0] == 0
+
+    imported("A", 40)
+    assert counted_tickets(env) == 40
+    imported("B", 9)  # 49 < 40 × 1.25: the statistics stand
+    assert counted_tickets(env) == 40
+    imported("C", 1)  # 50: a quarter more
+    assert counted_tickets(env) == 50
