@@ -553,3 +553,40 @@ def test_sqlites_statistics_are_taken_again_once_the_tickets_grow_by_a_quarter(
     assert counted_tickets(env) == 40
     imported("C", 1)  # 50: a quarter more
     assert counted_tickets(env) == 50
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_connection_already_open_plans_by_the_statistics_taken_after_it_opened(
+    env: str, tmp_path: Path
+) -> None:
+    """The daily job's statistics reach the server's pooled connections (and the other
+    workers'), not only the connection that took them."""
+    late = [{**SPEC_TICKET, "external_id": f"L-{i}"} for i in range(30)]
+    assert invoke("import", str(write_import(tmp_path, late)))[0] == 0
+    engine = make_engine(env)
+    with engine.begin() as connection:  # emptied: the planner's defaults mislead it here
+        connection.exec_driver_sql("DELETE FROM sqlite_stat1")
+    sql = (
+        "EXPLAIN QUERY PLAN SELECT tickets.id FROM tickets WHERE tickets.current_severity = ? "
+        "AND EXISTS (SELECT target_states.ticket_id FROM target_states WHERE "
+        "target_states.ticket_id = tickets.id AND target_states.status = ?)"
+    )
+    engine.dispose()
+    engine = make_engine(env)  # (a connection of its own, opened after the statistics went)
+    held = engine.connect()  # a server's pooled connection, opened before the daily job
+    try:
+        before = " ".join(row[-1] for row in held.exec_driver_sql(sql, ("major", "breached")))
+        assert "(status=?)" in before, before
+        held.rollback()
+        settings = Settings(database_url=env, config_dir=CONFIG, evidence_dir=tmp_path / "ev")
+        server = make_engine(env)
+        run_job(server, settings, SystemClock(), "reconcile_metrics")
+        server.dispose()
+        held.exec_driver_sql("SELECT count(*) FROM tickets").all()  # (any read of the file)
+        # (A text of its own: the driver keeps a prepared EXPLAIN with the plan it had.)
+        again = held.exec_driver_sql(f"{sql} -- again", ("major", "breached"))
+        after = " ".join(row[-1] for row in again)
+        assert "(ticket_id=?)" in after and "(status=?)" not in after, after
+    finally:
+        held.close()
+        engine.dispose()

@@ -536,7 +536,9 @@ def refresh_statistics(connection: sa.Connection) -> None:
     import's reads scan whole tables. Exact, not sampled: a sample of 400 rows an index saw
     each severity or pool as a few hundred tickets, and at 1,000,000 tickets the search by
     pool, severity and breached took 0.5-0.6 s instead of 16-18 ms. (A whole `ANALYZE` of
-    1,000,000 tickets took 1.7 s.) PostgreSQL's autovacuum keeps its statistics itself."""
+    1,000,000 tickets took 1.7 s.) An empty tickets table leaves no statistics row, so
+    until the first ticket each call analyses again (in milliseconds). PostgreSQL's
+    autovacuum keeps its statistics itself."""
     if connection.dialect.name != "sqlite":
         return
     tickets = connection.exec_driver_sql("SELECT max(id) FROM tickets").scalar() or 0
@@ -550,4 +552,7 @@ def refresh_statistics(connection: sa.Connection) -> None:
         counted = int(row.split()[0]) if row else None
         if counted is not None and tickets < counted * STATISTICS_GROWTH:
             return
+        # Made anew: ANALYZE into an existing table changes no schema, and every connection
+        # already open (the server's pool, the other workers) would plan by the old ones.
+        connection.exec_driver_sql("DROP TABLE sqlite_stat1")
     connection.exec_driver_sql("ANALYZE")
