@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -27,6 +27,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api import idempotency
+from monitor.api.coalesce import Coalescer
 from monitor.api.errors import error_body
 from monitor.api.idempotency import Answer, Claim
 from monitor.auth.service import Principal, authenticate_token
@@ -59,6 +60,8 @@ class AppState:
     clock: Clock
     contexts: ContextCache
     runner: Runner | None = None
+    # The new tickets this process's requests are writing together (`api/coalesce.py`).
+    coalescer: Coalescer = field(default_factory=Coalescer)
 
 
 def state(request: Request) -> AppState:
@@ -202,10 +205,7 @@ class Write:
         """Commit, and the answer (stored beside the write when an Idempotency-Key came)."""
         opened = self._begin()
         if opened.claim is None:
-            # Encoded by pydantic-core at once: the bytes JSONResponse writes for the dump
-            # below, without building the dict and encoding it in Python.
-            data = body.model_dump_json().encode()
-            response = Response(data, status_code, headers, media_type="application/json")
+            response = json_response(status_code, body, headers)
         else:
             answer = Answer(status_code, body.model_dump(mode="json"), headers or {})
             opened.claim.finish(opened.session, answer)
@@ -234,6 +234,13 @@ class Write:
                 self.every_problem(body)
         finally:
             self.end(commit=False)  # (and whatever a dependency began before the refusal)
+
+
+def json_response(status_code: int, body: BaseModel, headers: dict[str, str] | None) -> Response:
+    # Encoded by pydantic-core at once: the bytes JSONResponse writes for `body.model_dump()`,
+    # without building the dict and encoding it in Python.
+    data = body.model_dump_json().encode()
+    return Response(data, status_code, headers, media_type="application/json")
 
 
 @dataclass

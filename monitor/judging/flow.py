@@ -108,6 +108,8 @@ class WriteFlow:
         self.notices = 0  # written to the outbox in this unit of work
         self.limits = Thresholds.of(ctx.settings)
         self.last: Settled | None = None  # the latest ticket judged (what a reply shows)
+        # Each new ticket's judgement, when `create_tickets` is asked to keep them all.
+        self.each: list[Settled] = []
 
     # Writes ------------------------------------------------------------------------------
     def create_ticket(
@@ -132,6 +134,7 @@ class WriteFlow:
         *,
         recorded_at: Sequence[Sequence[datetime] | None] | None = None,
         taken: set[tuple[str, str]] | None = None,
+        keep_each: bool = False,
     ) -> list[Ticket]:
         """New tickets with their events, each judged at once; or InvalidTickets naming
         each bad one's problems, writing nothing (`taken`: the external ids met so far in
@@ -162,13 +165,19 @@ class WriteFlow:
             )
             stored = self.store(prepared, now)
             tickets = as_loaded(self.session, Ticket, prepared.ticket_rows())
-        # What a reply shows of the last one: its judgement, states and events (their ids).
-        judged, ids = prepared.judged[-1], stored.event_ids
-        events = [
-            e._replace(id=ids[e.id - 1], corrects_id=e.corrects_id and ids[e.corrects_id - 1])
-            for e in judged.events
-        ]
-        self.last = Settled(tickets[-1], judged.judgement, list(judged.states), {}, events)
+        # What a reply shows of the last one (`keep_each`: of each): its judgement, states
+        # and events (their ids).
+        ids = stored.event_ids
+        shown = range(len(tickets)) if keep_each else [len(tickets) - 1]
+        self.each = []
+        for i in shown:
+            judged = prepared.judged[i]
+            events = [
+                e._replace(id=ids[e.id - 1], corrects_id=e.corrects_id and ids[e.corrects_id - 1])
+                for e in judged.events
+            ]
+            self.each.append(Settled(tickets[i], judged.judgement, list(judged.states), {}, events))
+        self.last = self.each[-1]
         return tickets
 
     def store(self, prepared: new_tickets.Prepared, now: datetime) -> new_tickets.Stored:

@@ -26,6 +26,7 @@ from monitor.api.deps import (
     TicketWriter,
     WritableTicket,
     Write,
+    json_response,
     pool_scope,
 )
 from monitor.api.errors import responses
@@ -108,9 +109,22 @@ def _judged(
 @router.post("", status_code=201, response_model=TicketOut, responses=ERRORS)
 def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]) -> Response:
     """Create a ticket with its events (the import format); deadlines are judged at once."""
-    ticket = write.flow.create_ticket(body, write.actor)
-    out = ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
-    return write.reply(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
+    if write.key is not None:  # (its stored answer is its own: alone)
+        ticket = write.flow.create_ticket(body, write.actor)
+        out = ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
+        return write.reply(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
+    ticket, out = write.app.coalescer.create(write, body, _create_and_show)
+    return json_response(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
+
+
+def _create_and_show(write: Write, bodies: list[TicketIn]) -> list[tuple[Ticket, TicketOut]]:
+    """New tickets posted together (`api/coalesce.py`), each with its answer."""
+    flow = write.flow
+    tickets = flow.create_tickets(bodies, write.actor, keep_each=True)
+    return [
+        (t, ticket_out(write.session, write.ctx, t, (s.events if s.complete else None, s.states)))
+        for t, s in zip(tickets, flow.each, strict=True)
+    ]
 
 
 async def _every_batch_problem(write: TicketWriter) -> Write:

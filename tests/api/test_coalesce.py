@@ -1,0 +1,179 @@
+"""`POST /tickets` requests that wait at the same moment are written together
+(`api/coalesce.py`): each still gets its own answer, as it would alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from monitor.audit.verify import verify
+from monitor.core.db import session_scope
+from monitor.tickets import router
+from tests.helpers import ticket_body
+
+API = "/api/v1"
+
+
+class Gate:
+    """Holds the first group's write until `waiting` more requests queue behind it, and
+    records the size of every group written."""
+
+    def __init__(self, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.coalescer = client.app.state.monitor.coalescer  # type: ignore[attr-defined]
+        self.sizes: list[int] = []
+        self.titles: list[list[str]] = []
+        self.armed = False
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.fail: Callable[[int], BaseException | None] = lambda size: None
+        write = router._create_and_show
+
+        def gated(w: Any, bodies: list[Any]) -> Any:
+            if not self.armed:
+                return write(w, bodies)
+            self.sizes.append(len(bodies))
+            self.titles.append([b.title for b in bodies])
+            if len(self.sizes) == 1:
+                self.entered.set()
+                assert self.release.wait(20)
+            error = self.fail(len(bodies))
+            if error is not None:
+                raise error
+            return write(w, bodies)
+
+        monkeypatch.setattr(router, "_create_and_show", gated)
+
+    def hold_then(self, first: Callable[[], None], then: list[Callable[[], None]]) -> None:
+        """`first` written alone and held; `then` sent meanwhile; all released once queued."""
+        self.armed = True
+        threads = [threading.Thread(target=first)]
+        threads[0].start()
+        assert self.entered.wait(20)
+        threads += [threading.Thread(target=call) for call in then]
+        for t in threads[1:]:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(self.coalescer._waiting) < len(then) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.coalescer._waiting) == len(then)
+        self.release.set()
+        for t in threads:
+            t.join(30)
+
+
+@pytest.fixture
+def gate(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    yield Gate(client, monkeypatch)
+
+
+def poster(
+    client: TestClient, headers: dict[str, str], body: dict[str, Any], answers: dict[str, Any]
+) -> Callable[[], None]:
+    def send() -> None:
+        answers[body["title"]] = client.post(f"{API}/tickets", json=body, headers=headers)
+
+    return send
+
+
+def tickets_titled(engine: Engine) -> dict[str, tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT title, pool, external_id FROM tickets")).all()
+    return {title: (pool, external_id) for title, pool, external_id in rows}
+
+
+def test_tickets_posted_at_once_are_written_together_and_each_gets_its_own_answer(
+    client: TestClient, auth: Any, engine: Engine, gate: Gate
+) -> None:
+    answers: dict[str, Any] = {}
+    body = {
+        "first": ticket_body("C-0", title="first"),
+        "b1": ticket_body("C-1", title="b1"),
+        "b2": ticket_body("C-2", title="b2", severity="general"),
+        "pool1": ticket_body("C-1", "pool1", title="pool1"),
+        "again": ticket_body("C-1", title="again"),
+    }
+    who = {"pool1": "op1"}
+    gate.hold_then(
+        poster(client, auth["op2"], body["first"], answers),
+        [poster(client, auth[who.get(k, "op2")], body[k], answers) for k in body if k != "first"],
+    )
+    # The first alone; op1's ticket alone (another caller); op2's two as one group, and the
+    # second ticket of external id C-1 after them, refused by name as it would be alone.
+    assert sorted(gate.sizes) == [1, 1, 1, 2], gate.titles
+    statuses = {k: a.status_code for k, a in answers.items()}
+    refused = "again" if statuses["again"] == 422 else "b1"
+    written = [k for k in body if k != refused]
+    assert statuses == {k: 201 if k in written else 422 for k in body}
+    problem = answers[refused].json()["detail"]
+    assert [p["loc"] for p in problem] == ["external_id"]
+    assert "pool2 already has a ticket with external_id 'C-1'" in problem[0]["msg"]
+    for k in written:  # its own ticket, as its body gave it, judged
+        out = answers[k].json()
+        assert (out["title"], out["pool"], out["external_id"]) == (
+            k,
+            body[k]["pool"],
+            body[k]["external_id"],
+        )
+        assert answers[k].headers["Location"] == f"/api/v1/tickets/{out['id']}"
+        assert [e["type"] for e in out["events"]] == ["reported", "arrived", "resolved"]
+        assert [e["seq"] for e in out["events"]] == [1, 2, 3]
+        assert out["targets"] and all(t["status"] for t in out["targets"])
+        shown = client.get(f"{API}/tickets/{out['id']}", headers=auth["admin"]).json()
+        assert shown["events"] == out["events"] and shown["targets"] == out["targets"]
+    assert len({answers[k].json()["id"] for k in written}) == len(written)
+    assert set(tickets_titled(engine)) == set(written)
+    assert answers["b2"].json()["severity"] == "general"
+    with session_scope(engine) as session:
+        assert verify(session).ok  # the audit chain, and every row it vouches for
+
+
+def test_a_refused_ticket_does_not_keep_the_others_of_its_group_out(
+    client: TestClient, auth: Any, engine: Engine, gate: Gate
+) -> None:
+    assert client.post(f"{API}/tickets", json=ticket_body("OLD-1"), headers=auth["op2"]).is_success
+    answers: dict[str, Any] = {}
+    sent = [
+        ticket_body("R-1", title="ok1"),
+        ticket_body("OLD-1", title="taken"),
+        ticket_body("R-2", title="ok2"),
+    ]
+    gate.hold_then(
+        poster(client, auth["op2"], ticket_body("R-0", title="first"), answers),
+        [poster(client, auth["op2"], b, answers) for b in sent],
+    )
+    assert gate.sizes == [1, 3, 2]  # the group checked; written again without the refused one
+    assert {k: a.status_code for k, a in answers.items()} == {
+        "first": 201,
+        "ok1": 201,
+        "taken": 422,
+        "ok2": 201,
+    }
+    assert answers["taken"].json()["detail"][0]["loc"] == "external_id"
+    assert set(tickets_titled(engine)) == {"重要业务系统异常", "first", "ok1", "ok2"}
+
+
+def test_a_group_the_database_fails_fails_each_of_its_requests_and_writes_none(
+    client: TestClient, auth: Any, engine: Engine, gate: Gate
+) -> None:
+    lost = sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+    gate.fail = lambda size: lost if size == 2 else None
+    answers: dict[str, Any] = {}
+    gate.hold_then(
+        poster(client, auth["op2"], ticket_body("F-0", title="first"), answers),
+        [
+            poster(client, auth["op2"], ticket_body(f"F-{i}", title=f"t{i}"), answers)
+            for i in (1, 2)
+        ],
+    )
+    assert gate.sizes == [1, 2]
+    assert {k: a.status_code for k, a in answers.items()} == {"first": 201, "t1": 503, "t2": 503}
+    assert set(tickets_titled(engine)) == {"first"}
+    # and the process writes on afterwards
+    after = client.post(f"{API}/tickets", json=ticket_body("F-3"), headers=auth["op2"])
+    assert after.status_code == 201
