@@ -19,6 +19,7 @@ answer is the request's own).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -26,6 +27,7 @@ from typing import Protocol, TypeVar
 from sqlmodel import Session
 
 from monitor.auth.service import Principal
+from monitor.core.db import busy_error
 from monitor.core.errors import InvalidInput
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import MAX_TICKETS_PER_BATCH, TicketIn, TicketOut
@@ -50,6 +52,7 @@ W = TypeVar("W", bound=_Write)
 class _Waiting:
     caller: str  # the token's key
     body: TicketIn
+    taken: bool = False  # into a group being written (no longer waiting for its turn)
     done: bool = False
     result: tuple[Ticket, TicketOut] | None = None
     error: BaseException | None = None
@@ -57,9 +60,11 @@ class _Waiting:
 
 class Coalescer:
     """A server process's new tickets waiting to be written, and whether a write is under
-    way. One per application (`AppState.coalescer`)."""
+    way. One per application (`AppState.coalescer`); `busy_seconds`, how long a request
+    waits for its turn before it answers 503 (the engine's, as a write waits for a lock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy_seconds: float) -> None:
+        self.busy_seconds = busy_seconds
         self._turn = threading.Condition()
         self._waiting: list[_Waiting] = []
         self._writing = False
@@ -75,12 +80,21 @@ class Coalescer:
         transaction and shows each of its tickets (`tickets/router.py`), in the group's
         order, or raises InvalidTickets having written nothing."""
         me = _Waiting(write.who.key, body)
+        deadline = time.monotonic() + self.busy_seconds
         with self._turn:
             self._waiting.append(me)
-            while not me.done and self._writing:
-                self._turn.wait()
-            if not me.done:
-                self._writing = True
+            while self._writing and not me.done:
+                left = deadline - time.monotonic()
+                if me.taken:  # its group is being written: its answer comes
+                    self._turn.wait()
+                elif left > 0:
+                    self._turn.wait(left)
+                else:  # as a write answers that waited too long for its lock; never written
+                    self._waiting.remove(me)
+                    raise busy_error()
+            if not me.done:  # its turn: it writes, its own ticket first
+                self._writing = me.taken = True
+                self._waiting.remove(me)
         if not me.done:
             try:
                 self._write_group(write, me, writer)
@@ -117,29 +131,30 @@ class Coalescer:
             for w, result in zip(group, done, strict=True):
                 w.result = result
         except BaseException as exc:
-            write.end(commit=False)
-            for w in taken:
+            for w in taken:  # (first: ending may fail too)
                 if w.error is None:
                     w.error = exc
+            write.end(commit=False)
         finally:
             with self._turn:
                 for w in taken:
                     w.done = True
 
     def _take(self, me: _Waiting) -> list[_Waiting]:
-        """The tickets waiting now that `me`'s group writes (`me` first), out of the queue:
-        the same caller's, one per external id (whatever the pool's spelling), at most as
-        many as a batch takes (the rest wait for the next group)."""
+        """`me` and the tickets waiting now that its group writes, out of the queue: the
+        same caller's, one per external id (whatever the pool's spelling), at most as many
+        as a batch takes (the rest wait for the next group)."""
         with self._turn:
             group, ids = [me], {me.body.external_id} - {None}
             for w in self._waiting:
-                external_id = w.body.external_id
                 if len(group) == MAX_TICKETS_PER_BATCH:
                     break
-                if w is not me and w.caller == me.caller and external_id not in ids:
+                external_id = w.body.external_id
+                if w.caller == me.caller and external_id not in ids:
                     group.append(w)
                     if external_id is not None:
                         ids.add(external_id)
-            for w in group:
+            for w in group[1:]:
                 self._waiting.remove(w)
+                w.taken = True
         return group

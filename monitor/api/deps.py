@@ -34,7 +34,13 @@ from monitor.auth.service import Principal, authenticate_token
 from monitor.breaches.models import Breach
 from monitor.breaches.service import get_breach
 from monitor.core.clock import Clock
-from monitor.core.db import limit_lock_waits, read_connection, read_scope, write_queue
+from monitor.core.db import (
+    busy_seconds,
+    limit_lock_waits,
+    read_connection,
+    read_scope,
+    write_queue,
+)
 from monitor.core.errors import (
     DomainError,
     Forbidden,
@@ -61,7 +67,10 @@ class AppState:
     contexts: ContextCache
     runner: Runner | None = None
     # The new tickets this process's requests are writing together (`api/coalesce.py`).
-    coalescer: Coalescer = field(default_factory=Coalescer)
+    coalescer: Coalescer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.coalescer = Coalescer(busy_seconds(self.engine))
 
 
 def state(request: Request) -> AppState:

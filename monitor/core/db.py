@@ -59,7 +59,13 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def make_engine(url: str, *, busy_seconds: float = 30, bulk: bool = False, **kwargs: Any) -> Engine:
+# How long a writer waits for another's lock by default before it answers 503.
+BUSY_SECONDS = 30.0
+
+
+def make_engine(
+    url: str, *, busy_seconds: float = BUSY_SECONDS, bulk: bool = False, **kwargs: Any
+) -> Engine:
     """An engine with the durability settings the product relies on. A writer waits
     `busy_seconds` for another's lock before the request answers 503: on SQLite every writer
     (its write lock); on PostgreSQL an API or web page's write (`limit_lock_waits`). `bulk`:
@@ -117,10 +123,10 @@ class _WriteQueue:
     def __enter__(self) -> None:
         deadline = time.monotonic() + self.busy_seconds
         if not self.lock.acquire(timeout=self.busy_seconds):
-            raise _locked()
+            raise busy_error()
         try:
             if self.file is not None and not self.file.acquire(deadline - time.monotonic()):
-                raise _locked()
+                raise busy_error()
         except BaseException:
             self.lock.release()
             raise
@@ -194,11 +200,22 @@ class _FileTurn:
                     fcntl.flock(self.fd, fcntl.LOCK_UN)  # its writer gave up meanwhile
 
 
-def _locked() -> sa.exc.OperationalError:
-    """What SQLite's busy timeout raises, so the API answers it alike (503)."""
+def busy_error() -> sa.exc.OperationalError:
+    """What SQLite's busy timeout raises, so the API answers it alike (503) wherever a
+    writer's wait for its turn runs out."""
     return sa.exc.OperationalError(
         "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
     )
+
+
+def busy_seconds(engine: Engine) -> float:
+    """How long a write of this engine waits for another's lock before it answers 503
+    (`make_engine`'s `busy_seconds`)."""
+    queue = _QUEUES.get(engine)
+    if queue is not None:
+        return queue.busy_seconds
+    milliseconds = engine.get_execution_options().get(LOCK_WAIT_MS)
+    return BUSY_SECONDS if milliseconds is None else milliseconds / 1000
 
 
 _QUEUES: weakref.WeakKeyDictionary[Engine, _WriteQueue] = weakref.WeakKeyDictionary()

@@ -13,10 +13,14 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from monitor.api.app import create_app
 from monitor.audit.verify import verify
-from monitor.core.db import session_scope
+from monitor.core.clock import FixedClock
+from monitor.core.db import make_engine, session_scope
+from monitor.core.settings import Settings
 from monitor.tickets import router
-from tests.helpers import ticket_body
+from tests.api.test_limits import operator_headers
+from tests.helpers import ticket_body, while_an_import_runs
 
 API = "/api/v1"
 
@@ -52,10 +56,10 @@ class Gate:
     def hold_then(self, first: Callable[[], None], then: list[Callable[[], None]]) -> None:
         """`first` written alone and held; `then` sent meanwhile; all released once queued."""
         self.armed = True
-        threads = [threading.Thread(target=first)]
+        threads = [threading.Thread(target=first, daemon=True)]
         threads[0].start()
         assert self.entered.wait(20)
-        threads += [threading.Thread(target=call) for call in then]
+        threads += [threading.Thread(target=call, daemon=True) for call in then]
         for t in threads[1:]:
             t.start()
         deadline = time.monotonic() + 20
@@ -65,6 +69,7 @@ class Gate:
         self.release.set()
         for t in threads:
             t.join(30)
+            assert not t.is_alive(), "a request did not come back"
 
 
 @pytest.fixture
@@ -177,3 +182,42 @@ def test_a_group_the_database_fails_fails_each_of_its_requests_and_writes_none(
     # and the process writes on afterwards
     after = client.post(f"{API}/tickets", json=ticket_body("F-3"), headers=auth["op2"])
     assert after.status_code == 201
+
+
+def test_tickets_waiting_behind_an_import_are_refused_in_time_and_never_written_after(
+    db_url: str, settings: Settings, clock: FixedClock
+) -> None:
+    """Four POSTs sent at once while an import holds the creation of tickets: each answers
+    503 within about the busy time (the first's group waits once for the lock; the others
+    for their turn, each at most its own busy time, not one after another) and none of
+    their tickets is written once the import has gone."""
+    engine = make_engine(db_url, busy_seconds=1.0)
+    app = create_app(settings, clock=clock, engine=engine)
+    with TestClient(app) as client:
+        headers = operator_headers(engine, clock)
+        answers: dict[int, tuple[int, float]] = {}
+
+        def send(i: int) -> None:
+            began = time.monotonic()
+            r = client.post(f"{API}/tickets", json=ticket_body(f"B-{i}"), headers=headers)
+            answers[i] = (r.status_code, time.monotonic() - began)
+
+        def four_at_once() -> None:
+            threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(20)
+                assert not t.is_alive(), "a request did not come back"
+
+        while_an_import_runs(db_url, four_at_once)
+        assert sorted(answers) == [0, 1, 2, 3]
+        assert {status for status, _ in answers.values()} == {503}
+        # one after another, the fourth would have answered after 4 s
+        assert max(took for _, took in answers.values()) < 2.8, answers
+        after = client.post(f"{API}/tickets", json=ticket_body("B-9"), headers=headers)
+        assert after.status_code == 201, after.text
+        listed = client.get(f"{API}/tickets", headers=headers).json()
+        assert [t["external_id"] for t in listed["items"]] == ["B-9"]
+        assert app.state.monitor.coalescer._waiting == []
+    engine.dispose()
