@@ -1,19 +1,19 @@
 """New tickets posted at the same moment to one server process, written in one transaction.
 
 Each `POST /tickets` without an Idempotency-Key hands its ticket to the process's
-`Coalescer` and waits. The first to find no such write under way writes: once its
-transaction is open (on SQLite, once its turn at the write lock has come, so the tickets
-that queued behind the other writers join it), it takes every ticket waiting by then from
-the same caller (the same token: one actor for the audit records; a second ticket of the
-same pool and external id waits for the next group, to be refused by name as it would be
-alone) and writes them as `POST /tickets/batch` does: one statement a table, one commit.
+`Coalescer` and waits. The first to find no write of its caller's under way writes: once
+its transaction is open (on SQLite, once its turn at the write lock has come, so the
+tickets that queued behind the other writers join it), it takes every ticket waiting by
+then from the same caller (the same token: one actor for the audit records; a second
+ticket of the same external id waits for the next group, to be refused by name as it would
+be alone) and writes them as `POST /tickets/batch` does: one statement a table, one commit.
 Each request is answered with its own ticket, only after the commit that holds it.
 
 A ticket the group's check refuses gets its own 422 (its problems, as alone) and the others
 are written without it; anything else that fails the group (a lock wait that ran out, a
-lost connection) fails each of its requests with the same answer, as it would have failed
-each alone. Requests with an Idempotency-Key are written one a transaction (their stored
-answer is the request's own).
+lost connection) fails each of its requests with the same answer, where alone it might
+have failed only the ticket that met it. Requests with an Idempotency-Key are written one
+a transaction (their stored answer is the request's own).
 """
 
 from __future__ import annotations
@@ -59,15 +59,17 @@ class _Waiting:
 
 
 class Coalescer:
-    """A server process's new tickets waiting to be written, and whether a write is under
-    way. One per application (`AppState.coalescer`); `busy_seconds`, how long a request
-    waits for its turn before it answers 503 (the engine's, as a write waits for a lock)."""
+    """A server process's new tickets waiting to be written, and whose are being written
+    (one group at a time a caller; other callers' groups are written alongside, as their
+    requests were before). One per application (`AppState.coalescer`); `busy_seconds`: how
+    long a request waits for its turn before it answers 503 (the engine's, as a write waits
+    for a lock)."""
 
     def __init__(self, busy_seconds: float) -> None:
         self.busy_seconds = busy_seconds
         self._turn = threading.Condition()
         self._waiting: list[_Waiting] = []
-        self._writing = False
+        self._writing: set[str] = set()  # the callers whose group is being written
 
     def create(
         self,
@@ -83,7 +85,7 @@ class Coalescer:
         deadline = time.monotonic() + self.busy_seconds
         with self._turn:
             self._waiting.append(me)
-            while self._writing and not me.done:
+            while me.caller in self._writing and not me.done:
                 left = deadline - time.monotonic()
                 if me.taken:  # its group is being written: its answer comes
                     self._turn.wait()
@@ -93,14 +95,15 @@ class Coalescer:
                     self._waiting.remove(me)
                     raise busy_error()
             if not me.done:  # its turn: it writes, its own ticket first
-                self._writing = me.taken = True
+                self._writing.add(me.caller)
+                me.taken = True
                 self._waiting.remove(me)
         if not me.done:
             try:
                 self._write_group(write, me, writer)
             finally:
                 with self._turn:
-                    self._writing = False
+                    self._writing.discard(me.caller)
                     self._turn.notify_all()
         if me.error is not None:
             raise me.error
@@ -127,9 +130,9 @@ class Coalescer:
                         if problems:
                             w.error = InvalidInput(problems)
                     group = [w for w in group if w.error is None]
-            write.end(commit=True)
             for w, result in zip(group, done, strict=True):
-                w.result = result
+                w.result = result  # (an error set below, should the commit fail, wins)
+            write.end(commit=True)
         except BaseException as exc:
             for w in taken:  # (first: ending may fail too)
                 if w.error is None:

@@ -114,6 +114,7 @@ def post_ticket(body: TicketIn, write: Annotated[Write, Depends(_every_problem)]
         out = ticket_out(write.session, write.ctx, ticket, _judged(write.flow, ticket))
         return write.reply(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
     ticket, out = write.app.coalescer.create(write, body, _create_and_show)
+    write.end(commit=True)  # (a request whose ticket another wrote opened nothing: ended here)
     return json_response(201, out, {"Location": f"/api/v1/tickets/{ticket.id}"})
 
 
