@@ -36,11 +36,15 @@ class Gate:
         self.armed = False
         self.entered, self.release = threading.Event(), threading.Event()
         self.fail: Callable[[int], BaseException | None] = lambda size: None
+        self.on_write: Callable[[int], None] = lambda size: None
+        self.current: Any = None  # the write of the group being written
         write = router._create_and_show
 
         def gated(w: Any, bodies: list[Any]) -> Any:
             if not self.armed:
                 return write(w, bodies)
+            self.current = w
+            self.on_write(len(bodies))
             self.sizes.append(len(bodies))
             self.titles.append([b.title for b in bodies])
             if len(self.sizes) == 1:
@@ -250,3 +254,57 @@ def test_another_tokens_ticket_does_not_wait_for_a_group_being_written(
     assert answered_while_held == (engine.dialect.name == "postgresql")
     assert {k: a.status_code for k, a in answers.items()} == {"held": 201, "other": 201}
     assert set(tickets_titled(engine)) == {"held", "other"}
+
+
+def test_a_group_whose_commit_fails_answers_each_request_and_writes_none(
+    client: TestClient, auth: Any, engine: Engine, gate: Gate
+) -> None:
+    """The group's rows are written but its commit fails (on PostgreSQL a deferred check or
+    a lost connection meets it there): none of its tickets stays, each request is told so
+    (503, as a write that met a busy database), none is answered 201."""
+    lost = sa.exc.OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    def fail_commit(size: int) -> None:
+        if size == 2:
+            session = gate.current.session
+
+            def refuse(_: Any) -> None:
+                raise lost
+
+            sa.event.listen(session, "before_commit", refuse, once=True)
+
+    gate.on_write = fail_commit
+    answers: dict[str, Any] = {}
+    gate.hold_then(
+        poster(client, auth["op2"], ticket_body("K-0", title="first"), answers),
+        [
+            poster(client, auth["op2"], ticket_body(f"K-{i}", title=f"t{i}"), answers)
+            for i in (1, 2)
+        ],
+    )
+    assert gate.sizes == [1, 2]
+    assert {k: a.status_code for k, a in answers.items()} == {"first": 201, "t1": 503, "t2": 503}
+    assert set(tickets_titled(engine)) == {"first"}
+    after = client.post(f"{API}/tickets", json=ticket_body("K-1"), headers=auth["op2"])
+    assert after.status_code == 201, after.text  # its external id is free: nothing stayed
+    with session_scope(engine) as session:
+        assert verify(session).ok
+
+
+def test_a_group_takes_at_most_a_batchs_tickets(
+    client: TestClient, auth: Any, engine: Engine, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many wait, a group holds at most as many tickets as POST /tickets/batch takes
+    (here made 2); the rest are written by the next group, each answered 201."""
+    monkeypatch.setattr("monitor.api.coalesce.MAX_TICKETS_PER_BATCH", 2)
+    answers: dict[str, Any] = {}
+    gate.hold_then(
+        poster(client, auth["op2"], ticket_body("M-0", title="first"), answers),
+        [
+            poster(client, auth["op2"], ticket_body(f"M-{i}", title=f"t{i}"), answers)
+            for i in (1, 2, 3, 4, 5)
+        ],
+    )
+    assert gate.sizes == [1, 2, 2, 1]
+    assert {a.status_code for a in answers.values()} == {201}
+    assert set(tickets_titled(engine)) == {"first", "t1", "t2", "t3", "t4", "t5"}
