@@ -53,7 +53,7 @@ from monitor.judging.flow import write_flow  # noqa: E402
 from monitor.scheduler.runner import Runner  # noqa: E402
 from monitor.scheduler.wake import next_wake  # noqa: E402
 from monitor.sla.service import load_context  # noqa: E402
-from monitor.tickets.schemas import EventIn, TicketIn  # noqa: E402
+from monitor.tickets.schemas import MAX_TICKETS_PER_BATCH, EventIn, TicketIn  # noqa: E402
 from monitor.tickets.service import SYSTEM, find_ticket  # noqa: E402
 
 CONFIG = ROOT / "config"
@@ -443,8 +443,10 @@ class Run:
 # placeholder their JSON holds for that id.
 BODIES = 500
 # Tickets a request to POST /tickets/batch, as a ticket system catching up would send them:
-# few enough to keep four clients' p99 near 100 ms, and enough to show what a batch can do.
-BATCHES = (5, 20)
+# few enough to keep four clients' p99 near 100 ms, and enough to show what a batch can do;
+# and the most a request takes, as one sends a backlog (the write side's own rate, which the
+# raw insert rate beside it bounds: each request's fixed cost shared by a hundred tickets).
+BATCHES = (5, 20, MAX_TICKETS_PER_BATCH)
 ID = b'"@external_id@"'
 
 
