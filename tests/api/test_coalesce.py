@@ -259,9 +259,9 @@ def test_another_tokens_ticket_does_not_wait_for_a_group_being_written(
 def test_a_group_whose_commit_fails_answers_each_request_and_writes_none(
     client: TestClient, auth: Any, engine: Engine, gate: Gate
 ) -> None:
-    """The group's rows are written but its commit fails (on PostgreSQL a deferred check or
-    a lost connection meets it there): none of its tickets stays, each request is told so
-    (503, as a write that met a busy database), none is answered 201."""
+    """The group's rows are written but its commit fails, here as a busy database fails it:
+    none of its tickets stays, each request is answered as that failure answers alone (503),
+    none 201."""
     lost = sa.exc.OperationalError("COMMIT", {}, Exception("database is locked"))
 
     def fail_commit(size: int) -> None:
