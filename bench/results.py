@@ -133,11 +133,16 @@ def speed() -> str:
     """How fast this machine runs Python just now: a shared machine's speed has moved by
     two times between hours, more than most changes a benchmark compares, so each section
     says which speed its figures were measured at."""
+    return f"a loop of 10 million additions took {additions_seconds():.2f} s of CPU"
+
+
+def additions_seconds() -> float:
+    """The CPU seconds a loop of 10 million additions takes just now (`speed`)."""
     began = time.process_time()
     total = 0
     for i in range(10_000_000):
         total += i
-    return f"a loop of 10 million additions took {time.process_time() - began:.2f} s of CPU"
+    return time.process_time() - began
 
 
 def clocks_running_out(runner: Runner, n: int, first: float) -> dict[str, float]:

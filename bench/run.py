@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 
 from bench import history  # noqa: E402
 from bench.replicas import admin_token, environment, percentile, replicas  # noqa: E402
-from bench.results import CpuUse, machine  # noqa: E402
+from bench.results import CpuUse, additions_seconds, machine  # noqa: E402
 from monitor.core.clock import FixedClock  # noqa: E402
 from monitor.core.db import ensure_schema, make_engine, read_scope, session_scope  # noqa: E402
 from monitor.core.settings import Settings  # noqa: E402
@@ -390,6 +390,11 @@ class Run:
                 self.report(f"{name}.{part}_cpu_per_ticket", per, "ms", tickets)
             self.report(f"{name}.machine_busy", spent["busy"] * 100, "%", tickets)
 
+    def speed_before(self, what: str) -> None:
+        """`speed.before_<what>`: seconds of CPU a loop of 10 million additions took just
+        now (`results.speed`; more is slower)."""
+        self.report(f"speed.before_{what}", additions_seconds(), "s", 10_000_000)
+
     # Import --------------------------------------------------------------------------------
     def import_file(self, count: int, raw: float, *, into_empty: bool = False) -> None:
         """`sla-monitor import` of `count` generated tickets into the database as the run
@@ -536,6 +541,10 @@ def bench_database(
             wake_base = wake_base or wake
     raw = {}
     if wanted("raw") or wanted("http") or wanted("import"):
+        # The machine's speed as this database's write figures begin, and again before its
+        # import (`speed_before`): the heading's is the run's start, and one database's part
+        # may run in a slower moment than the other's.
+        run.speed_before("write")
         for clients in (1, 4):
             raw[clients] = run.raw_insert(clients, plan.seconds)
             run.report(
@@ -549,6 +558,7 @@ def bench_database(
     if wanted("http"):
         run.http(plan.seconds, raw)
     if wanted("import"):
+        run.speed_before("import")
         # Into an empty database too, unless it was filled beforehand (kept for the next run).
         run.import_file(plan.import_tickets, raw[1], into_empty=not filled)
     run.engine.dispose()

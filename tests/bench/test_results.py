@@ -77,3 +77,24 @@ def test_the_cpu_of_the_servers_tree_and_of_the_clients_is_told_apart(tmp_path: 
     assert 0.19 <= spent["client"] < 0.5
     assert 0.29 <= spent["server"] < 0.6  # the child's, and none of the clients'
     assert 0 < spent["busy"] <= 1
+
+
+def test_each_databases_write_figures_and_import_say_the_machines_speed_then(
+    tmp_path: Path,
+) -> None:
+    """A database's part of a run may meet a slower moment than the run's start, which the
+    section's heading gives: its write figures and its import each come after a reading of
+    the machine's speed of their own."""
+    from bench.run import Plan, bench_database
+
+    found: list[results.Result] = []
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    bench_database(url, Plan("test", [20], 0.2, 10, 20), found, 8799, only={"raw", "import"})
+    names = [r.name for r in found]
+    assert names.index("speed.before_write") < names.index("raw_insert.1_client")
+    assert names.index("raw_insert.4_clients") < names.index("speed.before_import")
+    assert names.index("speed.before_import") < names.index("import.events_per_s")
+    for name in ("speed.before_write", "speed.before_import"):
+        (speed,) = [r for r in found if r.name == name]
+        assert speed.unit == "s" and speed.database == "sqlite"
+        assert speed.value is not None and 0 < speed.value < 30
