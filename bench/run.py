@@ -22,6 +22,7 @@ in SLAMON_BENCH_POSTGRES_URL).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import statistics
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -351,9 +353,8 @@ class Run:
         stop = started + seconds
 
         def client(k: int) -> None:
-            base = bases[k % len(bases)]
             sent = {**headers, "Content-Type": "application/json"}
-            with httpx.Client(base_url=base, headers=sent, timeout=60) as http:
+            with _Poster(bases[k % len(bases)] + path, sent) as post:
                 i = 0
                 while time.monotonic() < stop:
                     bodies, count = [], 0
@@ -364,10 +365,10 @@ class Run:
                         count += n
                     body = bodies[0] if batch == 1 else b'{"tickets":[' + b",".join(bodies) + b"]}"
                     began = time.perf_counter()
-                    r = http.post(path, content=body)
+                    status, answer = post(body)
                     latencies[k].append(time.perf_counter() - began)
-                    if r.status_code != 201:
-                        raise RuntimeError(f"POST {path} answered {r.status_code}: {r.text}")
+                    if status != 201:
+                        raise RuntimeError(f"POST {path} answered {status}: {answer[:500]!r}")
                     posted[k] += batch
                     events[k] += count
                     i += batch
@@ -469,6 +470,30 @@ def _json_with_id(ticket: dict[str, Any]) -> bytes:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3 if value < 10 else 1)
+
+
+class _Poster:
+    """One client's keep-alive connection that POSTs a body and reads the whole answer, by
+    the standard library's `http.client`: the load generator shares the server's two cores,
+    and an httpx request cost it 0.45 ms of CPU where this costs 0.14 ms (the server's
+    work is the same; what the clients spend is reported beside each figure)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.headers = headers
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+
+    def __call__(self, body: bytes) -> tuple[int, bytes]:
+        self.connection.request("POST", self.path, body=body, headers=self.headers)
+        answer = self.connection.getresponse()
+        return answer.status, answer.read()
+
+    def __enter__(self) -> _Poster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
 
 
 def _timed(call: Callable[[], httpx.Response]) -> float:
