@@ -228,6 +228,43 @@ def test_a_read_on_postgresql_cannot_write(pg_engine: Engine) -> None:
         engine.dispose()
 
 
+def test_a_pooled_connection_is_pinged_only_when_it_may_be_lost(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection in steady use goes out of the pool without a ping (a round trip on
+    # every write); one the server ended a moment ago (a restart) is replaced before use,
+    # seen by its socket; one unused for longer than the idle limit is pinged.
+    from monitor.core import db
+
+    engine = make_engine(pg_engine.url.render_as_string(hide_password=False), pool_size=1)
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda driver: pings.append(1) or ping(driver))
+    try:
+        for _ in range(3):
+            with engine.connect() as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        assert pings == []
+        with pg_engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        for _ in range(50):  # (the server closes it as it ends the backend)
+            with pg_engine.connect() as admin:
+                gone = admin.exec_driver_sql(
+                    f"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = {pid}"
+                ).scalar()
+            if gone:
+                break
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+        assert len(pings) == 1
+        monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert len(pings) == 2
+    finally:
+        engine.dispose()
+
+
 def test_a_token_read_on_a_lost_connection_is_made_again_on_a_new_one(pg_engine: Engine) -> None:
     # The token reads' connections are not pinged at checkout (a round trip on every
     # request): after PostgreSQL lost them (a restart), the next read is made again on a new
