@@ -29,11 +29,14 @@ from monitor.breaches.service import breach_entry, breached, new_breach
 from monitor.core.batch import (
     Bound,
     JsonText,
+    Part,
     bind,
     draw_ids,
     insert_bound,
     insert_returning_ids,
     insert_rows,
+    insert_together,
+    on_sqlite,
 )
 from monitor.core.grams import fts_document
 from monitor.core.timeutil import utc
@@ -251,21 +254,33 @@ def _record(out: Prepared, entry: audit.Entry, *, final: bool = True) -> None:
 
 def store(session: Session, ctx: SlaContext, prepared: Prepared, now: datetime) -> Stored:
     """Write the prepared rows in the session's transaction (its tickets' ids drawn for it,
-    `draw_ids`): one statement a table, the events' and breaches' ids drawn as they go in;
-    the audit records join the chain in their order. The totals and the wake are the
-    caller's (`WriteFlow.finish` applies them)."""
+    `draw_ids`): one statement a table, the events' and breaches' ids drawn as they go in
+    (on PostgreSQL a few tickets' tables all in one, `insert_together`); the audit records
+    join the chain in their order. The totals and the wake are the caller's
+    (`WriteFlow.finish` applies them)."""
     ids = [ticket_id for ticket_id, _, _ in prepared.created]
-    insert_tickets(session, prepared.tickets, ids, prepared.grams or None)
-    event_ids = _insert_events(session, prepared.events)
-    insert_rows(session, _STATES, prepared.states)
-    insert_rows(session, _FINDINGS, prepared.findings)
+    if on_sqlite(session) or isinstance(prepared.tickets, Bound):
+        insert_tickets(session, prepared.tickets, ids, prepared.grams or None)
+        event_ids = _insert_events(session, prepared.events)
+        insert_rows(session, _STATES, prepared.states)
+        insert_rows(session, _FINDINGS, prepared.findings)
+        breach_ids = _insert_breaches(session, prepared.breaches)
+    else:  # (PostgreSQL indexes the tickets' grams by its trigger)
+        events = cast(list[dict[str, Any]], prepared.events)
+        drawn = _draw_corrected(session, events)
+        breaches = cast(list[dict[str, Any]], prepared.breaches)
+        _, new_events, _, _, breach_ids = insert_together(
+            session,
+            [
+                Part(TICKETS, prepared.tickets),
+                Part(_EVENTS, events, returning=drawn is None),
+                Part(_STATES, prepared.states),
+                Part(_FINDINGS, prepared.findings),
+                Part(_BREACHES, breaches, returning=True),
+            ],
+        )
+        event_ids = new_events if drawn is None else drawn
     records = prepared.audit
-    breaches, breach_ids = prepared.breaches, []
-    if isinstance(breaches, Bound) and breaches.rows:
-        breach_ids = draw_ids(session, _BREACHES, len(breaches.rows))
-        insert_bound(session, _BREACHES, breaches, breach_ids)
-    elif breaches and not isinstance(breaches, Bound):
-        breach_ids = insert_returning_ids(session, _BREACHES, breaches)
     for at, breach_id in zip(prepared.breach_records, breach_ids, strict=True):
         records[at] = records[at]._replace(entity_id=str(breach_id))
     notices = enqueue(session, ctx, prepared.notices, now)
@@ -273,11 +288,23 @@ def store(session: Session, ctx: SlaContext, prepared: Prepared, now: datetime) 
     return Stored(event_ids, notices)
 
 
+def _insert_breaches(session: Session, breaches: Rows) -> list[int]:
+    """The new breaches, one statement; their ids in order (their audit records name
+    them)."""
+    if isinstance(breaches, Bound):
+        if not breaches.rows:
+            return []
+        breach_ids = draw_ids(session, _BREACHES, len(breaches.rows))
+        insert_bound(session, _BREACHES, breaches, breach_ids)
+        return breach_ids
+    return insert_returning_ids(session, _BREACHES, breaches) if breaches else []
+
+
 def _insert_events(session: Session, events: list[dict[str, Any]] | Bound) -> list[int]:
     """The new events, one statement; their ids in order. A correction names the id of the
     event it corrects, an event of the same batch (its `corrects_id` its place, until
-    then): the ids are drawn first. Otherwise a few rows' insert gives them (a POST's one
-    statement)."""
+    then): the ids are drawn first (`_draw_corrected`). Otherwise a few rows' insert gives
+    them (a POST's one statement)."""
     if isinstance(events, Bound):  # an import's chunk: always drawn first
         event_ids = draw_ids(session, _EVENTS, len(events.rows))
         at = events.names.index("corrects_id")
@@ -285,15 +312,25 @@ def _insert_events(session: Session, events: list[dict[str, Any]] | Bound) -> li
             if row[at] is not None:
                 row[at] = event_ids[row[at] - 1]
         insert_bound(session, _EVENTS, events, event_ids)
-    elif any(e["corrects_id"] is not None for e in events):
-        event_ids = draw_ids(session, _EVENTS, len(events))
-        for e, event_id in zip(events, event_ids, strict=True):
-            e["id"] = event_id
-            if e["corrects_id"] is not None:
-                e["corrects_id"] = event_ids[e["corrects_id"] - 1]
-        insert_rows(session, _EVENTS, events)
-    else:
-        event_ids = insert_returning_ids(session, _EVENTS, events)
+        return event_ids
+    drawn = _draw_corrected(session, events)
+    if drawn is None:
+        return insert_returning_ids(session, _EVENTS, events)
+    insert_rows(session, _EVENTS, events)
+    return drawn
+
+
+def _draw_corrected(session: Session, events: list[dict[str, Any]]) -> list[int] | None:
+    """Where one of the new events corrects another, every event's id drawn and set, and
+    each correction's `corrects_id` (its target's place) made that event's id; else None
+    (the insert gives the ids)."""
+    if not any(e["corrects_id"] is not None for e in events):
+        return None
+    event_ids = draw_ids(session, _EVENTS, len(events))
+    for e, event_id in zip(events, event_ids, strict=True):
+        e["id"] = event_id
+        if e["corrects_id"] is not None:
+            e["corrects_id"] = event_ids[e["corrects_id"] - 1]
     return event_ids
 
 

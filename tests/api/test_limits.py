@@ -266,7 +266,7 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
                 conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
             dropped.append(pid)
 
-    read_token, insert = deps.authenticate_token, new_tickets.insert_tickets
+    read_token, insert = deps.authenticate_token, new_tickets.insert_together
 
     def dropped_at_read(reader: DriverReader, value: str, now: datetime) -> Any:
         row = reader.first("SELECT pg_backend_pid()")
@@ -274,16 +274,16 @@ def test_a_request_whose_connection_the_server_drops_answers_503_and_the_retry_w
         drop(row[0])
         return read_token(reader, value, now)
 
-    def dropped_at_insert(session: Any, tickets: Any, ids: Any, grams: Any = None) -> None:
+    def dropped_at_insert(session: Any, parts: Any) -> Any:
         drop(session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar())
-        insert(session, tickets, ids, grams)
+        return insert(session, parts)
 
     with TestClient(app) as client:
         headers = operator_headers(engine, clock)
         if where == "token read":
             monkeypatch.setattr(deps, "authenticate_token", dropped_at_read)
         else:
-            monkeypatch.setattr(new_tickets, "insert_tickets", dropped_at_insert)
+            monkeypatch.setattr(new_tickets, "insert_together", dropped_at_insert)
         r = client.post(f"{API}/tickets", json=ticket_body(), headers=headers)
         assert dropped
         if where == "token read":

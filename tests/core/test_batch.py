@@ -10,17 +10,21 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
+from monitor.breaches.models import Finding
 from monitor.core.batch import (
     BULK_FROM,
     COPY_TYPES,
     UPSERT_PAGE,
+    Part,
     add_rows,
     as_loaded,
     bulk_rows,
     collector_paused,
     copy_type_of,
+    draw_ids,
     insert_returning_ids,
     insert_rows,
+    insert_together,
     unplanned,
 )
 from monitor.metrics.models import MetricTotal
@@ -106,6 +110,53 @@ def test_rows_written_in_bulk_read_back_as_rows_written_by_sqlalchemy(
         bulk, single = read(bulk_ids, statement), read(single_ids, statement)
         assert [r[0] for r in bulk] == [f"B-{i}" for i in range(count)]
         assert [r[1:] for r in bulk] == [r[1:] for r in single]
+
+
+@pytest.mark.parametrize("count", [2, BULK_FROM + 5])
+def test_tables_inserted_together_hold_their_rows_and_name_each_others(
+    session: Session, count: int
+) -> None:
+    # A new ticket's tables go in together (on PostgreSQL a few rows of each by one
+    # statement, larger parts each by its own): a part may name rows another part inserts
+    # (a finding its ticket), each returning part gets its new ids in its rows' order, and
+    # a row naming no row at all is refused as a single insert is, with nothing kept.
+    tickets = Ticket.__table__  # type: ignore[attr-defined]
+    findings = Finding.__table__  # type: ignore[attr-defined]
+    drawn = draw_ids(session, tickets, count)
+    named = [{"id": i, **row} for i, row in zip(drawn, _ticket_rows("N", count), strict=True)]
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    found = [
+        {
+            "kind": "late_entry",
+            "key": f"k{i}",
+            "ticket_id": i,
+            "pool": "pool1",
+            "detail": "迟报",
+            "opened_at": at,
+            "closed_at": None,
+        }
+        for i in drawn
+    ]
+    kept, new, none = insert_together(
+        session,
+        [
+            Part(tickets, named),
+            Part(tickets, _ticket_rows("R", count), returning=True),
+            Part(findings, found),
+        ],
+    )
+    assert kept == [] and none == [] and len(new) == count
+    by_id = dict(session.execute(sa.select(tickets.c.id, tickets.c.external_id)).all())
+    assert [by_id[i] for i in drawn] == [f"N-{k}" for k in range(count)]
+    assert [by_id[i] for i in new] == [f"R-{k}" for k in range(count)]
+    stored = session.execute(sa.select(findings.c.ticket_id, findings.c.opened_at)).all()
+    assert sorted(stored) == [(i, at) for i in drawn]
+    session.commit()
+    orphan = [{**found[0], "key": "orphan", "ticket_id": max(new) + 1000}]
+    with pytest.raises(sa.exc.IntegrityError):
+        insert_together(session, [Part(tickets, _ticket_rows("X", 2)), Part(findings, orphan)])
+    session.rollback()
+    assert session.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 2 * count
 
 
 def test_every_column_type_has_its_binary_copy_form() -> None:
