@@ -6,7 +6,8 @@ its transaction is open (on SQLite, once its turn at the write lock has come, so
 tickets that queued behind the other writers join it), it takes every ticket waiting by
 then from the same caller (the same token: one actor for the audit records; a second
 ticket of the same external id waits for the next group, to be refused by name as it would
-be alone) and writes them as `POST /tickets/batch` does: one statement a table, one commit.
+be alone) and writes them as `POST /tickets/batch` does: one statement a table (on
+PostgreSQL a small group's tables all in one, `core/batch.insert_together`), one commit.
 Each request is answered with its own ticket, only after the commit that holds it.
 
 A ticket the group's check refuses gets its own 422 (its problems, as alone) and the others

@@ -97,7 +97,9 @@ def _ping_when_in_doubt(engine: Engine) -> None:
     has not been used for `PING_IDLE_SECONDS` (a peer that vanished says nothing). A lost
     one is replaced before the request uses it, as SQLAlchemy's `pool_pre_ping` does; a
     connection in steady use is not pinged, which `pool_pre_ping` did on every checkout: a
-    round trip, one statement of a `POST /tickets`'s sixteen."""
+    round trip, one statement of a `POST /tickets`'s sixteen. (One whose peer vanished
+    without closing it within those seconds of its last use fails its request with 503,
+    the connection then leaving the pool.)"""
     dialect = engine.dialect
 
     def used(_driver: Any, record: Any, *_: Any) -> None:
@@ -106,8 +108,10 @@ def _ping_when_in_doubt(engine: Engine) -> None:
     def checkout(driver: Any, record: Any, _proxy: Any) -> None:
         last = record.info.get(_USED)
         if last is not None and time.monotonic() - last < PING_IDLE_SECONDS:
-            try:
-                said = bool(select.select([driver.fileno()], [], [], 0)[0])
+            try:  # (poll: select refuses a descriptor numbered 1024 or more)
+                poll = select.poll()
+                poll.register(driver.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+                said = bool(poll.poll(0))
             except (OSError, ValueError, dialect.loaded_dbapi.Error):  # (closed: ping fails)
                 said = True
             if not said:
