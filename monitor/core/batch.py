@@ -7,6 +7,7 @@ import functools
 import gc
 import json
 import operator
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -222,11 +223,11 @@ def insert_together(session: Session, parts: Sequence[Part]) -> list[list[int]]:
     with driver_errors(session, sql) as driver, psycopg.RawCursor(driver) as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
-    ids: dict[int, list[int]] = {}
-    for at, new_id in found:
-        ids.setdefault(at, []).append(new_id)
+    ids: dict[int, list[int]] = {k: [] for k in range(len(live))}
+    for k, new_id in found:
+        ids[k].append(new_id)
     # As `_insert`: the sequence numbers a part's rows in VALUES order.
-    by_part = {id(part): sorted(ids.get(k, [])) for k, part in enumerate(live)}
+    by_part = {id(part): sorted(ids[k]) for k, part in enumerate(live)}
     return [by_part.get(id(part), []) for part in parts]
 
 
@@ -239,6 +240,11 @@ def _insert_part(session: Session, part: Part) -> list[int]:
 
 
 _Together = tuple[tuple[sa.Table, tuple[str, ...], int, bool], ...]
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+def _renumbered(start: int, mark: re.Match[str]) -> str:
+    return f"${int(mark[1]) + start}"
 
 
 # (Kept for the combinations of row counts met last: a server meets many over time.)
@@ -248,19 +254,15 @@ def _together(key: _Together) -> tuple[str, list[Callable[[dict[str, Any]], list
     and each part's binding: parameters numbered on from one part to the next."""
     withs, reads, binders, start = [], [], [], 0
     for k, (table, names, count, returning) in enumerate(key):
-        _, values = _plan(table, names, f"insert {count}", postgres=True)
-        width = len(names)
-        groups = (
-            "(" + ", ".join(f"${start + j * width + i}" for i in range(1, width + 1)) + ")"
-            for j in range(count)
-        )
-        columns = ", ".join(f'"{n}"' for n in names)
-        insert = f'INSERT INTO "{table.name}" ({columns}) VALUES ' + ", ".join(groups)
-        withs.append(f"p{k} AS ({insert}{' RETURNING id' if returning else ''})")
+        kind = f"insert {count}" + (" returning" if returning else "")
+        insert, values = _plan(table, names, kind, postgres=True)
+        # (its own parameters `$1…`, numbered on after the parts before it)
+        insert = _PARAMETER.sub(functools.partial(_renumbered, start), insert)
+        withs.append(f"p{k} AS ({insert})")
         if returning:
             reads.append(f"SELECT {k}, id FROM p{k}")
         binders.append(values)
-        start += count * width
+        start += count * len(names)
     read = " UNION ALL ".join(reads) or "SELECT 0, 0 WHERE false"
     return f"WITH {', '.join(withs)} {read}", binders
 
