@@ -1,5 +1,5 @@
 """`python -m monitor` is the `sla-monitor` command."""
 
-from monitor.cli import app
+from monitor.cli import main
 
-app(prog_name="sla-monitor")
+main()
