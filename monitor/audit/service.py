@@ -51,24 +51,23 @@ def record_hash(
     record's keys are written out in sorted order around the payload's canonical text
     (`payload_text`, when the caller has it) instead of serializing the payload again."""
     text = canonical(payload) if payload_text is None else payload_text
-    return chain_hash(prev_hash, record_body(at, actor, action, entity, entity_id, text), seq)
+    return chain_hash(prev_hash, record_head(at, actor, action, entity, entity_id), text, seq)
 
 
-def record_body(
-    at: datetime, actor: str, action: str, entity: str, entity_id: str, payload_text: str
-) -> str:
-    """The record's canonical text up to its seq, the last key (its place in the chain,
-    known only as it is appended): made ahead by an import's worker processes."""
+def record_head(at: datetime, actor: str, action: str, entity: str, entity_id: str) -> str:
+    """The record's canonical text up to its payload (the keys after it, its payload and its
+    seq, its place in the chain known only as it is appended): made ahead by an import's
+    worker processes."""
     return (
         f'{{"action":{_text(action)},"actor":{_text(actor)},"at":{_text(at.isoformat())},'
-        f'"entity":{_text(entity)},"entity_id":{_text(entity_id)},'
-        f'"payload":{payload_text},"seq":'
+        f'"entity":{_text(entity)},"entity_id":{_text(entity_id)},"payload":'
     )
 
 
-def chain_hash(prev_hash: str, body: str, seq: int) -> str:
+def chain_hash(prev_hash: str, head: str, payload_text: str, seq: int) -> str:
     """A record's hash: of the previous hash, a newline and its canonical text."""
-    return hashlib.sha256(f"{prev_hash}\n{body}{int(seq)}}}".encode()).hexdigest()
+    text = f'{prev_hash}\n{head}{payload_text},"seq":{int(seq)}}}'
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Entry(NamedTuple):
@@ -76,8 +75,9 @@ class Entry(NamedTuple):
     payload is JSON with string keys (its canonical text is what the record's hash covers,
     and what `verify_chain` recomputes from the stored payload). A named tuple: an import
     makes six a ticket, and a frozen dataclass cost twice as much to make. The payload may
-    come as its canonical text already (`JsonText`), and with it the record's `body`, as an
-    import's worker processes make them."""
+    come as its canonical text already (`JsonText`), and with it the record's `head`, as an
+    import's worker processes make them (not the whole text before its seq: the payload
+    would travel to the writer twice, and was half of what they handed over)."""
 
     at: datetime
     actor: str
@@ -85,7 +85,7 @@ class Entry(NamedTuple):
     entity: str
     entity_id: str | int
     payload: dict[str, Any] | JsonText
-    body: str | None = None  # `record_body`, when made ahead (the payload's text then)
+    head: str | None = None  # `record_head`, when made ahead (the payload's text then)
 
 
 _HEAD = "audit.head"  # session.info: (transaction, seq, hash) of the chain's head
@@ -157,8 +157,8 @@ def _insert(session: Session, entries: list[Entry]) -> tuple[int, str]:
         payload = e.payload
         text = payload if isinstance(payload, JsonText) else JsonText(canonical(payload))
         at, entity_id = utc(e.at), str(e.entity_id)
-        body = e.body or record_body(at, e.actor, e.action, e.entity, entity_id, text)
-        digest = chain_hash(prev, body, seq)
+        head = e.head or record_head(at, e.actor, e.action, e.entity, entity_id)
+        digest = chain_hash(prev, head, text, seq)
         rows.append(
             {
                 "seq": seq,

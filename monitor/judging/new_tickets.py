@@ -89,7 +89,7 @@ class Prepared:
     and until then an event's `corrects_id` is the corrected event's place in `events`
     (from 1) and a breach record's `entity_id` its breach's place in `breaches` (from 0).
     Audit records come with their payload's canonical text and, but for the breaches',
-    their hash body (`audit.record_body`)."""
+    their canonical head (`audit.record_head`)."""
 
     created: list[tuple[int, str, str]] = field(default_factory=list)  # id, pool, severity
     tickets: Rows = field(default_factory=list)
@@ -240,16 +240,15 @@ def prepare(
 
 def _record(out: Prepared, entry: audit.Entry, *, final: bool = True) -> None:
     """Add a record with its payload's text and, when its fields are `final` (a breach's
-    id is not yet), its canonical body."""
+    id is not yet), its canonical head."""
     payload = entry.payload
     assert not isinstance(payload, JsonText)
     text = JsonText(audit.canonical(payload))
-    body = None
+    head = None
     if final:
         at = utc(entry.at)
-        entity_id = str(entry.entity_id)
-        body = audit.record_body(at, entry.actor, entry.action, entry.entity, entity_id, text)
-    out.audit.append(entry._replace(payload=text, body=body))
+        head = audit.record_head(at, entry.actor, entry.action, entry.entity, str(entry.entity_id))
+    out.audit.append(entry._replace(payload=text, head=head))
 
 
 def store(session: Session, ctx: SlaContext, prepared: Prepared, now: datetime) -> Stored:
