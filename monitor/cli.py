@@ -962,8 +962,8 @@ def notifications_retry(notice_id: Annotated[int, typer.Argument(metavar="ID")])
 def main() -> None:
     """The `sla-monitor` command (and `python -m monitor`)."""
     # The modules imported by now live as long as the command does: frozen, the collector
-    # never walks them again, above all in the passes the interpreter makes as it exits,
-    # which took 0.2 s of every command (0.84 s → 0.63 s for a command that does nothing;
-    # bench/RESULTS.md, "Twentieth round").
+    # never walks them again, above all in the passes the interpreter makes as it exits
+    # (a command that only prints its help: 0.87–0.97 s → 0.62–0.64 s; bench/RESULTS.md,
+    # "Twentieth round").
     gc.freeze()
     app(prog_name="sla-monitor")
