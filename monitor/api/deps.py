@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,6 +57,15 @@ from monitor.tickets.models import Ticket
 from monitor.tickets.service import Actor, lock_ticket
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `sla-monitor token create`")
+
+
+class Releasable(Protocol):
+    """What a write made before it took the lock (`Write.ahead`), let go when it ends."""
+
+    def release(self) -> None: ...
+
+
+R = TypeVar("R", bound=Releasable)
 
 
 @dataclass
@@ -170,6 +179,7 @@ class Write:
     every_problem: Callable[[Any], None] | None = None
     _open: _Open | None = None
     _done: bool = False
+    _made: list[Releasable] = field(default_factory=list)  # (by `ahead`)
 
     @property
     def actor(self) -> Actor:
@@ -186,6 +196,21 @@ class Write:
     @property
     def flow(self) -> WriteFlow:
         return self._begin().flow
+
+    def ahead(self, work: Callable[[Engine, SlaContext], R | None]) -> R | None:
+        """`work` done before this write takes SQLite's write lock, with the context a read
+        sees, while the other server processes write: what it makes, the write checks under
+        the lock, and it is released when the write ends. None on PostgreSQL, whose writers
+        do not wait for one another's lock, and once the transaction is open."""
+        app = self.app
+        if self._open is not None or self._done or app.engine.dialect.name != "sqlite":
+            return None
+        with read_scope(app.engine) as session:
+            ctx = app.contexts.get(session)
+        made = work(app.engine, ctx)
+        if made is not None:
+            self._made.append(made)
+        return made
 
     def _begin(self) -> _Open:
         if self._open is not None:
@@ -225,15 +250,20 @@ class Write:
     def end(self, *, commit: bool) -> None:
         """Commit (the flow finished first) or roll back, and let the next writer in."""
         opened, self._open, self._done = self._open, None, True
-        if opened is None:
-            return
-        if commit:
-            try:
-                opened.flow.finish()
-            except BaseException:
-                _end(opened.session, opened.queue, commit=False)
-                raise
-        _end(opened.session, opened.queue, commit=commit)
+        try:
+            if opened is None:
+                return
+            if commit:
+                try:
+                    opened.flow.finish()
+                except BaseException:
+                    _end(opened.session, opened.queue, commit=False)
+                    raise
+            _end(opened.session, opened.queue, commit=commit)
+        finally:
+            made, self._made = self._made, []
+            for each in made:
+                each.release()
 
     def check_every_problem(self, body: Any) -> None:
         """Raise InvalidInput naming every problem of a body FastAPI refused, if the route

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import sqlite3
@@ -165,6 +166,7 @@ class _WriteQueue:
         self.lock, self.busy_seconds = threading.Lock(), busy_seconds
         local = database and database != ":memory:" and sys.platform != "win32"
         self.file = _FileTurn(f"{database}-writers") if local else None  # (no flock on Windows)
+        self.ranges = _Ranges(f"{database}-ids") if local else None
 
     def __enter__(self) -> None:
         deadline = time.monotonic() + self.busy_seconds
@@ -244,6 +246,103 @@ class _FileTurn:
                     self.changed.notify_all()
                 else:
                     fcntl.flock(self.fd, fcntl.LOCK_UN)  # its writer gave up meanwhile
+
+
+class _Ranges:
+    """Ranges of new ids handed out before the write lock is taken (`reserve_ids`), kept in
+    a file beside the database (`<file>-ids`: each table's ranges in use and when each was
+    handed out, under `flock` for the moment of a read and a write) so that the server
+    processes on one file hand out different ranges. A range is in use until its write ends
+    (`release_ids`), whether it stored the rows or not; one whose process died is forgotten
+    after `RESERVED_SECONDS`. The file only keeps ranges apart; what makes an id safe to
+    write is the writer's check under the lock (`ids_free`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()  # (`flock` does not keep this process's threads apart)
+        self.fd: int | None = None
+
+    def take(self, table: str, after: int, count: int) -> int:
+        """The first of `count` ids past `after` (the largest stored) and past every range
+        in use."""
+        with self._held() as kept:
+            now = time.time()  # (every process's: the file is shared)
+            ranges = [r for r in kept.get(table, []) if abs(now - r[2]) < RESERVED_SECONDS]
+            first = max([after + 1] + [last + 1 for _, last, _ in ranges])
+            kept[table] = [*ranges, [first, first + count - 1, now]]
+        return first
+
+    def give_back(self, table: str, first: int) -> None:
+        with self._held() as kept:
+            kept[table] = [r for r in kept.get(table, []) if r[0] != first]
+
+    @contextmanager
+    def _held(self) -> Iterator[dict[str, list[list[Any]]]]:
+        with self.lock:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                weakref.finalize(self, os.close, self.fd)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                kept = _ranges_kept(os.pread(self.fd, 1 << 20, 0))
+                yield kept
+                data = json.dumps(kept).encode()
+                os.pwrite(self.fd, data, 0)
+                os.ftruncate(self.fd, len(data))
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def _ranges_kept(data: bytes) -> dict[str, list[list[Any]]]:
+    """The ranges a `<file>-ids` holds; none from a file that is empty or not one."""
+    try:
+        kept = json.loads(data or b"{}")
+        return {
+            str(table): [[int(a), int(b), float(at)] for a, b, at in ranges]
+            for table, ranges in kept.items()
+        }
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+# How long a range handed out before the write lock is kept from others when its write has
+# not given it back (its process died): longer than a write waits for the lock
+# (`BUSY_SECONDS`) and then runs.
+RESERVED_SECONDS = 60.0
+
+
+def reserve_ids(engine: Engine, table: sa.Table, count: int) -> list[int] | None:
+    """`count` new ids of the table for rows made before the write that stores them takes
+    SQLite's write lock (a batch of new tickets, judged while another process writes), or
+    None where no one waits for that lock (PostgreSQL draws its ids from a sequence) or the
+    database is no file. After the largest id stored and every range in use on this file;
+    the writer checks under its lock that none was taken since (`ids_free`), and gives the
+    range back when its transaction has ended (`release_ids`)."""
+    queue = _QUEUES.get(engine)
+    if queue is None or queue.ranges is None:
+        return None
+    with read_connection(engine) as reader:
+        row = reader.first(f'SELECT max(id) FROM "{table.name}"')
+    first = queue.ranges.take(table.name, (row[0] if row else None) or 0, count)
+    return list(range(first, first + count))
+
+
+def release_ids(engine: Engine, table: sa.Table, ids: list[int]) -> None:
+    """A range from `reserve_ids` no longer in use: its rows are stored and committed (the
+    largest stored id now says where the next begin), or were not written."""
+    queue = _QUEUES.get(engine)
+    if ids and queue is not None and queue.ranges is not None:
+        queue.ranges.give_back(table.name, ids[0])
+
+
+def ids_free(session: Session, table: sa.Table, ids: list[int]) -> bool:
+    """Whether no row of the table has an id among `ids` (a range `reserve_ids` handed out),
+    read in the session's write transaction: once it holds the lock, none can be taken."""
+    if not ids:
+        return True
+    sql = f'SELECT 1 FROM "{table.name}" WHERE id >= ? AND id <= ? LIMIT 1'
+    with driver_errors(session, sql) as driver:
+        return driver.execute(sql, (ids[0], ids[-1])).fetchone() is None
 
 
 def busy_error() -> sa.exc.OperationalError:

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, overload
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.core.batch import as_loaded, draw_ids, on_sqlite
 from monitor.core.config_files import problems_of
+from monitor.core.db import ids_free, release_ids, reserve_ids
 from monitor.core.errors import InvalidInput, Problem
 from monitor.judging import new_tickets
 from monitor.judging.flow import WriteFlow
@@ -522,18 +524,79 @@ def create_parsed(
     parsed: list[tuple[SourceRow, TicketIn]],
     problems: list[Problem],
     actor: Actor,
+    ahead: Ahead | None = None,
 ) -> ImportSummary:
     """Create the parsed tickets (a request's batch: one chunk), or raise InvalidInput naming
     every problem of every row (`problems`: those found while parsing; then nothing is
     created, the rows are only checked). `created` holds the tickets in the order of
-    `parsed`."""
+    `parsed`. `ahead`: the same tickets made before the write lock (`make_ahead`), written as
+    they are when the context they were judged in is the write's and their ids are still
+    free, else made again here."""
     session = flow.session
     postgres = not on_sqlite(session)
-    job = _Job([row for row, _ in parsed], flow.ctx, actor, _TicketIds(session), postgres)
+    ids = _TicketIds(session)
+    job = _Job([row for row, _ in parsed], flow.ctx, actor, ids, postgres)
     if problems:
         job.refused.set()
-    done = _prepare_chunk(job, parsed, problems, job.ids.draw(len(parsed)), flow.ctx.now())
+    if ahead is not None and ahead.fits(flow):
+        done = ahead.done
+    else:
+        done = _prepare_chunk(job, parsed, problems, ids.draw, flow.ctx.now())
     return _create_chunks(flow, iter([done]), actor, job, keep=True)
+
+
+@dataclass
+class Ahead:
+    """New tickets checked, judged and made into rows before the write that stores them
+    takes SQLite's write lock (`make_ahead`): the context they were judged in, the calendar
+    it held, and the ids handed out for them (none when a ticket had a problem)."""
+
+    done: ChunkDone
+    ctx: SlaContext
+    calendar: Any
+    ids: list[int]
+    engine: Engine
+
+    def fits(self, flow: WriteFlow) -> bool:
+        """Whether the write may store these rows as they are: judged in its context (no
+        calendar loaded meanwhile) and their ids still free, as the write lock now keeps
+        them."""
+        ctx = flow.ctx
+        if ctx is not self.ctx or ctx.calendar is not self.calendar:
+            return False
+        return ids_free(flow.session, new_tickets.TICKETS, self.ids)
+
+    def release(self) -> None:
+        """Its ids given back once the write's transaction has ended (`release_ids`)."""
+        release_ids(self.engine, new_tickets.TICKETS, self.ids)
+
+
+def make_ahead(
+    engine: Engine, ctx: SlaContext, parsed: list[tuple[SourceRow, TicketIn]], actor: Actor
+) -> Ahead | None:
+    """The tickets of a request made before its write takes SQLite's write lock, with ids
+    handed out for them (`reserve_ids`): while one server process writes, another judges
+    its next batch. None on PostgreSQL, whose writers do not wait for one another's lock."""
+    calendar = ctx.calendar
+    job = _Job([row for row, _ in parsed], ctx, actor, None, postgres=False)
+    ids: list[int] = []
+
+    def draw(count: int) -> list[int]:
+        reserved = reserve_ids(engine, new_tickets.TICKETS, count)
+        if reserved is None:
+            raise _NoRanges
+        ids[:] = reserved
+        return reserved
+
+    try:
+        done = _prepare_chunk(job, parsed, [], draw, ctx.now())
+    except _NoRanges:
+        return None
+    return Ahead(done, ctx, calendar, ids, engine)
+
+
+class _NoRanges(Exception):
+    """The database hands out no ids ahead (`reserve_ids`)."""
 
 
 @dataclass
@@ -544,7 +607,7 @@ class _Job:
     rows: Sequence[SourceRow]
     ctx: SlaContext
     actor: Actor
-    ids: _TicketIds  # (the writer's: drawn before a chunk is made)
+    ids: _TicketIds | None  # (the writer's: drawn before a chunk is made; none ahead)
     postgres: bool  # the database's, which the rows are bound for
     refused: Any = field(default_factory=threading.Event)  # once set, chunks are only checked
 
@@ -634,9 +697,12 @@ def _prepare_chunk(
     job: _Job,
     parsed: list[tuple[SourceRow, TicketIn]],
     found: list[Problem],
-    ticket_ids: list[int],
+    ticket_ids: list[int] | Callable[[int], list[int]],
     now: datetime,
 ) -> ChunkDone:
+    """The chunk checked and, without a problem, made into rows; `ticket_ids` drawn for it
+    already (an import's), or drawn by the callable once no problem was found (a request's
+    batch, whose ids are not spent on a refusal)."""
     ctx, actor = job.ctx, job.actor
     to_codes = words(ctx).ticket_in
     batch = [to_codes(ticket_in) for _, ticket_in in parsed]  # as the write names them
@@ -648,7 +714,8 @@ def _prepare_chunk(
     prepared = None
     if not found and not any(each) and not job.refused.is_set():
         grams = not job.postgres
-        prepared = new_tickets.prepare(ctx, batch, checks, actor, ticket_ids, now, grams=grams)
+        ids = ticket_ids(len(batch)) if callable(ticket_ids) else ticket_ids
+        prepared = new_tickets.prepare(ctx, batch, checks, actor, ids, now, grams=grams)
     return ChunkDone(
         found,
         [(t.pool, t.external_id) for t in batch],
@@ -664,6 +731,7 @@ def _prepare_chunk(
 def _in_process(job: _Job) -> Generator[ChunkDone, None, None]:
     for start in range(0, len(job.rows), CHUNK):
         count = min(CHUNK, len(job.rows) - start)
+        assert job.ids is not None
         yield _parse_chunk(job, start, job.ids.draw(count), job.ctx.now())
 
 
@@ -684,6 +752,7 @@ def _in_workers(job: _Job, workers: int) -> Generator[ChunkDone, None, None]:
         while True:
             while len(ahead) < workers + 1 and (start := next(starts, None)) is not None:
                 count = min(CHUNK, len(job.rows) - start)
+                assert job.ids is not None
                 ids = job.ids.draw(count)
                 ahead.append(pool.submit(_make_chunk, start, ids, job.ctx.now()))
             if not ahead:

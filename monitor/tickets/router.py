@@ -38,7 +38,7 @@ from monitor.evidence.schemas import EvidenceOut
 from monitor.judging.flow import WriteFlow
 from monitor.sla.models import JudgedState, TargetState
 from monitor.sla.words import words
-from monitor.tickets.importer import create_parsed, parse_rows, ticket_rows
+from monitor.tickets.importer import create_parsed, make_ahead, parse_rows, ticket_rows
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page, summary
 from monitor.tickets.models import StoredEvent, Ticket
 from monitor.tickets.schemas import (
@@ -156,8 +156,9 @@ def post_tickets(
     of them, or none and every problem named (`tickets[i].field`). For a ticket system that
     sends many at once (catching up after an outage): one transaction and one commit for
     all, instead of one per ticket."""
-    rows = ticket_rows(body.tickets)
-    done = create_parsed(write.flow, list(zip(rows, body.tickets, strict=True)), [], write.actor)
+    parsed = list(zip(ticket_rows(body.tickets), body.tickets, strict=True))
+    ahead = write.ahead(partial(make_ahead, parsed=parsed, actor=write.actor))
+    done = create_parsed(write.flow, parsed, [], write.actor, ahead)
     states: dict[int | None, list[Any]] = {t.id: [] for t in done.created}
     shown = ("ticket_id", "target", "status", "deadline")
     read = sa.select(*(col(getattr(TargetState, name)) for name in shown))
