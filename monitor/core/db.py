@@ -262,13 +262,16 @@ class _Ranges:
         self.lock = threading.Lock()  # (`flock` does not keep this process's threads apart)
         self.fd: int | None = None
 
-    def take(self, table: str, after: int, count: int) -> int:
-        """The first of `count` ids past `after` (the largest stored) and past every range
-        in use."""
+    def take(self, table: str, largest: Callable[[], int], count: int) -> int:
+        """The first of `count` ids past the largest stored and past every range in use.
+        The largest is read under the file's lock: a range is given back only after its
+        rows were committed, so a read made before another process gave one back could
+        miss both its range and its rows (a quarter of the ranges of 4 clients' batches
+        had been taken by the time their writes checked them)."""
         with self._held() as kept:
             now = time.time()  # (every process's: the file is shared)
             ranges = [r for r in kept.get(table, []) if abs(now - r[2]) < RESERVED_SECONDS]
-            first = max([after + 1] + [last + 1 for _, last, _ in ranges])
+            first = max([largest() + 1] + [last + 1 for _, last, _ in ranges])
             kept[table] = [*ranges, [first, first + count - 1, now]]
         return first
 
@@ -321,9 +324,13 @@ def reserve_ids(engine: Engine, table: sa.Table, count: int) -> list[int] | None
     queue = _QUEUES.get(engine)
     if queue is None or queue.ranges is None:
         return None
-    with read_connection(engine) as reader:
-        row = reader.first(f'SELECT max(id) FROM "{table.name}"')
-    first = queue.ranges.take(table.name, (row[0] if row else None) or 0, count)
+
+    def largest() -> int:
+        with read_connection(engine) as reader:
+            row = reader.first(f'SELECT max(id) FROM "{table.name}"')
+        return (row[0] if row else None) or 0
+
+    first = queue.ranges.take(table.name, largest, count)
     return list(range(first, first + count))
 
 

@@ -6,6 +6,8 @@ is the same on both."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from datetime import date, timedelta
 from typing import Any
@@ -224,5 +226,35 @@ def test_a_range_its_process_never_gave_back_is_forgotten(db_url: str, monkeypat
         assert reserve_ids(engine, TICKETS, 1) == [4]
         monkeypatch.setattr(db, "RESERVED_SECONDS", 0.0)  # (as if a minute had passed)
         assert reserve_ids(engine, TICKETS, 1) == [1]
+    finally:
+        engine.dispose()
+
+
+def test_the_largest_id_is_read_while_the_ranges_are_held(db_url: str) -> None:
+    # A range is given back once its rows are committed: a read of the largest id made
+    # before another process gave its range back, and the range then taken, could fall on
+    # those rows. The read happens under the file's lock, which no other process can take.
+    engine = make_engine(db_url)
+    try:
+        if engine.dialect.name == "postgresql":
+            assert reserve_ids(engine, TICKETS, 1) is None
+            return
+        path = db_url.removeprefix("sqlite:///") + "-ids"
+        ranges = db._Ranges(path)
+        held: list[bool] = []
+
+        def largest() -> int:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+            finally:
+                os.close(fd)
+            return 41
+
+        assert ranges.take("tickets", largest, 3) == 42
+        assert held == [True]
     finally:
         engine.dispose()
