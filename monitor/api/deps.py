@@ -247,6 +247,15 @@ class Write:
         self.end(commit=True)
         return response
 
+    def reply_made(self, status_code: int, make: Callable[[], BaseModel]) -> Response:
+        """As `reply`, but the answer made once the write has committed, holding no lock
+        (from what the write kept in memory: the session is closed by then); with an
+        Idempotency-Key it is made before, to be stored beside the write."""
+        if self.key is not None:
+            return self.reply(status_code, make())
+        self.end(commit=True)
+        return json_response(status_code, make(), None)
+
     def end(self, *, commit: bool) -> None:
         """Commit (the flow finished first) or roll back, and let the next writer in."""
         opened, self._open, self._done = self._open, None, True

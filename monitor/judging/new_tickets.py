@@ -110,6 +110,11 @@ class Prepared:
         assert not isinstance(self.tickets, Bound)
         return self.tickets
 
+    def state_rows(self) -> list[dict[str, Any]]:
+        """The new target states' rows (not bound)."""
+        assert not isinstance(self.states, Bound)
+        return self.states
+
     def statuses(self) -> Counter[str]:
         """How many of the new target states have each status (bound or not)."""
         rows = self.states

@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -36,6 +36,7 @@ from monitor.judging.flow import WriteFlow
 from monitor.notifications.service import routing_of
 from monitor.sla.service import SlaContext
 from monitor.sla.words import words
+from monitor.tickets.lookup import BriefState
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn, checkable_without_bad_types
 from monitor.tickets.service import Actor, id_problem, lock_creation, taken_ids
@@ -469,6 +470,8 @@ class ImportSummary:
     targets: Counter[str] = field(default_factory=Counter)
     ids: list[int] = field(default_factory=list)
     created: list[Ticket] = field(default_factory=list)  # (not kept by `import_rows`)
+    # Each created ticket's target states as a list shows them (kept with `created`).
+    states: dict[int, list[BriefState]] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -804,12 +807,26 @@ def _create_chunks(
                 summary.ids.append(ticket_id)
             if keep:
                 summary.created += as_loaded(session, Ticket, prepared.ticket_rows())
+                for ticket_id, _, _ in prepared.created:
+                    summary.states[ticket_id] = []
+                for row in prepared.state_rows():
+                    summary.states[row["ticket_id"]].append(
+                        Brief(row["target"], row["status"], row["deadline"])
+                    )
         if progress:
             progress(done.size)
     if problems:  # in the rows' order: by the number in "tickets[i]" or "row N"
         problems.sort(key=lambda p: int(m.group()) if (m := _NUMBER.search(p.loc)) else 0)
         raise InvalidInput(problems)
     return summary
+
+
+class Brief(NamedTuple):
+    """A new target state as a list shows it (`lookup.BriefState`)."""
+
+    target: str
+    status: str
+    deadline: datetime | None
 
 
 _NUMBER = re.compile(r"\d+")

@@ -7,12 +7,10 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
-from sqlmodel import col
 
 from monitor.api.deps import (
     READ_TICKETS,
@@ -36,7 +34,7 @@ from monitor.core.errors import InvalidInput, Problem
 from monitor.evidence import service as evidence
 from monitor.evidence.schemas import EvidenceOut
 from monitor.judging.flow import WriteFlow
-from monitor.sla.models import JudgedState, TargetState
+from monitor.sla.models import JudgedState
 from monitor.sla.words import words
 from monitor.tickets.importer import create_parsed, make_ahead, parse_rows, ticket_rows
 from monitor.tickets.lookup import TicketFilters, by_external_id, find_page, summary
@@ -158,16 +156,14 @@ def post_tickets(
     all, instead of one per ticket."""
     parsed = list(zip(ticket_rows(body.tickets), body.tickets, strict=True))
     ahead = write.ahead(partial(make_ahead, parsed=parsed, actor=write.actor))
+    ctx = write.ctx
     done = create_parsed(write.flow, parsed, [], write.actor, ahead)
-    states: dict[int | None, list[Any]] = {t.id: [] for t in done.created}
-    shown = ("ticket_id", "target", "status", "deadline")
-    read = sa.select(*(col(getattr(TargetState, name)) for name in shown))
-    for row in write.session.execute(read.where(col(TargetState.ticket_id).in_(list(states)))):
-        states[row.ticket_id].append(row)
-    out = TicketBatchOut(
-        tickets=[summary(write.ctx, t, states[t.id]) for t in done.created], events=done.events
-    )
-    return write.reply(201, out)
+
+    def answer() -> TicketBatchOut:
+        shown = [summary(ctx, t, done.states[t.id or 0]) for t in done.created]
+        return TicketBatchOut(tickets=shown, events=done.events)
+
+    return write.reply_made(201, answer)
 
 
 @router.get("", response_model=TicketPage, responses=ERRORS)
