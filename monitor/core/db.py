@@ -309,9 +309,10 @@ def _ranges_kept(data: bytes) -> dict[str, list[list[Any]]]:
 
 
 # How long a range handed out before the write lock is kept from others when its write has
-# not given it back (its process died): longer than a write waits for the lock
-# (`BUSY_SECONDS`) and then runs.
-RESERVED_SECONDS = 60.0
+# not given it back (its process died): well past the longest a write waits, for its turn
+# and then for SQLite's own lock (`BUSY_SECONDS` each), and then runs. A range outlived
+# costs nothing but a judgement made again: its write finds the ids taken (`ids_free`).
+RESERVED_SECONDS = 300.0
 
 
 def reserve_ids(engine: Engine, table: sa.Table, count: int) -> list[int] | None:
