@@ -161,6 +161,14 @@ def _draw_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
+def ids_free(session: Session, table: sa.Table, ids: list[int]) -> bool:
+    """Whether no row of the table has an id among `ids` (a range `core/db.reserve_ids`
+    handed out), read in the session's write transaction: once it holds the lock, none can
+    be taken."""
+    sql = f'SELECT 1 FROM "{table.name}" WHERE id >= ? AND id <= ? LIMIT 1'
+    return not ids or not driver_rows(session, sql, ids[0], ids[-1])
+
+
 # The sequence is looked up once (OFFSET 0 keeps the planner from folding the lookup into
 # every row): looked up for each id, 2,000 ids took PostgreSQL 9.2–9.4 ms, now 0.5–1.0 ms.
 _DRAW_IDS = (

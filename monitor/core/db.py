@@ -255,7 +255,7 @@ class _Ranges:
     processes on one file hand out different ranges. A range is in use until its write ends
     (`release_ids`), whether it stored the rows or not; one whose process died is forgotten
     after `RESERVED_SECONDS`. The file only keeps ranges apart; what makes an id safe to
-    write is the writer's check under the lock (`ids_free`)."""
+    write is the writer's check under the lock (`core/batch.ids_free`)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -311,7 +311,8 @@ def _ranges_kept(data: bytes) -> dict[str, list[list[Any]]]:
 # How long a range handed out before the write lock is kept from others when its write has
 # not given it back (its process died): well past the longest a write waits, for its turn
 # and then for SQLite's own lock (`BUSY_SECONDS` each), and then runs. A range outlived
-# costs nothing but a judgement made again: its write finds the ids taken (`ids_free`).
+# costs nothing but a judgement made again: its write finds the ids taken
+# (`core/batch.ids_free`).
 RESERVED_SECONDS = 300.0
 
 
@@ -320,8 +321,8 @@ def reserve_ids(engine: Engine, table: sa.Table, count: int) -> list[int] | None
     SQLite's write lock (a batch of new tickets, judged while another process writes), or
     None where no one waits for that lock (PostgreSQL draws its ids from a sequence) or the
     database is no file. After the largest id stored and every range in use on this file;
-    the writer checks under its lock that none was taken since (`ids_free`), and gives the
-    range back when its transaction has ended (`release_ids`)."""
+    the writer checks under its lock that none was taken since (`core/batch.ids_free`), and
+    gives the range back when its transaction has ended (`release_ids`)."""
     queue = _QUEUES.get(engine)
     if queue is None or queue.ranges is None:
         return None
@@ -341,16 +342,6 @@ def release_ids(engine: Engine, table: sa.Table, ids: list[int]) -> None:
     queue = _QUEUES.get(engine)
     if ids and queue is not None and queue.ranges is not None:
         queue.ranges.give_back(table.name, ids[0])
-
-
-def ids_free(session: Session, table: sa.Table, ids: list[int]) -> bool:
-    """Whether no row of the table has an id among `ids` (a range `reserve_ids` handed out),
-    read in the session's write transaction: once it holds the lock, none can be taken."""
-    if not ids:
-        return True
-    sql = f'SELECT 1 FROM "{table.name}" WHERE id >= ? AND id <= ? LIMIT 1'
-    with driver_errors(session, sql) as driver:
-        return driver.execute(sql, (ids[0], ids[-1])).fetchone() is None
 
 
 def busy_error() -> sa.exc.OperationalError:

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.core.batch import as_loaded, draw_ids, on_sqlite
+from monitor.core.batch import as_loaded, draw_ids, ids_free, on_sqlite
 from monitor.core.config_files import problems_of
-from monitor.core.db import ids_free, release_ids, reserve_ids
+from monitor.core.db import release_ids, reserve_ids
 from monitor.core.errors import InvalidInput, Problem
 from monitor.judging import new_tickets
 from monitor.judging.flow import WriteFlow
