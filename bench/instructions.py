@@ -4,10 +4,13 @@ with the machine's load, for comparing two versions of the write path on a share
 
     .venv/bin/python -m bench.instructions [--tickets 500] [--code DIR] [--label TEXT]
     .venv/bin/python -m bench.instructions --writes [--requests 60] [--code DIR]
+    .venv/bin/python -m bench.instructions --writes --batch 100 [--requests 20] [--code DIR]
 
 `--writes` counts an HTTP write instead: `bench/write_cost.py` (a `POST /tickets` of four
 events, then one event `POST`, through the whole FastAPI application in the process, on
 SQLite) run with `--requests` pairs and with a few, the difference divided by the pairs.
+With `--batch N`, its `POST /tickets/batch` of N generated tickets instead, the difference
+divided by the tickets.
 
 Runs `sla-monitor import` of generated tickets on a fresh SQLite file under
 `valgrind --tool=callgrind`, and again with one ticket; the difference, divided by the
@@ -54,10 +57,13 @@ def instructions(code: Path, source: Path, work: Path) -> int:
 FEW = 10  # the writes' baseline run: start-up and first-use costs, subtracted
 
 
-def write_instructions(code: Path, requests: int, work: Path) -> int:
-    """Instructions of `bench/write_cost.py` with this many requests of each kind."""
+def write_instructions(code: Path, requests: int, work: Path, batch: int = 0, made: int = 0) -> int:
+    """Instructions of `bench/write_cost.py` with this many requests of each kind (`batch`:
+    of its batches, the bodies of `made` requests made in both runs)."""
     script = ROOT / "bench" / "write_cost.py"
     command = [sys.executable, str(script), "--requests", str(requests), "--code", str(code)]
+    if batch:
+        command += ["--batch", str(batch), "--made", str(made)]
     return _counted(command, code, dict(os.environ), work / f"writes-{requests}.cg")
 
 
@@ -75,6 +81,27 @@ def _counted(command: list[str], cwd: Path, env: dict[str, str], out: Path) -> i
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"{command} under valgrind failed:\n{done.stdout}\n{done.stderr}")
     return int(found.group(1))
+
+
+def batches(code: Path, requests: int, batch: int, label: str) -> None:
+    work = Path(tempfile.mkdtemp(prefix="slamon-instructions-"))
+    began = time.perf_counter()
+    total = write_instructions(code, requests, work, batch, requests)
+    base = write_instructions(code, FEW, work, batch, requests)
+    took = time.perf_counter() - began
+    per_ticket = (total - base) / ((requests - FEW) * batch)
+    _print_figure(f"http.batch_of_{batch}.instructions_per_ticket", per_ticket, requests * batch)
+    write_section(
+        [
+            f"### HTTP batch instructions (sqlite, {requests} batches of {batch}){_label(label)}",
+            "",
+            f"- machine: {machine()}; counted by valgrind (callgrind), {took:.0f} s",
+            f"- code: commit {_commit(code) or 'unknown'}",
+            f"- `bench/write_cost.py --batch {batch}`, {requests} `POST /tickets/batch`: "
+            f"{total:,} instructions; with {FEW}: {base:,}",
+            f"- one ticket written in a batch of {batch}: {per_ticket / 1e6:.2f} M instructions",
+        ]
+    )
 
 
 def writes(code: Path, requests: int, label: str) -> None:
@@ -127,6 +154,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=500)
     parser.add_argument("--writes", action="store_true", help="an HTTP write, not an import")
     parser.add_argument("--requests", type=int, default=60, help="with --writes")
+    parser.add_argument("--batch", type=int, default=0, help="with --writes: tickets a batch")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--label", default="", help="added to the RESULTS.md heading")
     args = parser.parse_args()
@@ -136,6 +164,9 @@ def main() -> None:
         parser.error(f"--requests: more than {FEW} (that many are the baseline)")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is needed (Debian package valgrind)")
+    if args.writes and args.batch:
+        batches(args.code.resolve(), args.requests, args.batch, args.label)
+        return
     if args.writes:
         writes(args.code.resolve(), args.requests, args.label)
         return

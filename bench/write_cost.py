@@ -1,7 +1,12 @@
 """What one write costs: SQL statements and wall time to create a major ticket of four events
 and to append one event to it, through the HTTP API on SQLite (a fresh file per run).
 
-    .venv/bin/python bench/write_cost.py [--requests 200] [--code DIR]
+    .venv/bin/python bench/write_cost.py [--requests 200] [--code DIR] [--batch N]
+
+`--batch N` sends `POST /tickets/batch` of N generated tickets instead (`bench/history.py`,
+the benchmarks' realistic history, each moved to the operator's pool), `--requests` of them;
+their bodies are made before the first is sent, for `--made` requests (at least
+`--requests`), so that two runs making as many count the same work besides their writes.
 
 Prints one JSON line per figure. Statements are counted as SQLite runs them (the driver's
 trace: every statement, whether SQLAlchemy or the driver sent it; a trigger's own statements
@@ -56,10 +61,22 @@ def ticket(i: int) -> dict[str, object]:
     }
 
 
+def drafts(count: int, first: int) -> list[dict[str, object]]:
+    """`count` tickets of the generated history from number `first`, in the operator's pool."""
+    from bench import history
+
+    made = [history.draft(history.SEED, n, NOW) for n in range(first, first + count)]
+    for d in made:
+        d["pool"], d["external_id"] = "pool2", f"B-{d['external_id']}"
+    return made
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=N, help="of each kind")
     parser.add_argument("--code", default=str(ROOT), help="the checkout to measure")
+    parser.add_argument("--batch", type=int, default=0, help="tickets a POST /tickets/batch")
+    parser.add_argument("--made", type=int, default=0, help="with --batch: bodies made")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     url = f"sqlite:///{folder / 'bench.db'}"
@@ -87,19 +104,35 @@ def main() -> None:
             )
         headers = {"Authorization": f"Bearer {value}"}
         figures = {}
+        made = max(args.requests, args.made) if args.batch else 0
+        bodies = [
+            json.dumps({"tickets": drafts(args.batch, 1 + i * args.batch)}).encode()
+            for i in range(made)
+        ]
+        sent = {**headers, "Content-Type": "application/json"}
+        kinds = (
+            (
+                f"create_batch_of_{args.batch}",
+                lambda i: client.post("/api/v1/tickets/batch", content=bodies[i], headers=sent),
+            ),
+        )
         for name, send in (
-            (
-                "create_ticket_4_events",
-                lambda i: client.post("/api/v1/tickets", json=ticket(i), headers=headers),
-            ),
-            (
-                "append_one_event",
-                lambda i: client.post(
-                    f"/api/v1/tickets/{i + 1}/events",
-                    json={"type": "comment", "at": "2026-11-25T09:00:00+08:00", "note": "x"},
-                    headers=headers,
+            kinds
+            if args.batch
+            else (
+                (
+                    "create_ticket_4_events",
+                    lambda i: client.post("/api/v1/tickets", json=ticket(i), headers=headers),
                 ),
-            ),
+                (
+                    "append_one_event",
+                    lambda i: client.post(
+                        f"/api/v1/tickets/{i + 1}/events",
+                        json={"type": "comment", "at": "2026-11-25T09:00:00+08:00", "note": "x"},
+                        headers=headers,
+                    ),
+                ),
+            )
         ):
             times, counts = [], []
             for i in range(args.requests):
