@@ -250,10 +250,15 @@ def _record(out: Prepared, entry: audit.Entry, *, final: bool = True) -> None:
     assert not isinstance(payload, JsonText)
     text = JsonText(audit.canonical(payload))
     head = None
+    at = entry.at
     if final:
-        at = utc(entry.at)
-        head = audit.record_head(at, entry.actor, entry.action, entry.entity, str(entry.entity_id))
-    out.audit.append(entry._replace(payload=text, head=head))
+        head = audit.record_head(
+            utc(at), entry.actor, entry.action, entry.entity, str(entry.entity_id)
+        )
+    # (made anew: `_replace` cost a twentieth of the instructions a batch spends a ticket)
+    out.audit.append(
+        audit.Entry(at, entry.actor, entry.action, entry.entity, entry.entity_id, text, head)
+    )
 
 
 def store(session: Session, ctx: SlaContext, prepared: Prepared, now: datetime) -> Stored:
