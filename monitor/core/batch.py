@@ -616,9 +616,10 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def as_loaded(session: Session, model: type[T], rows: list[dict[str, Any]]) -> list[T]:
+def as_loaded(session: Session | None, model: type[T], rows: list[dict[str, Any]]) -> list[T]:
     """ORM objects for rows just inserted by Core (every column given, the id included), in
     the session as if it had read them back: later changes to them are flushed as updates.
+    Without a session, detached: for an answer made once its transaction has ended.
     Built as SQLAlchemy builds a loaded row, not field by field through SQLModel's
     constructor, which costs twenty times as much (0.2 ms a ticket)."""
     manager = instrumentation.manager_of_class(model)
@@ -630,6 +631,7 @@ def as_loaded(session: Session, model: type[T], rows: list[dict[str, Any]]) -> l
         object.__setattr__(obj, "__pydantic_extra__", None)
         object.__setattr__(obj, "__pydantic_private__", None)
         make_transient_to_detached(obj)
-        session.add(obj)
+        if session is not None:
+            session.add(obj)
         out.append(obj)
     return out

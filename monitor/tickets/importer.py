@@ -20,6 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -469,10 +470,27 @@ class ImportSummary:
     by_severity: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
     ids: list[int] = field(default_factory=list)
-    created: list[Ticket] = field(default_factory=list)  # (not kept by `import_rows`)
-    # Each created ticket's target states as a list shows them (kept with `created`).
-    states: dict[int, list[BriefState]] = field(default_factory=dict)
+    # The rows a request's batch wrote (not kept by `import_rows`), made into `created` and
+    # `states` only when its answer asks, after the commit: made as the rows went in, they
+    # held the write lock 3 ms a batch of 100 longer (a twentieth of its hold).
+    kept: list[new_tickets.Prepared] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+
+    @cached_property
+    def created(self) -> list[Ticket]:
+        """The tickets created, as loaded from their rows (no session: it has ended)."""
+        return [t for p in self.kept for t in as_loaded(None, Ticket, p.ticket_rows())]
+
+    @cached_property
+    def states(self) -> dict[int, list[BriefState]]:
+        """Each created ticket's target states as a list shows them."""
+        out: dict[int, list[BriefState]] = {}
+        for p in self.kept:
+            for ticket_id, _, _ in p.created:
+                out[ticket_id] = []
+            for row in p.state_rows():
+                out[row["ticket_id"]].append(Brief(row["target"], row["status"], row["deadline"]))
+        return out
 
     def lines(self) -> list[str]:
         out = [f"{self.tickets} tickets with {self.events} events"]
@@ -806,13 +824,7 @@ def _create_chunks(
                 summary.by_severity[severity] += 1
                 summary.ids.append(ticket_id)
             if keep:
-                summary.created += as_loaded(session, Ticket, prepared.ticket_rows())
-                for ticket_id, _, _ in prepared.created:
-                    summary.states[ticket_id] = []
-                for row in prepared.state_rows():
-                    summary.states[row["ticket_id"]].append(
-                        Brief(row["target"], row["status"], row["deadline"])
-                    )
+                summary.kept.append(prepared)
         if progress:
             progress(done.size)
     if problems:  # in the rows' order: by the number in "tickets[i]" or "row N"
