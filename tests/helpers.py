@@ -170,6 +170,27 @@ def ticket_body(
     }
 
 
+def corrected_body(external_id: str) -> dict[str, object]:
+    """A ticket whose own events include corrections of two of them."""
+    body = ticket_body(external_id)
+    body["events"] = [
+        *body["events"],  # type: ignore[list-item]
+        {
+            "type": "correction",
+            "corrects": "2",
+            "at": "2022-08-10T12:05:00+08:00",
+            "reason": "签到",
+        },
+        {
+            "type": "correction",
+            "corrects": "3",
+            "at": "2022-08-10T13:00:00+08:00",
+            "reason": "日志",
+        },
+    ]
+    return body
+
+
 def while_an_import_runs(db_url: str, request: Callable[[], T]) -> T:
     """`request`'s answer, sent while another process's import holds the creation of
     tickets (on SQLite, its write lock). The import ends after 10 s at most, so a request

@@ -104,16 +104,20 @@ class Prepared:
     wake: datetime | None = None
     judged: list[Judged] = field(default_factory=list)  # (kept only when asked)
     grams: list[str] = field(default_factory=list)  # (made only when asked)
+    # The tickets' and target states' rows as they were before `bind` (kept when asked)
+    plain: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     def ticket_rows(self) -> list[dict[str, Any]]:
-        """The tickets' rows (not bound)."""
-        assert not isinstance(self.tickets, Bound)
-        return self.tickets
+        """The tickets' rows (not bound, or kept by `bind`)."""
+        rows = self.tickets if self.plain is None else self.plain[0]
+        assert not isinstance(rows, Bound)
+        return rows
 
     def state_rows(self) -> list[dict[str, Any]]:
-        """The new target states' rows (not bound)."""
-        assert not isinstance(self.states, Bound)
-        return self.states
+        """The new target states' rows (not bound, or kept by `bind`)."""
+        rows = self.states if self.plain is None else self.plain[1]
+        assert not isinstance(rows, Bound)
+        return rows
 
     def statuses(self) -> Counter[str]:
         """How many of the new target states have each status (bound or not)."""
@@ -125,9 +129,12 @@ class Prepared:
             return Counter(str(row[at]) for row in rows.rows)
         return Counter(str(row["status"]) for row in rows)
 
-    def bind(self, *, postgres: bool) -> Prepared:
+    def bind(self, *, postgres: bool, keep_plain: bool = False) -> Prepared:
         """Each table's rows bound for the database (`core.batch.bind`), as a worker
-        process hands them over."""
+        process hands them over; with `keep_plain`, the tickets' and target states' rows
+        kept as they were too (`plain`: a request's answer shows them)."""
+        if keep_plain and self.plain is None:
+            self.plain = (self.ticket_rows(), self.state_rows())
         for name, table in (
             ("tickets", TICKETS),
             ("events", _EVENTS),

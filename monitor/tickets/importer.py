@@ -613,6 +613,10 @@ def make_ahead(
         done = _prepare_chunk(job, parsed, [], draw, ctx.now())
     except _NoRanges:
         return None
+    if done.prepared is not None:
+        # Bound here, not under the lock: binding a batch of 100's events, target states and
+        # findings held it 3.5 ms of its 40 ms of CPU.
+        done.prepared.bind(postgres=False, keep_plain=True)
     return Ahead(done, ctx, calendar, ids, engine)
 
 

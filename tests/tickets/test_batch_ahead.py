@@ -32,7 +32,7 @@ from monitor.sla.service import ContextCache
 from monitor.tickets.importer import create_parsed, make_ahead, ticket_rows
 from monitor.tickets.models import Ticket
 from monitor.tickets.schemas import TicketIn
-from tests.helpers import OPERATOR2, ticket_body
+from tests.helpers import OPERATOR2, corrected_body, ticket_body
 
 API = "/api/v1"
 
@@ -163,7 +163,7 @@ def test_a_batch_judged_before_a_calendar_was_loaded_is_judged_again(
     if engine.dialect.name == "postgresql":
         assert ahead is None
         return
-    judged_before = {s["target"]: s["deadline"] for s in ahead.done.prepared.states}
+    judged_before = {s["target"]: s["deadline"] for s in ahead.done.prepared.state_rows()}
     with session_scope(engine) as session:
         ctx = contexts.get(session)
         # An admin loads an arrangement meanwhile (the server's context then holds a new
@@ -186,6 +186,45 @@ def test_a_batch_judged_before_a_calendar_was_loaded_is_judged_again(
     now = stored(done.created[0].id)
     assert now == stored(plain.created[0].id)
     assert any(now[t] != (judged_before[t] and utc(judged_before[t])) for t in now), now
+
+
+def test_a_batch_made_before_the_lock_reads_as_one_made_under_it(
+    client: TestClient, auth: Any, engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    # Its rows are bound for the database before the lock (on SQLite): the tickets, their
+    # events with the corrections naming the events they correct, targets and breaches read
+    # back as those of the same tickets written with nothing made ahead.
+    bodies = [corrected_body("M-0"), ticket_body("M-1"), corrected_body("M-2")]
+    contexts, parsed, ahead = _made_ahead(engine, settings, clock, bodies)
+    others = [corrected_body("N-0"), ticket_body("N-1"), corrected_body("N-2")]
+    alone = list(
+        zip(ticket_rows(others), [TicketIn.model_validate(b) for b in others], strict=True)
+    )
+    with session_scope(engine) as session:
+        with write_flow(session, contexts.get(session)) as flow:
+            made = create_parsed(flow, parsed, [], OPERATOR2, ahead)
+        with write_flow(session, contexts.get(session)) as flow:
+            plain = create_parsed(flow, alone, [], OPERATOR2)
+    if ahead is not None:
+        ahead.release()
+
+    def shown(ticket_id: int) -> dict[str, Any]:
+        page = client.get(f"{API}/tickets/{ticket_id}", headers=auth["supervisor"])
+        assert page.status_code == 200, page.text
+        data = page.json()
+        for key in ("id", "external_id"):
+            data.pop(key)
+        return data
+
+    assert [t.external_id for t in made.created] == ["M-0", "M-1", "M-2"]
+    first, late = shown(made.created[0].id or 0), shown(made.created[1].id or 0)
+    assert len([e for e in first["events"] if e["type"] == "correction"]) == 2, first
+    assert any(t["status"] == "breached" for t in late["targets"]), late["targets"]
+    for a, b in zip(made.created, plain.created, strict=True):
+        assert shown(a.id or 0) == shown(b.id or 0)
+    with Session(engine) as session:
+        assert verify(session).ok
+        assert reconcile(session) == 0
 
 
 def _with_holidays(first: date, last: date) -> Any:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from monitor.tickets import search
-from tests.helpers import counts, ticket_body
+from tests.helpers import corrected_body, counts, ticket_body
 
 API = "/api/v1"
 
@@ -72,37 +72,16 @@ def test_events_and_corrections_over_http(client: TestClient, auth: Any) -> None
     assert got == data
 
 
-def _corrected_body(external_id: str) -> dict[str, object]:
-    """A ticket whose own events include corrections of two of them."""
-    body = ticket_body(external_id)
-    body["events"] = [
-        *body["events"],  # type: ignore[list-item]
-        {
-            "type": "correction",
-            "corrects": "2",
-            "at": "2022-08-10T12:05:00+08:00",
-            "reason": "签到",
-        },
-        {
-            "type": "correction",
-            "corrects": "3",
-            "at": "2022-08-10T13:00:00+08:00",
-            "reason": "日志",
-        },
-    ]
-    return body
-
-
 def test_a_ticket_posted_with_its_own_corrections_names_the_events_they_correct(
     client: TestClient, auth: Any
 ) -> None:
     # Their ids are drawn before any event is inserted (tickets.service.write_tickets).
-    alone = post(client, auth, "op2", _corrected_body("EX-1"))
+    alone = post(client, auth, "op2", corrected_body("EX-1"))
     batch = post(
         client,
         auth,
         "op2",
-        {"tickets": [ticket_body("EX-2"), _corrected_body("EX-3"), _corrected_body("EX-4")]},
+        {"tickets": [ticket_body("EX-2"), corrected_body("EX-3"), corrected_body("EX-4")]},
         path="/tickets/batch",
     )
     assert alone.status_code == 201 and batch.status_code == 201, batch.text
