@@ -150,6 +150,58 @@ def test_a_batch_whose_ids_were_taken_while_it_was_judged_gets_others(
         assert reconcile(session) == 0
 
 
+def _write(engine: Engine, contexts: ContextCache, parsed: Any, ahead: Any, ctx: Any = None) -> Any:
+    with session_scope(engine) as session, write_flow(session, ctx or contexts.get(session)) as w:
+        done = create_parsed(w, parsed, [], OPERATOR2, ahead)
+    ahead.release()
+    return [t.id for t in done.created]
+
+
+def _two_made_ahead(engine: Engine, settings: Settings, clock: FixedClock, a: str, b: str) -> Any:
+    """Two batches of 3 made ahead at once (two server processes), or None on PostgreSQL."""
+    contexts, first, ahead1 = _made_ahead(engine, settings, clock, _batch(a, 3))
+    _, second, ahead2 = _made_ahead(engine, settings, clock, _batch(b, 3))
+    if engine.dialect.name == "postgresql":
+        assert ahead1 is None and ahead2 is None  # (judged in its transaction)
+        return None
+    assert (ahead1.ids, ahead2.ids) == ([1, 2, 3], [4, 5, 6])
+    return contexts, (first, ahead1), (second, ahead2)
+
+
+def test_a_batch_judged_again_keeps_the_ids_handed_out_for_it(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    # The later-numbered batch is written first and judged again (its context was a read's,
+    # before its process had written): it keeps its own ids, and the other's stay free.
+    if (made := _two_made_ahead(engine, settings, clock, "F", "G")) is None:
+        return
+    contexts, first, second = made
+    with session_scope(engine) as session:
+        other = ContextCache(settings, clock).get(session)  # not the one it was judged in
+    assert _write(engine, contexts, *second, other) == [4, 5, 6]
+    assert _write(engine, contexts, *first) == [1, 2, 3]
+    with Session(engine) as session:
+        assert verify(session).ok
+        assert reconcile(session) == 0
+
+
+def test_a_batch_whose_ids_were_taken_takes_none_of_another_batchs(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    if (made := _two_made_ahead(engine, settings, clock, "H", "I")) is None:
+        return
+    contexts, first, second = made
+    # A single POST takes the first batch's first id: that batch gets a range past the other
+    # batch's, which is then written with its own ids, as it was judged.
+    with session_scope(engine) as session, write_flow(session, contexts.get(session)) as flow:
+        flow.create_tickets([TicketIn.model_validate(ticket_body("J-0"))], OPERATOR2)
+    assert _write(engine, contexts, *first) == [7, 8, 9]
+    assert _write(engine, contexts, *second) == [4, 5, 6]
+    with Session(engine) as session:
+        stored = {t.id: t.external_id for t in session.exec(select(Ticket))}
+    assert stored == {1: "J-0", 4: "I-0", 5: "I-1", 6: "I-2", 7: "H-0", 8: "H-1", 9: "H-2"}
+
+
 def test_a_batch_judged_before_a_calendar_was_loaded_is_judged_again(
     engine: Engine, settings: Settings, clock: FixedClock
 ) -> None:
