@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from monitor.core.db import refresh_statistics
 from monitor.judging.flow import WriteFlow
-from monitor.metrics.totals import reconcile
+from monitor.metrics.totals import Drift
 
 
-def reconcile_metrics(flow: WriteFlow) -> int:
-    """Daily: rewrite the metric totals from the rows, so any drift lasts a day at most;
+def reconcile_metrics(flow: WriteFlow, found: Drift) -> int:
+    """Daily: correct the metric totals to what the rows said in a snapshot read just before
+    (`totals.snapshot_drift`, the job's `reads_first`), so any drift lasts a day at most;
     returns how many had drifted. Also refreshes SQLite's planner statistics, which a day's
     writes age (`core.db.refresh_statistics`)."""
-    drifted = reconcile(flow.session)
+    found.changes.apply(flow.session)
     refresh_statistics(flow.session.connection())
-    return drifted
+    return found.wrong

@@ -3,8 +3,9 @@ writes they count, so a scrape reads a few hundred rows instead of every target 
 
 Writers collect changes in a `Deltas` that the write flow applies once, at the end of its
 unit of work and in key order (so concurrent writers never deadlock on them); a rollback
-takes them back with everything else. `reconcile` recomputes every total from the rows
-themselves; the daily job runs it, and tests check that the running totals always equal it.
+takes them back with everything else. `drift` recomputes every total from the rows
+themselves; the daily job corrects any difference (reading by `snapshot_drift`, with no
+write lock held), and tests check that the running totals always equal it (`reconcile`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.breaches.models import Breach
 from monitor.core.batch import add_rows
+from monitor.core.db import read_scope
 from monitor.metrics.models import MetricTotal
 from monitor.metrics.names import DURATION_BUCKETS, HISTOGRAM_TARGETS
 from monitor.sla.models import JudgedState, TargetState
@@ -176,27 +180,52 @@ def stored(session: Session) -> dict[tuple[str, str], tuple[int, float]]:
     }
 
 
+@dataclass
+class Drift:
+    """How far the totals stood from the rows in one snapshot: the changes that bring them
+    back (`changes`, deltas: applied on top of whatever writers added since, they give what
+    the rows say then too) and how many totals were wrong."""
+
+    changes: Deltas
+    wrong: int
+
+
+def drift(session: Session) -> Drift:
+    """Compare every total with the rows, as one snapshot shows both (`snapshot_drift`, or
+    a transaction no writer can change under it)."""
+    truth, have = computed(session), stored(session)
+    changes, wrong = Deltas(), 0
+    for key in sorted(set(truth) | set(have)):
+        t, h = truth.get(key, (0, 0.0)), have.get(key, (0, 0.0))
+        if not _close(t, h):
+            changes._rows[key] = [t[0] - h[0], t[1] - h[1]]
+            wrong += 1
+    return Drift(changes, wrong)
+
+
+def snapshot_drift(engine: Engine) -> Drift:
+    """`drift` read outside any write: the daily job's whole-table reads (every target
+    state: with no index of their own, the write path's cheapest) hold no write lock and
+    block no writer. A read transaction is one snapshot on SQLite; PostgreSQL's must be
+    asked for one (REPEATABLE READ), or its statements would each see later commits. A
+    writer's rows and its deltas commit together, so a snapshot holds both or neither."""
+    with read_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.connection().exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return drift(session)
+
+
 def reconcile(session: Session) -> int:
-    """Rewrite the totals from the rows; returns how many totals were wrong."""
+    """Correct the totals from the rows in this one transaction; returns how many were
+    wrong. For a transaction alone on the database (a migration, a test); the daily job
+    reads by `snapshot_drift` first."""
     if session.get_bind().dialect.name == "postgresql":
         # Writers apply their deltas at commit: holding this lock first means every write is
-        # either fully in the rows read below or applies its delta after this rewrite.
+        # either fully in the rows read below or applies its delta after this correction.
         session.execute(sa.text("LOCK TABLE metric_totals IN EXCLUSIVE MODE"))
-    truth = computed(session)
-    have = stored(session)
-    wrong = sum(
-        1 for key in set(truth) | set(have) if _close(truth.get(key), have.get(key)) is False
-    )
-    session.execute(sa.delete(MetricTotal))
-    if truth:
-        session.execute(
-            sa.insert(MetricTotal),
-            [
-                {"family": f, "labels": labels, "count": n, "total": total}
-                for (f, labels), (n, total) in sorted(truth.items())
-            ],
-        )
-    return wrong
+    found = drift(session)
+    found.changes.apply(session)
+    return found.wrong
 
 
 def _close(a: tuple[int, float] | None, b: tuple[int, float] | None) -> bool:

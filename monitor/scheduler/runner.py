@@ -27,6 +27,7 @@ from monitor.core.settings import Settings
 from monitor.judging.flow import write_flow
 from monitor.judging.jobs import detect_breaches, refresh_findings
 from monitor.metrics.jobs import reconcile_metrics
+from monitor.metrics.totals import snapshot_drift
 from monitor.notifications.jobs import notify_review_due, send_notifications
 from monitor.notifications.sender import Worker, next_due
 from monitor.scheduler.lease import acquire, release
@@ -46,6 +47,9 @@ class Job:
     # The job opens its own short transactions (it talks to the outside world in between):
     # it is called with (engine, settings, clock) instead of a WriteFlow.
     own_transactions: bool = False
+    # What the job reads before its write transaction begins, given the engine (a long read
+    # that must not hold SQLite's write lock); its result is the job's second argument.
+    reads_first: Callable[[Engine], Any] | None = None
 
 
 JOBS: dict[str, Job] = {
@@ -75,7 +79,8 @@ JOBS: dict[str, Job] = {
         Job(
             "reconcile_metrics",
             reconcile_metrics,
-            "rewrites the metric totals from the rows, so any drift lasts a day at most",
+            "corrects the metric totals from the rows, so any drift lasts a day at most",
+            reads_first=snapshot_drift,
         ),
     )
 }
@@ -106,10 +111,11 @@ def run_job(
             with session_scope(engine) as session:
                 record_success(session, name, holder, clock.now(), count(result))
         return result
+    read = () if job.reads_first is None else (job.reads_first(engine),)
     with session_scope(engine) as session:
         ctx = contexts.get(session) if contexts else load_context(session, settings, clock)
         with write_flow(session, ctx) as flow:
-            result = job.func(flow)
+            result = job.func(flow, *read)
         record_success(session, name, holder, clock.now(), count(result))
     return result
 

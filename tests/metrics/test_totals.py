@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.breaches.models import Breach
 from monitor.core.clock import FixedClock
+from monitor.core.db import session_scope
 from monitor.core.errors import InvalidInput
+from monitor.core.settings import Settings
 from monitor.demo.data import load_demo
 from monitor.judging.flow import write_flow
-from monitor.metrics.totals import computed, reconcile, stored
+from monitor.metrics.jobs import reconcile_metrics
+from monitor.metrics.totals import computed, reconcile, snapshot_drift, stored
+from monitor.scheduler.runner import run_job
 from monitor.sla.service import SlaContext
 from tests.conftest import NOW
 from tests.helpers import detect, make_ticket, post_event, review
@@ -95,3 +101,62 @@ def test_the_demo_year_and_reconcile(session: Session, ctx: SlaContext) -> None:
 def demo(session: Session, ctx: SlaContext) -> int:
     with write_flow(session, ctx) as flow:
         return load_demo(flow)
+
+
+def spoil_two_totals(engine: Engine) -> None:
+    """Drift, as a bug would leave it: one total counts 5 too many, another is gone."""
+    with session_scope(engine) as session:
+        first, second = sorted(stored(session))[:2]
+        connection = session.connection()
+        connection.exec_driver_sql(
+            "UPDATE metric_totals SET count = count + 5 WHERE family = %s AND labels = %s"
+            if engine.dialect.name == "postgresql"
+            else "UPDATE metric_totals SET count = count + 5 WHERE family = ? AND labels = ?",
+            first,
+        )
+        connection.exec_driver_sql(
+            "DELETE FROM metric_totals WHERE family = %s AND labels = %s"
+            if engine.dialect.name == "postgresql"
+            else "DELETE FROM metric_totals WHERE family = ? AND labels = ?",
+            second,
+        )
+
+
+def test_the_daily_job_corrects_drift_and_keeps_what_was_written_while_it_read(
+    engine: Engine, session: Session, ctx: SlaContext, settings: Settings, clock: FixedClock
+) -> None:
+    demo(session, ctx)
+    session.commit()
+    spoil_two_totals(engine)
+    found = snapshot_drift(engine)  # (the job's read, before its write transaction)
+    assert found.wrong == 2
+    # A ticket written between the job's read and its correction counts itself.
+    make_ticket(session, ctx, [("reported", "2026-11-28T13:40:00+08:00")], external_id="LATE")
+    with write_flow(session, ctx) as flow:
+        assert reconcile_metrics(flow, found) == 2
+    session.commit()
+    assert_in_step(session)
+    assert run_job(engine, settings, clock, "reconcile_metrics") == 0
+    assert_in_step(session)
+
+
+def test_the_daily_jobs_read_waits_for_no_writer(
+    engine: Engine, session: Session, ctx: SlaContext
+) -> None:
+    """Its whole-table reads take no write lock: a writer in the middle of a transaction
+    (here one that will spoil two totals) neither holds it up nor shows it an uncommitted
+    change."""
+    make_ticket(session, ctx, [("reported", "2026-11-28T13:00:00+08:00")])
+    session.close()
+    writer = engine.connect()
+    try:
+        transaction = writer.begin()  # (on SQLite: the write lock, held)
+        writer.exec_driver_sql("UPDATE metric_totals SET count = count + 5")
+        done: list[int] = []
+        reader = threading.Thread(target=lambda: done.append(snapshot_drift(engine).wrong))
+        reader.start()
+        reader.join(timeout=10)
+        assert done == [0]  # read at once, and the writer's change not in it
+        transaction.rollback()
+    finally:
+        writer.close()
