@@ -655,7 +655,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 # Knowing it here spares every start (each CLI command, the server, each /readyz probe)
 # importing alembic and reading every migration file: about 0.2 s of a CLI command (4.30 →
 # 3.82 G instructions), 16 ms a probe on SQLite (bench/RESULTS.md, "Ninth round").
-SCHEMA_HEAD = "c9e2f4a6b815"
+SCHEMA_HEAD = "a3f8c1d2e905"
 
 
 def schema_state(engine: Engine) -> tuple[str | None, str]:

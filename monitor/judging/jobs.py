@@ -48,12 +48,14 @@ class Sweep:
 
 
 def due_tickets(session: Session, now: datetime) -> list[int]:
-    """Tickets with a running clock past its deadline or warning instant (indexed lookups)."""
+    """Tickets with a running clock past its deadline or warning instant (by the open
+    clocks' indexes: a running clock has no stop)."""
+    open_clock = col(TargetState.stop).is_(None)
     past_deadline = select(TargetState.ticket_id).where(
-        col(TargetState.status).in_(CLOCK_RUNNING), col(TargetState.deadline) < now
+        col(TargetState.status).in_(CLOCK_RUNNING), col(TargetState.deadline) < now, open_clock
     )
     past_warning = select(TargetState.ticket_id).where(
-        TargetState.status == TargetStatus.RUNNING, col(TargetState.risk_at) <= now
+        TargetState.status == TargetStatus.RUNNING, col(TargetState.risk_at) <= now, open_clock
     )
     ids = set(session.exec(past_deadline).all()) | set(session.exec(past_warning).all())
     return sorted(ids)

@@ -13,12 +13,18 @@ from monitor.sla.vocab import CLOCK_RUNNING, TargetStatus
 
 
 def next_wake(session: Session) -> datetime | None:
-    """When the next clock runs out or reaches its warning instant."""
+    """When the next clock runs out or reaches its warning instant (a running clock has no
+    stop: said, so that the open clocks' indexes serve)."""
+    open_clock = col(TargetState.stop).is_(None)
     deadline = session.exec(
-        select(sa.func.min(TargetState.deadline)).where(col(TargetState.status).in_(CLOCK_RUNNING))
+        select(sa.func.min(TargetState.deadline)).where(
+            col(TargetState.status).in_(CLOCK_RUNNING), open_clock
+        )
     ).one()
     warning = session.exec(
-        select(sa.func.min(TargetState.risk_at)).where(TargetState.status == TargetStatus.RUNNING)
+        select(sa.func.min(TargetState.risk_at)).where(
+            TargetState.status == TargetStatus.RUNNING, open_clock
+        )
     ).one()
     candidates = []
     if deadline is not None:

@@ -12,20 +12,35 @@ from sqlmodel import AutoString, Field, SQLModel
 from monitor.core.models_base import instant, text
 from monitor.sla.vocab import TargetStatus
 
+# A clock with no stop yet: running, at risk, paused, or breached and still running.
+OPEN_CLOCK = sa.text("stop IS NULL")
+
 
 class TargetState(SQLModel, table=True):
     """A ticket × target as last judged; rewritten in the same transaction as each event."""
 
     __tablename__ = "target_states"
     __table_args__ = (
-        sa.Index("ix_target_states_status_deadline", "status", "deadline"),
-        sa.Index("ix_target_states_status_risk_at", "status", "risk_at"),
-        # Covers the metrics' GROUP BY so a scrape reads the index alone.
-        sa.Index("ix_target_states_metrics", "pool", "severity", "target", "status"),
-        # Covers the duration histograms: stopped clocks by target, pool and severity.
+        # Open clocks only (a stopped clock never wakes the scheduler): most states are
+        # stopped, and indexing their deadlines, scattered over years, cost a batch of new
+        # tickets more pages to write than any other index. A query that uses these says
+        # `stop IS NULL` (`OPEN_CLOCK`), as the planners need to see it to use them.
         sa.Index(
-            "ix_target_states_durations", "target", "pool", "severity", "elapsed_seconds", "stop"
+            "ix_target_states_open_deadline",
+            "status",
+            "deadline",
+            sqlite_where=OPEN_CLOCK,
+            postgresql_where=OPEN_CLOCK,
         ),
+        sa.Index(
+            "ix_target_states_open_risk_at",
+            "status",
+            "risk_at",
+            sqlite_where=OPEN_CLOCK,
+            postgresql_where=OPEN_CLOCK,
+        ),
+        # (No index for the metrics: a scrape reads the running totals, and only the daily
+        # correction of those reads every state, in a snapshot that blocks no writer.)
     )
 
     ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
